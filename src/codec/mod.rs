@@ -1,0 +1,84 @@
+//! RTP payload formats: access unit → RTP payloads, and the SDP `rtpmap`
+//! and `fmtp` values for each codec.
+
+pub mod aac;
+pub mod h264;
+
+use crate::media::{AccessUnit, CodecParams};
+use crate::rtp::{PacketBatch, RtpStreamState};
+
+/// Errors while cutting an access unit into RTP payloads.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// The sample's NAL length prefixes do not match its size.
+    #[error("malformed H.264 sample: {0}")]
+    MalformedH264(&'static str),
+    /// The access unit cannot be described by the payload format.
+    #[error("AAC access unit of {0} bytes is too large for RFC 3640 AU-size")]
+    AacTooLarge(usize),
+}
+
+/// The packetizer of one track, chosen by its codec.
+#[derive(Debug)]
+pub enum Packetizer {
+    /// H.264, RFC 6184 packetization-mode 1.
+    H264(h264::H264Packetizer),
+    /// AAC, RFC 3640 mpeg4-generic AAC-hbr.
+    Aac(aac::AacPacketizer),
+}
+
+impl Packetizer {
+    /// The packetizer for `codec`, producing packets of at most `mtu` bytes
+    /// (RTP header included).
+    pub fn new(codec: &CodecParams, mtu: usize) -> Self {
+        match codec {
+            CodecParams::H264 {
+                sps,
+                pps,
+                nal_length_size,
+                ..
+            } => Packetizer::H264(h264::H264Packetizer::new(
+                mtu,
+                *nal_length_size,
+                sps.clone(),
+                pps.clone(),
+            )),
+            CodecParams::Aac { .. } => Packetizer::Aac(aac::AacPacketizer::new(mtu)),
+        }
+    }
+
+    /// Appends the RTP packets of `au`, stamped with `rtp_timestamp`, to
+    /// `out`.
+    pub fn packetize(
+        &mut self,
+        au: &AccessUnit,
+        rtp_timestamp: u32,
+        stream: &mut RtpStreamState,
+        out: &mut PacketBatch,
+    ) -> Result<(), CodecError> {
+        match self {
+            Packetizer::H264(p) => p.packetize(&au.data, au.keyframe, rtp_timestamp, stream, out),
+            Packetizer::Aac(p) => p.packetize(&[&au.data[..]], rtp_timestamp, stream, out),
+        }
+    }
+}
+
+/// The `a=rtpmap` encoding name/clock rate[/channels] (RFC 4566 §6).
+pub fn rtpmap(codec: &CodecParams) -> String {
+    match codec {
+        CodecParams::H264 { .. } => "H264/90000".to_string(),
+        CodecParams::Aac {
+            sample_rate,
+            channels,
+            ..
+        } => format!("mpeg4-generic/{sample_rate}/{channels}"),
+    }
+}
+
+/// The `a=fmtp` parameters (without the payload type).
+pub fn fmtp(codec: &CodecParams) -> String {
+    match codec {
+        CodecParams::H264 { sps, pps, .. } => h264::fmtp(sps, pps),
+        CodecParams::Aac { config, .. } => aac::fmtp(config),
+    }
+}

@@ -1,0 +1,112 @@
+//! Media sources: container demuxers that yield access units with their
+//! decode and presentation times, and the catalogue of served files.
+
+pub mod catalog;
+pub mod mp4;
+
+use bytes::Bytes;
+
+/// Codec-specific description of a track, as needed for SDP (RFC 4566) and
+/// the RTP payload formats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodecParams {
+    /// H.264 video (RFC 6184). Parameter sets are raw NAL units without
+    /// start codes or length prefixes.
+    H264 {
+        /// Sequence parameter sets.
+        sps: Vec<Bytes>,
+        /// Picture parameter sets.
+        pps: Vec<Bytes>,
+        /// Size in bytes of the length prefix of each NAL unit in a sample
+        /// (`lengthSizeMinusOne + 1` of the avcC box, ISO/IEC 14496-15).
+        nal_length_size: u8,
+        /// Coded width in pixels.
+        width: u16,
+        /// Coded height in pixels.
+        height: u16,
+    },
+    /// MPEG-4 AAC audio (RFC 3640, mpeg4-generic AAC-hbr).
+    Aac {
+        /// The AudioSpecificConfig (ISO/IEC 14496-3) from the esds box.
+        config: Bytes,
+        /// Sampling rate in Hz; also the RTP clock rate.
+        sample_rate: u32,
+        /// Number of channels.
+        channels: u8,
+    },
+}
+
+impl CodecParams {
+    /// The RTP clock rate of this codec's payload format: 90 kHz for video
+    /// (RFC 6184 §8.2.1), the sampling rate for AAC (RFC 3640 §4.1).
+    pub fn clock_rate(&self) -> u32 {
+        match self {
+            CodecParams::H264 { .. } => 90_000,
+            CodecParams::Aac { sample_rate, .. } => *sample_rate,
+        }
+    }
+
+    /// True for video tracks, whose RTP packets carry the marker bit on the
+    /// last packet of each access unit.
+    pub fn is_video(&self) -> bool {
+        matches!(self, CodecParams::H264 { .. })
+    }
+}
+
+/// One track of a media file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackInfo {
+    /// Index of the track within its file (0-based, in SDP order).
+    pub index: usize,
+    /// Codec and its parameters.
+    pub codec: CodecParams,
+    /// Ticks per second of the container's time values for this track.
+    pub timescale: u32,
+    /// Track duration in `timescale` ticks.
+    pub duration: u64,
+}
+
+/// One access unit (a coded video frame or a group of audio samples), the
+/// unit of pacing and packetization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessUnit {
+    /// Index of the track it belongs to.
+    pub track: usize,
+    /// Decode time in the track's timescale ticks (may be negative when an
+    /// edit list shifts B-frame streams).
+    pub dts: i64,
+    /// Presentation (composition) time in the track's timescale ticks.
+    pub pts: i64,
+    /// Duration in the track's timescale ticks.
+    pub duration: u32,
+    /// True for sync samples (IDR pictures, every AAC frame).
+    pub keyframe: bool,
+    /// The sample bytes as stored in the container (for H.264: NAL units
+    /// with length prefixes of `nal_length_size` bytes).
+    pub data: Bytes,
+}
+
+/// Converts `ticks` from one clock rate to another, rounding to nearest.
+pub fn rescale(ticks: i64, from: u32, to: u32) -> i64 {
+    if from == to || from == 0 {
+        return ticks;
+    }
+    let num = ticks as i128 * to as i128;
+    let den = from as i128;
+    let half = den / 2;
+    let rounded = if num >= 0 { (num + half) / den } else { (num - half) / den };
+    rounded as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rescale_rounds_to_nearest() {
+        assert_eq!(rescale(512, 15360, 90_000), 3000);
+        assert_eq!(rescale(1, 3, 2), 1);
+        assert_eq!(rescale(-512, 15360, 90_000), -3000);
+        assert_eq!(rescale(1024, 48_000, 48_000), 1024);
+    }
+}
