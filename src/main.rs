@@ -1,1 +1,77 @@
-fn main() {}
+//! `rtpcast`: serve MP4 files over RTSP/RTP.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use rtpcast::config::Config;
+use rtpcast::media::catalog::Catalog;
+
+/// Serve MP4 files (H.264 + AAC) over RTSP/RTP to VLC, ffplay, GStreamer
+/// and any RTSP client. With no MEDIA, serves the bundled sample clip at
+/// rtsp://HOST:5544/ and rtsp://HOST:5544/sample.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// An .mp4 file (served at / and /NAME) or a folder (every .mp4 under
+    /// it, at its relative path).
+    media: Option<PathBuf>,
+    /// RTSP TCP port.
+    #[arg(long, default_value_t = 5544)]
+    rtsp_port: u16,
+    /// Server RTP UDP port; RTCP uses the next port. All sessions share
+    /// this pair.
+    #[arg(long, default_value_t = 5005)]
+    rtp_port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind: IpAddr,
+    /// Largest RTP packet in bytes, RTP header included.
+    #[arg(long, default_value_t = 1400, value_parser = clap::value_parser!(u16).range(256..=9000))]
+    mtu: u16,
+    /// Start again from the beginning at the end of the file.
+    #[arg(long = "loop")]
+    loop_playback: bool,
+    /// Log filter: error, warn, info, debug, trace, or a tracing
+    /// directive such as `rtpcast=debug`.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .with_context(|| format!("invalid --log-level {:?}", args.log_level))?;
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let config = Config {
+        bind: args.bind,
+        rtsp_port: args.rtsp_port,
+        rtp_port: args.rtp_port,
+        mtu: usize::from(args.mtu),
+        loop_playback: args.loop_playback,
+        media: args.media,
+        ..Config::default()
+    };
+    let catalog = match &config.media {
+        Some(path) => Catalog::from_path(path).with_context(|| format!("opening {}", path.display()))?,
+        None => Catalog::bundled_sample().context("opening the bundled sample")?,
+    };
+    let mounts = catalog.describe_mounts();
+    let server = rtpcast::server::start(&config, catalog).await?;
+    let host = if config.bind.is_unspecified() { "localhost".to_string() } else { config.bind.to_string() };
+    for mount in mounts {
+        tracing::info!("serving rtsp://{host}:{}{mount}", server.rtsp_addr.port());
+    }
+    tracing::info!(
+        "RTSP on {}, RTP/RTCP on UDP {}-{}",
+        server.rtsp_addr,
+        server.rtp_port,
+        server.rtp_port + 1
+    );
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tracing::info!("shutting down");
+    server.shutdown();
+    Ok(())
+}

@@ -5,7 +5,7 @@ use super::mp4::Mp4Media;
 
 /// Stub: why a path could not be resolved to media.
 #[derive(Debug, thiserror::Error)]
-pub enum ResolveError { #[error("not found")] NotFound(String) }
+pub enum ResolveError { #[error("not found")] NotFound(String), #[error("forbidden")] Forbidden(String), #[error("media")] Media(super::mp4::MediaError) }
 
 /// Stub.
 #[derive(Debug)]
@@ -18,4 +18,8 @@ impl Catalog {
     pub fn from_path(_path: &Path) -> Result<Self, super::mp4::MediaError> { todo!() }
     /// Stub: media for a URL path (already without track suffix).
     pub fn resolve(&self, _url_path: &str) -> Result<Arc<Mp4Media>, ResolveError> { todo!() }
+}
+impl Catalog {
+    /// Stub.
+    pub fn describe_mounts(&self) -> Vec<String> { todo!() }
 }

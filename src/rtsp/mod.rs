@@ -3,3 +3,5 @@
 
 pub mod framing;
 pub mod transport;
+pub mod handler;
+pub mod session;

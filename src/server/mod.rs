@@ -1,1 +1,177 @@
-//! Stub.
+//! The tokio layer: the RTSP listener, one task per connection, one task
+//! per playing session, the shared UDP port pair and the session reaper.
+//! It moves bytes between sockets and the sans-IO core and decides nothing.
+
+mod connection;
+mod session_task;
+pub mod udp;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::media::catalog::Catalog;
+use crate::rtsp::handler::{HandlerSettings, RtcpSource, RtspHandler};
+use udp::UdpPair;
+
+/// Connections one client address may hold at once (CVE-2021-39283).
+const MAX_CONNECTIONS_PER_IP: usize = 64;
+
+/// State shared by all tasks.
+#[derive(Debug)]
+struct Shared {
+    handler: Mutex<RtspHandler>,
+    udp: UdpPair,
+    wakers: Mutex<HashMap<String, Arc<Notify>>>,
+    connections_per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
+}
+
+impl Shared {
+    fn handler(&self) -> std::sync::MutexGuard<'_, RtspHandler> {
+        self.handler.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wake(&self, session_id: &str) {
+        let wakers = self.wakers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(notify) = wakers.get(session_id) {
+            notify.notify_one();
+        }
+    }
+}
+
+/// A server started by [`start`].
+#[derive(Debug)]
+pub struct RunningServer {
+    /// Where RTSP is listening.
+    pub rtsp_addr: SocketAddr,
+    /// The server RTP port (RTCP is the next one).
+    pub rtp_port: u16,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting and receiving (sessions' tasks end as their
+    /// connections close).
+    pub fn shutdown(self) {
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Binds the sockets and starts serving `catalog` in the background.
+pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningServer> {
+    let listener = TcpListener::bind((config.bind, config.rtsp_port))
+        .await
+        .with_context(|| format!("binding RTSP port {}:{}", config.bind, config.rtsp_port))?;
+    let udp = UdpPair::bind(config.bind, config.rtp_port)
+        .await
+        .with_context(|| format!("binding RTP/RTCP ports {}:{}-{}", config.bind, config.rtp_port, config.rtp_port.saturating_add(1)))?;
+    let rtp_port = udp.rtp_port()?;
+    let settings = HandlerSettings {
+        server_rtp_port: rtp_port,
+        mtu: config.mtu,
+        loop_playback: config.loop_playback,
+        session_timeout: Duration::from_secs(config.session_timeout_secs),
+        max_sessions_per_connection: 16,
+        max_sessions: 1024,
+    };
+    let shared = Arc::new(Shared {
+        handler: Mutex::new(RtspHandler::new(Arc::new(catalog), settings)),
+        udp,
+        wakers: Mutex::new(HashMap::new()),
+        connections_per_ip: Mutex::new(HashMap::new()),
+    });
+    let rtsp_addr = listener.local_addr()?;
+    let tasks = vec![
+        tokio::spawn(accept_loop(listener, shared.clone())),
+        tokio::spawn(rtcp_receive_loop(shared.clone())),
+        tokio::spawn(rtp_drain_loop(shared.clone())),
+        tokio::spawn(reaper_loop(shared)),
+    ];
+    Ok(RunningServer {
+        rtsp_addr,
+        rtp_port,
+        tasks,
+    })
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut next_id = 0u64;
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        {
+            let mut counts = shared.connections_per_ip.lock().unwrap_or_else(|p| p.into_inner());
+            let count = counts.entry(peer.ip()).or_insert(0);
+            if *count >= MAX_CONNECTIONS_PER_IP {
+                tracing::warn!(%peer, "too many connections from this address; refusing");
+                continue;
+            }
+            *count += 1;
+        }
+        next_id += 1;
+        let shared = shared.clone();
+        let id = next_id;
+        tokio::spawn(async move {
+            connection::serve(shared.clone(), socket, peer, id).await;
+            let mut counts = shared.connections_per_ip.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(count) = counts.get_mut(&peer.ip()) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(&peer.ip());
+                }
+            }
+        });
+    }
+}
+
+/// Receiver reports arrive on the RTCP port; anything that is not valid
+/// RTCP (NAT-opening dummies) is ignored by the handler.
+async fn rtcp_receive_loop(shared: Arc<Shared>) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        match shared.udp.rtcp.recv_from(&mut buf).await {
+            Ok((len, from)) => {
+                shared.handler().handle_rtcp(RtcpSource::Udp(from), &buf[..len], std::time::Instant::now());
+            }
+            Err(error) => {
+                tracing::debug!(%error, "RTCP receive failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Clients send a few packets to our RTP port to open NATs; read and drop
+/// them so they do not fill the socket buffer.
+async fn rtp_drain_loop(shared: Arc<Shared>) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        if shared.udp.rtp.recv_from(&mut buf).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn reaper_loop(shared: Arc<Shared>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        interval.tick().await;
+        let actions = shared.handler().expire_sessions(std::time::Instant::now());
+        session_task::run_actions(&shared, actions, None);
+    }
+}

@@ -1,0 +1,629 @@
+//! RTSP method handling (RFC 2326 §10): a request in, a response and the
+//! actions the I/O layer must take out. No sockets, no clock reads.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rtsp_types::{headers, Method, Request, Response, StatusCode, Url, Version};
+
+use super::session::{ConnectionId, Owner, Session, SessionState};
+use super::transport::{self, Delivery, TransportError};
+use crate::media::catalog::{Catalog, ResolveError};
+use crate::rtcp::RtcpPacket;
+use crate::sdp;
+use crate::stream::{SessionStream, TrackOutput};
+
+/// Methods listed in `Public:` (clients use GET_PARAMETER as keep-alive only
+/// when listed here).
+pub const PUBLIC_METHODS: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER";
+
+/// Value of the `Server:` header.
+pub const SERVER_NAME: &str = concat!("rtpcast/", env!("CARGO_PKG_VERSION"));
+
+/// Settings the method handlers need.
+#[derive(Debug, Clone)]
+pub struct HandlerSettings {
+    /// The server's RTP port; RTCP is the next one.
+    pub server_rtp_port: u16,
+    /// Largest RTP packet in bytes.
+    pub mtu: usize,
+    /// Restart at end of file.
+    pub loop_playback: bool,
+    /// Idle time after which a session is torn down.
+    pub session_timeout: Duration,
+    /// Sessions one connection may hold (CVE-2021-39283: bound state).
+    pub max_sessions_per_connection: usize,
+    /// Sessions the whole server may hold.
+    pub max_sessions: usize,
+}
+
+/// Where a request came from.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestContext {
+    /// The RTSP connection.
+    pub connection: ConnectionId,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The server's address on this connection.
+    pub local: SocketAddr,
+}
+
+/// Work for the I/O layer.
+#[derive(Debug)]
+pub enum Action {
+    /// A session was created: start driving its stream.
+    Spawn {
+        /// The session id.
+        session_id: String,
+        /// Its sender.
+        stream: Arc<Mutex<SessionStream>>,
+    },
+    /// A session's schedule changed (play, pause, teardown): poll it again.
+    Wake {
+        /// The session id.
+        session_id: String,
+    },
+}
+
+/// A response plus what to do after sending it.
+#[derive(Debug)]
+pub struct Handled {
+    /// The answer to send.
+    pub response: Response<Vec<u8>>,
+    /// Follow-up actions.
+    pub actions: Vec<Action>,
+}
+
+/// An RTSP error answer: status code and reason phrase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The RTSP status code (RFC 2326 §7.1.1).
+    pub status: u16,
+    /// A reason phrase that says what was wrong.
+    pub reason: String,
+}
+
+impl Refusal {
+    fn new(status: u16, reason: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// All sessions of the server and the methods that act on them.
+#[derive(Debug)]
+pub struct RtspHandler {
+    catalog: Arc<Catalog>,
+    settings: HandlerSettings,
+    sessions: HashMap<String, Session>,
+}
+
+impl RtspHandler {
+    /// A handler serving `catalog`.
+    pub fn new(catalog: Arc<Catalog>, settings: HandlerSettings) -> Self {
+        RtspHandler {
+            catalog,
+            settings,
+            sessions: HashMap::new(),
+        }
+    }
+
+    /// Number of live sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Answers one request (RFC 2326 §10). Errors become status codes with
+    /// a reason phrase; nothing a client sends can panic here.
+    pub fn handle(&mut self, request: &Request<Vec<u8>>, ctx: &RequestContext, now: Instant) -> Handled {
+        let Some(cseq) = request.header(&headers::CSEQ).map(|v| v.as_str().trim().to_string()) else {
+            return refused(None, Refusal::new(400, "Missing CSeq"));
+        };
+        if request.version() != Version::V1_0 {
+            return refused(Some(&cseq), Refusal::new(505, "RTSP Version Not Supported"));
+        }
+        let mut actions = Vec::new();
+        let result = match request.method() {
+            Method::Options => Ok(ok(&cseq).header(headers::PUBLIC, PUBLIC_METHODS).build(Vec::new())),
+            Method::Describe => self.describe(request, ctx, &cseq),
+            Method::Setup => self.setup(request, ctx, &cseq, now, &mut actions),
+            Method::Play => self.play(request, ctx, &cseq, now, &mut actions),
+            Method::Pause => self.pause(request, ctx, &cseq, now, &mut actions),
+            Method::Teardown => self.teardown(request, ctx, &cseq, &mut actions),
+            Method::GetParameter => self.get_parameter(request, ctx, &cseq, now),
+            _ => Err(Refusal::new(501, "Not Implemented")),
+        };
+        match result {
+            Ok(response) => Handled {
+                response,
+                actions,
+            },
+            Err(refusal) => {
+                tracing::info!(
+                    peer = %ctx.peer,
+                    method = ?request.method(),
+                    uri = request.request_uri().map(|u| u.as_str()).unwrap_or("*"),
+                    status = refusal.status,
+                    reason = %refusal.reason,
+                    "request refused"
+                );
+                refused(Some(&cseq), refusal)
+            }
+        }
+    }
+
+    /// Handles an RTCP compound packet the client sent on `from` (its RTCP
+    /// port) or on an interleaved channel: liveness plus reception stats.
+    pub fn handle_rtcp(&mut self, source: RtcpSource, packet: &[u8], now: Instant) {
+        let Some(session) = self.sessions.values_mut().find(|s| source.matches(s)) else {
+            return;
+        };
+        let Ok(packets) = crate::rtcp::parse_compound(packet) else {
+            // NAT-opening dummies and junk are ignored (interop notes).
+            return;
+        };
+        session.last_activity = now;
+        let mut stream = lock(&session.stream);
+        for packet in packets {
+            let blocks = match packet {
+                RtcpPacket::ReceiverReport { blocks, .. } => blocks,
+                RtcpPacket::SenderReport { blocks, .. } => blocks,
+                _ => continue,
+            };
+            for block in blocks {
+                if let Some(track) = stream.record_report(block) {
+                    tracing::debug!(
+                        session = %session.id,
+                        track,
+                        fraction_lost = block.fraction_lost,
+                        cumulative_lost = block.cumulative_lost,
+                        jitter = block.jitter,
+                        "receiver report"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Tears down the sessions whose client has been silent past the
+    /// timeout (RFC 2326 §12.37).
+    pub fn expire_sessions(&mut self, now: Instant) -> Vec<Action> {
+        let expired: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| s.expired(now))
+            .map(|s| s.id.clone())
+            .collect();
+        expired
+            .into_iter()
+            .filter_map(|id| {
+                tracing::info!(session = %id, "session timed out");
+                self.remove_session(&id)
+            })
+            .collect()
+    }
+
+    /// Tears down the sessions that delivered over a connection that has
+    /// closed; UDP sessions outlive their connection until they time out.
+    pub fn connection_closed(&mut self, connection: ConnectionId) -> Vec<Action> {
+        let gone: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| s.owner.connection == connection && s.interleaved)
+            .map(|s| s.id.clone())
+            .collect();
+        gone.into_iter()
+            .filter_map(|id| self.remove_session(&id))
+            .collect()
+    }
+
+    fn remove_session(&mut self, id: &str) -> Option<Action> {
+        let session = self.sessions.remove(id)?;
+        lock(&session.stream).teardown();
+        Some(Action::Wake {
+            session_id: session.id,
+        })
+    }
+
+    fn describe(
+        &self,
+        request: &Request<Vec<u8>>,
+        ctx: &RequestContext,
+        cseq: &str,
+    ) -> Result<Response<Vec<u8>>, Refusal> {
+        let url = request_url(request)?;
+        let (mount, _) = split_track(url.path());
+        let media = self.resolve(&mount)?;
+        let body = sdp::describe(media.tracks(), media.duration_secs(), ctx.local.ip());
+        Ok(ok(cseq)
+            .header(headers::CONTENT_BASE, content_base(url))
+            .header(headers::CONTENT_TYPE, "application/sdp")
+            .build(body.into_bytes()))
+    }
+
+    fn setup(
+        &mut self,
+        request: &Request<Vec<u8>>,
+        ctx: &RequestContext,
+        cseq: &str,
+        now: Instant,
+        actions: &mut Vec<Action>,
+    ) -> Result<Response<Vec<u8>>, Refusal> {
+        let url = request_url(request)?;
+        let (mount, track) = split_track(url.path());
+        let existing = match session_id(request) {
+            Some(id) => Some(self.owned_session(&id, ctx, &Method::Setup)?.id.clone()),
+            None => None,
+        };
+        let media = match &existing {
+            Some(id) => {
+                let session = &self.sessions[id];
+                if session.mount != mount {
+                    return Err(Refusal::new(459, "Aggregate Operation Not Allowed: other media"));
+                }
+                lock(&session.stream).media().clone()
+            }
+            None => self.resolve(&mount)?,
+        };
+        let track = match track {
+            Some(index) => index,
+            None if media.tracks().len() == 1 => 0,
+            None => return Err(Refusal::new(459, "Aggregate Operation Not Allowed: SETUP a track URL")),
+        };
+        let Some(info) = media.tracks().get(track).cloned() else {
+            return Err(Refusal::new(404, format!("Not Found: no track {track}")));
+        };
+        let transport_header = request
+            .header(&headers::TRANSPORT)
+            .ok_or_else(|| Refusal::new(461, "Unsupported Transport: no Transport header"))?;
+        let free_channel = existing
+            .as_ref()
+            .map(|id| next_free_channel(&self.sessions[id]))
+            .unwrap_or(0);
+        let negotiated = transport::negotiate(
+            transport_header.as_str(),
+            ctx.peer.ip(),
+            self.settings.server_rtp_port,
+            free_channel,
+        )
+        .map_err(|error| match error {
+            TransportError::Unsupported(why) => Refusal::new(461, format!("Unsupported Transport: {why}")),
+            TransportError::Malformed(why) => Refusal::new(400, format!("Bad Request: Transport {why}")),
+        })?;
+        let interleaved = matches!(negotiated.delivery, Delivery::Interleaved { .. });
+        let output = TrackOutput::new(
+            info,
+            negotiated.delivery,
+            sdp::payload_type(track),
+            self.settings.mtu,
+        );
+        let id = match existing {
+            Some(id) => {
+                let session = self.sessions.get_mut(&id).ok_or_else(|| Refusal::new(454, "Session Not Found"))?;
+                session.last_activity = now;
+                session.interleaved |= interleaved;
+                lock(&session.stream).set_up_track(output);
+                id
+            }
+            None => {
+                self.check_session_limits(ctx.connection)?;
+                let mut stream = SessionStream::new(media, format!("rtpcast@{}", ctx.local.ip()), self.settings.loop_playback);
+                stream.set_up_track(output);
+                let stream = Arc::new(Mutex::new(stream));
+                let mut id = Session::new_id();
+                while self.sessions.contains_key(&id) {
+                    id = Session::new_id();
+                }
+                tracing::info!(session = %id, peer = %ctx.peer, mount = %mount, "session created");
+                actions.push(Action::Spawn {
+                    session_id: id.clone(),
+                    stream: stream.clone(),
+                });
+                self.sessions.insert(
+                    id.clone(),
+                    Session {
+                        id: id.clone(),
+                        owner: Owner {
+                            connection: ctx.connection,
+                            ip: ctx.peer.ip(),
+                        },
+                        state: SessionState::Ready,
+                        mount,
+                        stream,
+                        last_activity: now,
+                        timeout: self.settings.session_timeout,
+                        interleaved,
+                    },
+                );
+                id
+            }
+        };
+        Ok(ok(cseq)
+            .header(headers::TRANSPORT, negotiated.reply)
+            .header(headers::SESSION, self.session_header(&id))
+            .build(Vec::new()))
+    }
+
+    fn play(
+        &mut self,
+        request: &Request<Vec<u8>>,
+        ctx: &RequestContext,
+        cseq: &str,
+        now: Instant,
+        actions: &mut Vec<Action>,
+    ) -> Result<Response<Vec<u8>>, Refusal> {
+        let url = request_url(request)?;
+        let start = match request.header(&headers::RANGE) {
+            Some(range) => parse_npt_start(range.as_str())
+                .ok_or_else(|| Refusal::new(457, format!("Invalid Range: {}", range.as_str())))?,
+            None => None,
+        };
+        let id = self.session_id_for(request, ctx, &Method::Play, now)?;
+        let header = self.session_header(&id);
+        let session = self.sessions.get_mut(&id).ok_or_else(|| Refusal::new(454, "Session Not Found"))?;
+        let mut stream = lock(&session.stream);
+        let duration = stream.media().duration_secs();
+        if start.is_some_and(|s| s > duration) {
+            return Err(Refusal::new(457, format!("Invalid Range: beyond {duration:.3}")));
+        }
+        if session.state == SessionState::Playing && start.is_none() {
+            drop(stream);
+            return Ok(ok(cseq).header(headers::SESSION, header).build(Vec::new()));
+        }
+        let started = stream.play(now, start);
+        drop(stream);
+        session.state = SessionState::Playing;
+        actions.push(Action::Wake { session_id: id.clone() });
+        let base = aggregate_url(url);
+        let rtp_info = started
+            .tracks
+            .iter()
+            .map(|(index, seq, rtptime)| {
+                format!("url={base}/{};seq={seq};rtptime={rtptime}", sdp::track_control(*index))
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(ok(cseq)
+            .header(headers::SESSION, header)
+            .header(headers::RANGE, format!("npt={:.3}-{duration:.3}", started.npt_start))
+            .header(headers::RTP_INFO, rtp_info)
+            .build(Vec::new()))
+    }
+
+    fn pause(
+        &mut self,
+        request: &Request<Vec<u8>>,
+        ctx: &RequestContext,
+        cseq: &str,
+        now: Instant,
+        actions: &mut Vec<Action>,
+    ) -> Result<Response<Vec<u8>>, Refusal> {
+        let id = self.session_id_for(request, ctx, &Method::Pause, now)?;
+        let header = self.session_header(&id);
+        let session = self.sessions.get_mut(&id).ok_or_else(|| Refusal::new(454, "Session Not Found"))?;
+        lock(&session.stream).pause();
+        session.state = SessionState::Ready;
+        actions.push(Action::Wake { session_id: id });
+        Ok(ok(cseq).header(headers::SESSION, header).build(Vec::new()))
+    }
+
+    fn teardown(
+        &mut self,
+        request: &Request<Vec<u8>>,
+        ctx: &RequestContext,
+        cseq: &str,
+        actions: &mut Vec<Action>,
+    ) -> Result<Response<Vec<u8>>, Refusal> {
+        let id = session_id(request).ok_or_else(|| Refusal::new(454, "Session Not Found: no Session header"))?;
+        self.owned_session(&id, ctx, &Method::Teardown)?;
+        tracing::info!(session = %id, peer = %ctx.peer, "session torn down");
+        actions.extend(self.remove_session(&id));
+        Ok(ok(cseq).build(Vec::new()))
+    }
+
+    fn get_parameter(
+        &mut self,
+        request: &Request<Vec<u8>>,
+        ctx: &RequestContext,
+        cseq: &str,
+        now: Instant,
+    ) -> Result<Response<Vec<u8>>, Refusal> {
+        if session_id(request).is_none() {
+            return Ok(ok(cseq).build(Vec::new()));
+        }
+        let id = self.session_id_for(request, ctx, &Method::GetParameter, now)?;
+        Ok(ok(cseq).header(headers::SESSION, self.session_header(&id)).build(Vec::new()))
+    }
+
+    /// The id of the request's session after checking it exists, belongs
+    /// to this client and accepts `method`; marks the client alive.
+    fn session_id_for(
+        &mut self,
+        request: &Request<Vec<u8>>,
+        ctx: &RequestContext,
+        method: &Method,
+        now: Instant,
+    ) -> Result<String, Refusal> {
+        let id = session_id(request).ok_or_else(|| Refusal::new(454, "Session Not Found: no Session header"))?;
+        let session = self.owned_session(&id, ctx, method)?;
+        let id = session.id.clone();
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.last_activity = now;
+        }
+        Ok(id)
+    }
+
+    fn owned_session(&self, id: &str, ctx: &RequestContext, method: &Method) -> Result<&Session, Refusal> {
+        let session = self
+            .sessions
+            .get(id)
+            .filter(|s| s.owner.allows(ctx.connection, ctx.peer.ip(), s.interleaved))
+            .ok_or_else(|| Refusal::new(454, "Session Not Found"))?;
+        session
+            .state
+            .after(method)
+            .map_err(|e| Refusal::new(455, format!("Method Not Valid In This State: {e}")))?;
+        Ok(session)
+    }
+
+    fn check_session_limits(&self, connection: ConnectionId) -> Result<(), Refusal> {
+        let on_connection = self
+            .sessions
+            .values()
+            .filter(|s| s.owner.connection == connection)
+            .count();
+        if on_connection >= self.settings.max_sessions_per_connection || self.sessions.len() >= self.settings.max_sessions {
+            return Err(Refusal::new(453, "Not Enough Bandwidth: too many sessions"));
+        }
+        Ok(())
+    }
+
+    fn resolve(&self, mount: &str) -> Result<Arc<crate::media::mp4::Mp4Media>, Refusal> {
+        self.catalog.resolve(mount).map_err(|error| match error {
+            ResolveError::NotFound(path) => Refusal::new(404, format!("Not Found: {path}")),
+            ResolveError::Forbidden(path) => Refusal::new(404, format!("Not Found: {path}")),
+            ResolveError::Media(error) => Refusal::new(415, format!("Unsupported Media Type: {error}")),
+        })
+    }
+
+    fn session_header(&self, id: &str) -> String {
+        format!("{id};timeout={}", self.settings.session_timeout.as_secs())
+    }
+}
+
+/// Identifies which session an RTCP packet belongs to.
+#[derive(Debug, Clone, Copy)]
+pub enum RtcpSource {
+    /// Received on the server's RTCP UDP port from this address.
+    Udp(SocketAddr),
+    /// Received interleaved on a connection's channel.
+    Interleaved(ConnectionId, u8),
+}
+
+impl RtcpSource {
+    fn matches(&self, session: &Session) -> bool {
+        let stream = lock(&session.stream);
+        stream.tracks().iter().any(|t| match (*self, t.delivery) {
+            (RtcpSource::Udp(from), Delivery::Udp { rtcp, .. }) => from == rtcp,
+            (RtcpSource::Interleaved(conn, channel), Delivery::Interleaved { rtcp_channel, .. }) => {
+                conn == session.owner.connection && channel == rtcp_channel
+            }
+            _ => false,
+        })
+    }
+}
+
+/// Locks a session's stream; a poisoned lock (a panic elsewhere) still
+/// yields the data, since the stream's state stays consistent per call.
+pub fn lock(stream: &Mutex<SessionStream>) -> MutexGuard<'_, SessionStream> {
+    stream.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn ok(cseq: &str) -> rtsp_types::ResponseBuilder {
+    Response::builder(Version::V1_0, StatusCode::Ok)
+        .header(headers::CSEQ, cseq)
+        .header(headers::SERVER, SERVER_NAME)
+}
+
+fn refused(cseq: Option<&str>, refusal: Refusal) -> Handled {
+    let mut builder = Response::builder(Version::V1_0, StatusCode::from(refusal.status))
+        .reason_phrase(refusal.reason)
+        .header(headers::SERVER, SERVER_NAME);
+    if let Some(cseq) = cseq {
+        builder = builder.header(headers::CSEQ, cseq);
+    }
+    Handled {
+        response: builder.build(Vec::new()),
+        actions: Vec::new(),
+    }
+}
+
+/// The answer to a request that could not be parsed at all (400/413).
+pub fn unparseable(status: u16, reason: &str) -> Response<Vec<u8>> {
+    refused(None, Refusal::new(status, reason)).response
+}
+
+fn request_url(request: &Request<Vec<u8>>) -> Result<&Url, Refusal> {
+    request
+        .request_uri()
+        .ok_or_else(|| Refusal::new(400, "Bad Request: no URL"))
+}
+
+fn session_id(request: &Request<Vec<u8>>) -> Option<String> {
+    let value = request.header(&headers::SESSION)?;
+    let id = value.as_str().split(';').next()?.trim();
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+/// Splits a URL path into the mount path and an optional track index from
+/// a trailing `trackID=N` segment.
+fn split_track(path: &str) -> (String, Option<usize>) {
+    let trimmed = path.trim_end_matches('/');
+    if let Some((head, last)) = trimmed.rsplit_once('/') {
+        if let Some(index) = sdp::parse_track_control(last) {
+            let mount = if head.is_empty() { "/" } else { head };
+            return (mount.to_string(), Some(index));
+        }
+    }
+    let mount = if trimmed.is_empty() { "/" } else { trimmed };
+    (mount.to_string(), None)
+}
+
+/// Content-Base for DESCRIBE: the request URL without query, with a
+/// trailing slash so relative `a=control` values join under it.
+fn content_base(url: &Url) -> String {
+    format!("{}/", aggregate_url(url))
+}
+
+/// The request URL without query, fragment or trailing slash.
+fn aggregate_url(url: &Url) -> String {
+    let mut base = url.clone();
+    base.set_query(None);
+    base.set_fragment(None);
+    base.as_str().trim_end_matches('/').to_string()
+}
+
+fn next_free_channel(session: &Session) -> u8 {
+    let stream = lock(&session.stream);
+    stream
+        .tracks()
+        .iter()
+        .filter_map(|t| match t.delivery {
+            Delivery::Interleaved { rtcp_channel, .. } => rtcp_channel.checked_add(1),
+            Delivery::Udp { .. } => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Parses the start of an npt Range (RFC 2326 §3.6): `Some(None)` for an
+/// open or `now` start, `Some(Some(secs))` for a time, `None` if invalid.
+fn parse_npt_start(value: &str) -> Option<Option<f64>> {
+    let spec = value.split(';').next()?.trim();
+    let times = spec.strip_prefix("npt")?.trim_start().strip_prefix('=')?.trim();
+    let (start, _end) = times.split_once('-')?;
+    let start = start.trim();
+    if start.is_empty() || start == "now" {
+        return Some(None);
+    }
+    let mut secs = 0.0;
+    let parts: Vec<&str> = start.split(':').collect();
+    if parts.len() > 3 {
+        return None;
+    }
+    for part in &parts {
+        let value: f64 = part.parse().ok()?;
+        if !value.is_finite() || value < 0.0 {
+            return None;
+        }
+        secs = secs * 60.0 + value;
+    }
+    Some(Some(secs))
+}
+
+#[cfg(test)]
+mod tests;

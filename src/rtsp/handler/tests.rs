@@ -1,0 +1,292 @@
+use super::*;
+
+const BASE: &str = "rtsp://127.0.0.1:5544/sample";
+
+fn handler() -> RtspHandler {
+    let catalog = Catalog::bundled_sample().expect("bundled sample");
+    RtspHandler::new(
+        Arc::new(catalog),
+        HandlerSettings {
+            server_rtp_port: 5005,
+            mtu: 1400,
+            loop_playback: false,
+            session_timeout: Duration::from_secs(60),
+            max_sessions_per_connection: 4,
+            max_sessions: 100,
+        },
+    )
+}
+
+fn ctx(connection: ConnectionId, ip: [u8; 4]) -> RequestContext {
+    RequestContext {
+        connection,
+        peer: SocketAddr::from((ip, 40000)),
+        local: SocketAddr::from(([127, 0, 0, 1], 5544)),
+    }
+}
+
+fn request(method: Method, url: &str, headers: &[(&str, &str)]) -> Request<Vec<u8>> {
+    let mut builder = Request::builder(method, Version::V1_0)
+        .request_uri(Url::parse(url).expect("test url"))
+        .header(headers::CSEQ, "7");
+    for (name, value) in headers {
+        builder = builder.header(
+            rtsp_types::HeaderName::try_from(*name).expect("header name"),
+            *value,
+        );
+    }
+    builder.build(Vec::new())
+}
+
+fn header<'a>(response: &'a Response<Vec<u8>>, name: &str) -> Option<&'a str> {
+    let name = rtsp_types::HeaderName::try_from(name).expect("header name");
+    response.header(&name).map(|v| v.as_str())
+}
+
+fn status(handled: &Handled) -> u16 {
+    handled.response.status().into()
+}
+
+/// SETUPs both tracks over UDP and returns the session id.
+fn setup_both(h: &mut RtspHandler, c: &RequestContext, now: Instant) -> String {
+    let first = h.handle(
+        &request(
+            Method::Setup,
+            &format!("{BASE}/trackID=0"),
+            &[("Transport", "RTP/AVP;unicast;client_port=6000-6001")],
+        ),
+        c,
+        now,
+    );
+    assert_eq!(status(&first), 200);
+    let session = header(&first.response, "Session").expect("Session header");
+    let id = session.split(';').next().expect("id").to_string();
+    let second = h.handle(
+        &request(
+            Method::Setup,
+            &format!("{BASE}/trackID=1"),
+            &[
+                ("Transport", "RTP/AVP;unicast;client_port=6002-6003"),
+                ("Session", &id),
+            ],
+        ),
+        c,
+        now,
+    );
+    assert_eq!(status(&second), 200);
+    id
+}
+
+#[test]
+fn options_lists_every_method_and_echoes_cseq() {
+    let mut h = handler();
+    let handled = h.handle(&request(Method::Options, BASE, &[]), &ctx(1, [127, 0, 0, 1]), Instant::now());
+    assert_eq!(status(&handled), 200);
+    assert_eq!(header(&handled.response, "CSeq"), Some("7"));
+    let public = header(&handled.response, "Public").expect("Public");
+    for method in ["OPTIONS", "DESCRIBE", "SETUP", "PLAY", "PAUSE", "TEARDOWN", "GET_PARAMETER"] {
+        assert!(public.contains(method), "{method} missing from {public}");
+    }
+}
+
+#[test]
+fn describe_gives_sdp_with_content_base() {
+    let mut h = handler();
+    let handled = h.handle(&request(Method::Describe, BASE, &[]), &ctx(1, [127, 0, 0, 1]), Instant::now());
+    assert_eq!(status(&handled), 200);
+    assert_eq!(header(&handled.response, "Content-Base"), Some("rtsp://127.0.0.1:5544/sample/"));
+    assert_eq!(header(&handled.response, "Content-Type"), Some("application/sdp"));
+    let sdp = String::from_utf8(handled.response.body().clone()).expect("utf-8 SDP");
+    assert!(sdp.contains("m=video 0 RTP/AVP 96"), "{sdp}");
+    assert!(sdp.contains("m=audio 0 RTP/AVP 97"), "{sdp}");
+    assert!(sdp.contains("a=control:trackID=1"), "{sdp}");
+}
+
+#[test]
+fn errors_map_to_status_codes() {
+    let mut h = handler();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    let missing = h.handle(&request(Method::Describe, "rtsp://127.0.0.1/nothing", &[]), &c, now);
+    assert_eq!(status(&missing), 404);
+    let escape = h.handle(&request(Method::Describe, "rtsp://127.0.0.1/%2e%2e/etc", &[]), &c, now);
+    assert_eq!(status(&escape), 404);
+    let no_session = h.handle(&request(Method::Play, BASE, &[("Session", "0123456789ABCDEF")]), &c, now);
+    assert_eq!(status(&no_session), 454);
+    let no_transport = h.handle(&request(Method::Setup, &format!("{BASE}/trackID=0"), &[]), &c, now);
+    assert_eq!(status(&no_transport), 461);
+    let multicast = h.handle(
+        &request(Method::Setup, &format!("{BASE}/trackID=0"), &[("Transport", "RTP/AVP;multicast")]),
+        &c,
+        now,
+    );
+    assert_eq!(status(&multicast), 461);
+    let unknown = h.handle(&request(Method::Record, BASE, &[]), &c, now);
+    assert_eq!(status(&unknown), 501);
+    let mut no_cseq = request(Method::Options, BASE, &[]);
+    no_cseq.remove_header(&headers::CSEQ);
+    assert_eq!(status(&h.handle(&no_cseq, &c, now)), 400);
+    let mut v2 = request(Method::Options, BASE, &[]);
+    v2.set_version(Version::V2_0);
+    assert_eq!(status(&h.handle(&v2, &c, now)), 505);
+}
+
+#[test]
+fn play_answers_rtp_info_for_every_track_and_range() {
+    let mut h = handler();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    let id = setup_both(&mut h, &c, now);
+    let play = h.handle(&request(Method::Play, &format!("{BASE}/"), &[("Session", &id)]), &c, now);
+    assert_eq!(status(&play), 200);
+    let rtp_info = header(&play.response, "RTP-Info").expect("RTP-Info");
+    assert_eq!(rtp_info.matches("url=").count(), 2, "{rtp_info}");
+    assert!(rtp_info.contains(&format!("url={BASE}/trackID=0;seq=")), "{rtp_info}");
+    assert!(rtp_info.contains("rtptime="), "{rtp_info}");
+    assert!(header(&play.response, "Range").expect("Range").starts_with("npt=0.000-10."));
+    assert!(play.actions.iter().any(|a| matches!(a, Action::Wake { .. })));
+}
+
+#[test]
+fn seek_starts_at_keyframe_at_or_before_range() {
+    let mut h = handler();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    let id = setup_both(&mut h, &c, now);
+    let play = h.handle(&request(Method::Play, BASE, &[("Session", &id), ("Range", "npt=5-")]), &c, now);
+    assert_eq!(status(&play), 200);
+    let range = header(&play.response, "Range").expect("Range");
+    let start: f64 = range["npt=".len()..].split('-').next().expect("start").parse().expect("number");
+    assert!((4.0..=5.0).contains(&start), "{range}");
+    let beyond = h.handle(&request(Method::Play, BASE, &[("Session", &id), ("Range", "npt=99-")]), &c, now);
+    assert_eq!(status(&beyond), 457);
+    let garbage = h.handle(&request(Method::Play, BASE, &[("Session", &id), ("Range", "bytes=1-")]), &c, now);
+    assert_eq!(status(&garbage), 457);
+}
+
+#[test]
+fn state_machine_and_ownership_are_enforced() {
+    let mut h = handler();
+    let owner = ctx(1, [127, 0, 0, 1]);
+    let stranger = ctx(2, [127, 0, 0, 9]);
+    let now = Instant::now();
+    let id = setup_both(&mut h, &owner, now);
+    let pause = h.handle(&request(Method::Pause, BASE, &[("Session", &id)]), &owner, now);
+    assert_eq!(status(&pause), 455, "PAUSE before PLAY");
+    let hijack = h.handle(&request(Method::Play, BASE, &[("Session", &id)]), &stranger, now);
+    assert_eq!(status(&hijack), 454, "another client's session");
+    let hijack = h.handle(&request(Method::Teardown, BASE, &[("Session", &id)]), &stranger, now);
+    assert_eq!(status(&hijack), 454);
+    assert_eq!(status(&h.handle(&request(Method::Play, BASE, &[("Session", &id)]), &owner, now)), 200);
+    let setup_again = h.handle(
+        &request(
+            Method::Setup,
+            &format!("{BASE}/trackID=0"),
+            &[("Transport", "RTP/AVP;unicast;client_port=7000-7001"), ("Session", &id)],
+        ),
+        &owner,
+        now,
+    );
+    assert_eq!(status(&setup_again), 455, "SETUP while playing");
+    assert_eq!(status(&h.handle(&request(Method::Pause, BASE, &[("Session", &id)]), &owner, now)), 200);
+    let teardown = request(Method::Teardown, BASE, &[("Session", &id)]);
+    assert_eq!(status(&h.handle(&teardown, &owner, now)), 200);
+    assert_eq!(status(&h.handle(&teardown, &owner, now)), 454, "TEARDOWN twice");
+    assert_eq!(h.session_count(), 0);
+}
+
+#[test]
+fn setup_twice_replaces_the_transport() {
+    let mut h = handler();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    let id = setup_both(&mut h, &c, now);
+    let again = h.handle(
+        &request(
+            Method::Setup,
+            &format!("{BASE}/trackID=0"),
+            &[("Transport", "RTP/AVP;unicast;client_port=7000-7001"), ("Session", &id)],
+        ),
+        &c,
+        now,
+    );
+    assert_eq!(status(&again), 200);
+    let session = &h.sessions[&id];
+    let stream = lock(&session.stream);
+    assert_eq!(stream.tracks().len(), 2);
+    assert_eq!(
+        stream.tracks()[0].delivery,
+        Delivery::Udp {
+            rtp: SocketAddr::from(([127, 0, 0, 1], 7000)),
+            rtcp: SocketAddr::from(([127, 0, 0, 1], 7001)),
+        }
+    );
+}
+
+#[test]
+fn sessions_expire_and_follow_their_connection() {
+    let mut h = handler();
+    let now = Instant::now();
+    let udp_client = ctx(1, [127, 0, 0, 1]);
+    let udp_id = setup_both(&mut h, &udp_client, now);
+    let tcp_client = ctx(2, [127, 0, 0, 2]);
+    let tcp = h.handle(
+        &request(
+            Method::Setup,
+            &format!("{BASE}/trackID=0"),
+            &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1")],
+        ),
+        &tcp_client,
+        now,
+    );
+    assert_eq!(status(&tcp), 200);
+    assert_eq!(h.connection_closed(2).len(), 1, "interleaved session ends with its connection");
+    assert_eq!(h.connection_closed(1).len(), 0, "UDP session outlives its connection");
+    let keepalive = h.handle(
+        &request(Method::GetParameter, BASE, &[("Session", &udp_id)]),
+        &udp_client,
+        now + Duration::from_secs(50),
+    );
+    assert_eq!(status(&keepalive), 200);
+    assert!(h.expire_sessions(now + Duration::from_secs(100)).is_empty(), "keep-alive counted");
+    assert_eq!(h.expire_sessions(now + Duration::from_secs(111)).len(), 1);
+    assert_eq!(h.session_count(), 0);
+}
+
+#[test]
+fn session_count_per_connection_is_bounded() {
+    let mut h = handler();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    let setup = request(
+        Method::Setup,
+        &format!("{BASE}/trackID=0"),
+        &[("Transport", "RTP/AVP;unicast;client_port=6000-6001")],
+    );
+    for _ in 0..4 {
+        assert_eq!(status(&h.handle(&setup, &c, now)), 200);
+    }
+    assert_eq!(status(&h.handle(&setup, &c, now)), 453);
+}
+
+#[test]
+fn npt_ranges_parse() {
+    assert_eq!(parse_npt_start("npt=5-"), Some(Some(5.0)));
+    assert_eq!(parse_npt_start("npt=5.25-10"), Some(Some(5.25)));
+    assert_eq!(parse_npt_start("npt = 0:01:02.5-"), Some(Some(62.5)));
+    assert_eq!(parse_npt_start("npt=now-"), Some(None));
+    assert_eq!(parse_npt_start("npt=-"), Some(None));
+    assert_eq!(parse_npt_start("clock=19961108T142300Z-"), None);
+    assert_eq!(parse_npt_start("npt=-3-"), Some(None));
+    assert_eq!(parse_npt_start("npt=abc-"), None);
+    assert_eq!(parse_npt_start("npt=NaN-"), None);
+}
+
+#[test]
+fn track_urls_split_from_mounts() {
+    assert_eq!(split_track("/sample/trackID=1"), ("/sample".to_string(), Some(1)));
+    assert_eq!(split_track("/trackID=0"), ("/".to_string(), Some(0)));
+    assert_eq!(split_track("/sample/"), ("/sample".to_string(), None));
+    assert_eq!(split_track("/"), ("/".to_string(), None));
+    assert_eq!(split_track("/sub/clip.mp4/trackID=0"), ("/sub/clip.mp4".to_string(), Some(0)));
+}

@@ -1,0 +1,165 @@
+//! Per-client RTSP session: identity, owner, state machine (RFC 2326
+//! Appendix A.1) and liveness.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rtsp_types::Method;
+
+use crate::stream::SessionStream;
+
+/// Identifies one RTSP TCP connection for the lifetime of the server.
+pub type ConnectionId = u64;
+
+/// The server-side session states of RFC 2326 Appendix A.1 that a session
+/// can be in once SETUP created it (Init is "no session").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// Transports set up, not sending.
+    Ready,
+    /// Sending media.
+    Playing,
+}
+
+/// Why a method cannot be applied to a session in its current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{method} is not valid in state {state:?}")]
+pub struct InvalidInState {
+    /// The method's name.
+    pub method: &'static str,
+    /// The state the session was in.
+    pub state: SessionState,
+}
+
+impl SessionState {
+    /// The state after `method` succeeds, or why it is not valid here
+    /// (RFC 2326 Appendix A.1, answered with 455).
+    ///
+    /// SETUP while playing is refused: the streams of a playing aggregate
+    /// are fixed, and replacing a transport under a running sender is the
+    /// use-after-free live555 shipped (CVE-2021-38381).
+    pub fn after(self, method: &Method) -> Result<SessionState, InvalidInState> {
+        use SessionState::*;
+        let next = match (self, method) {
+            (Ready, Method::Setup) => Some(Ready),
+            (Ready | Playing, Method::Play) => Some(Playing),
+            (Playing, Method::Pause) => Some(Ready),
+            (state, Method::GetParameter | Method::Options | Method::Teardown) => Some(state),
+            _ => None,
+        };
+        next.ok_or(InvalidInState {
+            method: method_name(method),
+            state: self,
+        })
+    }
+}
+
+fn method_name(method: &Method) -> &'static str {
+    match method {
+        Method::Setup => "SETUP",
+        Method::Play => "PLAY",
+        Method::Pause => "PAUSE",
+        Method::Teardown => "TEARDOWN",
+        Method::GetParameter => "GET_PARAMETER",
+        Method::Options => "OPTIONS",
+        Method::Describe => "DESCRIBE",
+        Method::Record => "RECORD",
+        _ => "method",
+    }
+}
+
+/// Who may control a session (security: a session id alone is not
+/// enough, CVE-2026-41470).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// The connection that created the session.
+    pub connection: ConnectionId,
+    /// The client's address on that connection.
+    pub ip: IpAddr,
+}
+
+impl Owner {
+    /// True when a request from `connection`/`ip` may control the session:
+    /// the same connection, or a new connection from the same address
+    /// (clients such as ffmpeg may reconnect for TEARDOWN). Sessions that
+    /// deliver over their TCP connection are bound to it alone.
+    pub fn allows(&self, connection: ConnectionId, ip: IpAddr, interleaved: bool) -> bool {
+        connection == self.connection || (!interleaved && ip == self.ip)
+    }
+}
+
+/// One RTSP session.
+#[derive(Debug)]
+pub struct Session {
+    /// The session identifier (RFC 2326 §12.37), 64 random bits in hex.
+    pub id: String,
+    /// Who created it.
+    pub owner: Owner,
+    /// Current state.
+    pub state: SessionState,
+    /// URL path of the media (without track part).
+    pub mount: String,
+    /// The sender, shared with the task that drives it.
+    pub stream: Arc<Mutex<SessionStream>>,
+    /// Last RTSP request or RTCP packet from the client.
+    pub last_activity: Instant,
+    /// Idle time after which the session is torn down.
+    pub timeout: Duration,
+    /// True when any track is delivered interleaved on the RTSP connection.
+    pub interleaved: bool,
+}
+
+impl Session {
+    /// A fresh random session id: 64 bits from the thread CSPRNG
+    /// (security rule from CVE-2019-15232).
+    pub fn new_id() -> String {
+        format!("{:016X}", rand::random::<u64>())
+    }
+
+    /// True when the client has been silent for longer than the timeout.
+    pub fn expired(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_activity) > self.timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_machine_follows_rfc2326_appendix_a1() {
+        use SessionState::*;
+        assert_eq!(Ready.after(&Method::Setup), Ok(Ready));
+        assert_eq!(Ready.after(&Method::Play), Ok(Playing));
+        assert_eq!(Playing.after(&Method::Play), Ok(Playing));
+        assert_eq!(Playing.after(&Method::Pause), Ok(Ready));
+        assert_eq!(Ready.after(&Method::Teardown), Ok(Ready));
+        assert_eq!(Playing.after(&Method::GetParameter), Ok(Playing));
+        assert!(Ready.after(&Method::Pause).is_err());
+        assert!(Playing.after(&Method::Setup).is_err());
+        assert!(Ready.after(&Method::Record).is_err());
+        let err = Playing.after(&Method::Setup).unwrap_err();
+        assert_eq!(err.to_string(), "SETUP is not valid in state Playing");
+    }
+
+    #[test]
+    fn owner_checks_connection_and_address() {
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let other: IpAddr = [127, 0, 0, 2].into();
+        let owner = Owner { connection: 7, ip };
+        assert!(owner.allows(7, ip, true));
+        assert!(owner.allows(8, ip, false));
+        assert!(!owner.allows(8, ip, true));
+        assert!(!owner.allows(8, other, false));
+    }
+
+    #[test]
+    fn session_ids_are_64_bit_hex_and_distinct() {
+        let a = Session::new_id();
+        let b = Session::new_id();
+        assert_eq!(a.len(), 16);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,95 @@
+//! One RTSP TCP connection: read, frame, hand requests to the handler,
+//! write responses and interleaved media.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::{session_task, Shared};
+use crate::rtsp::framing::{FramingError, Incoming, RtspFramer};
+use crate::rtsp::handler::{self, RequestContext, RtcpSource};
+use crate::rtsp::session::ConnectionId;
+
+/// Frames queued for the writer: responses plus interleaved media. Media
+/// beyond this is dropped for this viewer alone (see `session_task`).
+const WRITE_QUEUE: usize = 256;
+
+/// Serves one connection until the client closes it or sends something
+/// unparseable.
+pub(super) async fn serve(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr, id: ConnectionId) {
+    let local = match socket.local_addr() {
+        Ok(local) => local,
+        Err(error) => {
+            tracing::debug!(%peer, %error, "connection lost before serving");
+            return;
+        }
+    };
+    let _ = socket.set_nodelay(true);
+    tracing::debug!(%peer, connection = id, "connection opened");
+    let (mut reader, mut writer) = socket.into_split();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+    let writer_task = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if writer.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let ctx = RequestContext {
+        connection: id,
+        peer,
+        local,
+    };
+    let mut framer = RtspFramer::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    'read: loop {
+        let len = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(len) => len,
+        };
+        framer.push(&buf[..len]);
+        loop {
+            match framer.next_message() {
+                Ok(None) => break,
+                Ok(Some(Incoming::Request(request))) => {
+                    let handled = shared.handler().handle(&request, &ctx, Instant::now());
+                    let mut bytes = Vec::with_capacity(512);
+                    if handled.response.write(&mut bytes).is_err() || tx.send(bytes.into()).await.is_err() {
+                        break 'read;
+                    }
+                    session_task::run_actions(&shared, handled.actions, Some(&tx));
+                }
+                Ok(Some(Incoming::Interleaved { channel, payload })) => {
+                    if channel % 2 == 1 {
+                        shared.handler().handle_rtcp(RtcpSource::Interleaved(id, channel), &payload, Instant::now());
+                    }
+                }
+                Ok(Some(Incoming::Response)) => {}
+                Err(error) => {
+                    let status = match error {
+                        FramingError::TooLarge => 413,
+                        FramingError::Malformed => 400,
+                    };
+                    tracing::info!(%peer, %error, status, "closing connection after unparseable input");
+                    let mut bytes = Vec::new();
+                    let reason = if status == 413 { "Request Entity Too Large" } else { "Bad Request" };
+                    if handler::unparseable(status, reason).write(&mut bytes).is_ok() {
+                        let _ = tx.send(bytes.into()).await;
+                    }
+                    break 'read;
+                }
+            }
+        }
+    }
+    let actions = shared.handler().connection_closed(id);
+    session_task::run_actions(&shared, actions, None);
+    drop(tx);
+    let _ = writer_task.await;
+    tracing::debug!(%peer, connection = id, "connection closed");
+}
