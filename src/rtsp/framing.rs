@@ -94,6 +94,13 @@ impl RtspFramer {
     ///
     /// Bare CRLFs between messages are skipped: some clients send them as
     /// keep-alives or after a body (tolerated like HTTP/1.1 §4.1 does).
+    ///
+    /// # Errors
+    ///
+    /// [`FramingError::TooLarge`] once more than [`MAX_HEADER_BYTES`] are
+    /// buffered without a complete header block, or when Content-Length
+    /// exceeds [`MAX_BODY_BYTES`]; [`FramingError::Malformed`] when the
+    /// bytes cannot be an RTSP message.
     pub fn next_message(&mut self) -> Result<Option<Incoming>, FramingError> {
         let skip = self.buf[self.pos..]
             .iter()

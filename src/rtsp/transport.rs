@@ -62,6 +62,11 @@ pub enum TransportError {
 /// Malformed alternatives are skipped like unsupported ones; the header is
 /// only reported malformed (400) if no alternative is usable and at least
 /// one was malformed, else unsupported (461).
+///
+/// # Errors
+///
+/// [`TransportError::Malformed`] or [`TransportError::Unsupported`] as
+/// described above.
 pub fn negotiate(
     header: &str,
     client_ip: IpAddr,
