@@ -1,16 +1,34 @@
 //! Transport header negotiation (RFC 2326 §12.39).
+//!
+//! The header is read by a small hand parser rather than
+//! `rtsp_types::headers::Transports`: that parser (written for RTSP 2.0,
+//! RFC 7826 §18.54) matches parameter names case-sensitively and folds
+//! `client_port`, `server_port` and `port` into one field, so it rejects or
+//! misreads headers that real RTSP 1.0 clients send.
+
 use std::net::{IpAddr, SocketAddr};
 
-/// Stub: where a track's packets go.
+/// Where a track's packets go, as agreed in SETUP (RFC 2326 §10.4, §12.39).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
-    /// UDP unicast to the client's RTP and RTCP ports.
-    Udp { rtp: SocketAddr, rtcp: SocketAddr },
-    /// Interleaved on the RTSP TCP connection.
-    Interleaved { rtp_channel: u8, rtcp_channel: u8 },
+    /// UDP unicast to the client's RTP and RTCP ports (`client_port`).
+    Udp {
+        /// Destination of RTP packets.
+        rtp: SocketAddr,
+        /// Destination of RTCP packets.
+        rtcp: SocketAddr,
+    },
+    /// Interleaved on the RTSP TCP connection (RFC 2326 §10.12).
+    Interleaved {
+        /// Channel carrying RTP.
+        rtp_channel: u8,
+        /// Channel carrying RTCP.
+        rtcp_channel: u8,
+    },
 }
 
-/// Stub: result of negotiation.
+/// Result of negotiation: the delivery and the Transport header value of
+/// the SETUP response (RFC 2326 §12.39).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Negotiated {
     /// The chosen delivery.
@@ -19,16 +37,364 @@ pub struct Negotiated {
     pub reply: String,
 }
 
-/// Stub.
-#[derive(Debug, thiserror::Error)]
+/// Why no transport could be agreed (RFC 2326 §7.1.1 status codes).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
-    /// 461.
+    /// 461 Unsupported Transport (RFC 2326 §11.3.11): no alternative is one
+    /// we serve.
     #[error("unsupported transport: {0}")]
     Unsupported(String),
-    /// 400.
+    /// 400 Bad Request (RFC 2326 §7.1.1): the header cannot be understood.
     #[error("malformed Transport header: {0}")]
     Malformed(String),
 }
 
-/// Stub.
-pub fn negotiate(_header: &str, _client_ip: IpAddr, _server_rtp_port: u16, _free_channel: u8) -> Result<Negotiated, TransportError> { todo!() }
+/// Picks the first alternative of a client's Transport header (RFC 2326
+/// §12.39, comma-separated in order of preference) that we serve: unicast
+/// `RTP/AVP[/UDP]` with `client_port`, or `RTP/AVP/TCP` interleaved.
+///
+/// UDP packets always go to `client_ip`: a `destination` parameter is
+/// ignored, because honouring it would let anyone aim a stream at a third
+/// party (RFC 2326 §12.39 and §16 warn of this). `server_rtp_port` is the even port
+/// of the server's RTP/RTCP pair; `free_channel` is the first of two unused
+/// interleaved channels, used when an `RTP/AVP/TCP` offer names none.
+///
+/// Malformed alternatives are skipped like unsupported ones; the header is
+/// only reported malformed (400) if no alternative is usable and at least
+/// one was malformed, else unsupported (461).
+///
+/// # Errors
+///
+/// [`TransportError::Malformed`] or [`TransportError::Unsupported`] as
+/// described above.
+pub fn negotiate(
+    header: &str,
+    client_ip: IpAddr,
+    server_rtp_port: u16,
+    free_channel: u8,
+) -> Result<Negotiated, TransportError> {
+    let mut malformed = None;
+    let mut unsupported = None;
+    for alternative in split_outside_quotes(header, ',') {
+        if alternative.trim().is_empty() {
+            continue;
+        }
+        match negotiate_one(alternative, client_ip, server_rtp_port, free_channel) {
+            Ok(n) => return Ok(n),
+            Err(e @ TransportError::Malformed(_)) => {
+                malformed.get_or_insert(e);
+            }
+            Err(e @ TransportError::Unsupported(_)) => {
+                unsupported.get_or_insert(e);
+            }
+        }
+    }
+    Err(malformed
+        .or(unsupported)
+        .unwrap_or_else(|| TransportError::Malformed("no transport offered".into())))
+}
+
+/// The lower transports of RTP/AVP (RFC 2326 §12.39) we serve.
+enum Lower {
+    Udp,
+    Tcp,
+}
+
+fn negotiate_one(
+    spec: &str,
+    client_ip: IpAddr,
+    server_rtp_port: u16,
+    free_channel: u8,
+) -> Result<Negotiated, TransportError> {
+    let mut params = split_outside_quotes(spec, ';').map(str::trim);
+    let protocol = params.next().unwrap_or_default();
+    let lower = if protocol.eq_ignore_ascii_case("RTP/AVP")
+        || protocol.eq_ignore_ascii_case("RTP/AVP/UDP")
+    {
+        Lower::Udp
+    } else if protocol.eq_ignore_ascii_case("RTP/AVP/TCP") {
+        Lower::Tcp
+    } else {
+        return Err(TransportError::Unsupported(format!(
+            "protocol {protocol:?}"
+        )));
+    };
+
+    let mut client_port = None;
+    let mut interleaved = None;
+    for param in params.filter(|p| !p.is_empty()) {
+        let (key, value) = match param.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (param, None),
+        };
+        let key = key.to_ascii_lowercase();
+        match (key.as_str(), value) {
+            ("multicast", _) => return Err(TransportError::Unsupported("multicast".into())),
+            ("mode", Some(modes)) => check_mode(modes)?,
+            ("client_port", Some(v)) => client_port = Some(pair::<u16>(v, "client_port", 1)?),
+            ("interleaved", Some(v)) => interleaved = Some(pair::<u8>(v, "interleaved", 0)?),
+            // `unicast` is the default; `destination` is deliberately
+            // ignored (see `negotiate`); the rest (ssrc, ttl, layers,
+            // server_port, source) does not change what we send.
+            _ => {}
+        }
+    }
+
+    match lower {
+        Lower::Udp => {
+            let (rtp, rtcp) = client_port
+                .ok_or_else(|| TransportError::Unsupported("UDP without client_port".into()))?;
+            Ok(Negotiated {
+                delivery: Delivery::Udp {
+                    rtp: SocketAddr::new(client_ip, rtp),
+                    rtcp: SocketAddr::new(client_ip, rtcp),
+                },
+                // u32 so a misconfigured 65535 cannot overflow; the server
+                // allocates even ports, so the pair always fits.
+                reply: format!(
+                    "RTP/AVP;unicast;client_port={rtp}-{rtcp};server_port={server_rtp_port}-{}",
+                    u32::from(server_rtp_port) + 1
+                ),
+            })
+        }
+        Lower::Tcp => {
+            let (rtp_channel, rtcp_channel) = match interleaved {
+                Some(channels) => channels,
+                None => (
+                    free_channel,
+                    free_channel.checked_add(1).ok_or_else(|| {
+                        TransportError::Unsupported("no free interleaved channel".into())
+                    })?,
+                ),
+            };
+            Ok(Negotiated {
+                delivery: Delivery::Interleaved {
+                    rtp_channel,
+                    rtcp_channel,
+                },
+                reply: format!("RTP/AVP/TCP;unicast;interleaved={rtp_channel}-{rtcp_channel}"),
+            })
+        }
+    }
+}
+
+/// Accepts only play mode (RFC 2326 §12.39 `mode`): we never receive media.
+fn check_mode(modes: &str) -> Result<(), TransportError> {
+    let modes = modes.trim_matches('"');
+    for mode in modes.split(',').map(str::trim) {
+        if !mode.eq_ignore_ascii_case("PLAY") {
+            return Err(TransportError::Unsupported(format!("mode {mode:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// A port or channel pair `a-b`, or `a` meaning `a-(a+1)` (RFC 2326 §12.39),
+/// each half at least `min` and fitting `T`. Equal halves are rejected:
+/// RTP and RTCP sharing one port (RFC 5761 muxing) is not part of RTSP 1.0.
+fn pair<T: TryFrom<u32>>(value: &str, what: &str, min: u32) -> Result<(T, T), TransportError> {
+    let malformed = || TransportError::Malformed(format!("{what}={value}"));
+    let number = |s: &str| -> Result<u32, TransportError> {
+        let s = s.trim();
+        // Digits only: `str::parse` would also take a leading `+`.
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(malformed());
+        }
+        s.parse::<u32>().map_err(|_| malformed())
+    };
+    let (first, second) = match value.split_once('-') {
+        Some((a, b)) => (number(a)?, number(b)?),
+        None => {
+            let a = number(value)?;
+            (a, a.saturating_add(1))
+        }
+    };
+    if first == second || first < min || second < min {
+        return Err(malformed());
+    }
+    let narrow = |n: u32| T::try_from(n).map_err(|_| malformed());
+    Ok((narrow(first)?, narrow(second)?))
+}
+
+/// Splits on `sep` except inside double quotes, where RFC 2326 §12.39
+/// allows a comma-separated `mode` list.
+fn split_outside_quotes(s: &str, sep: char) -> impl Iterator<Item = &str> {
+    let mut in_quotes = false;
+    s.split(move |c: char| {
+        if c == '"' {
+            in_quotes = !in_quotes;
+        }
+        c == sep && !in_quotes
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+
+    fn udp(rtp: u16, rtcp: u16) -> Delivery {
+        Delivery::Udp {
+            rtp: SocketAddr::new(CLIENT, rtp),
+            rtcp: SocketAddr::new(CLIENT, rtcp),
+        }
+    }
+
+    fn ok(header: &str) -> Negotiated {
+        match negotiate(header, CLIENT, 6970, 4) {
+            Ok(n) => n,
+            Err(e) => panic!("{header:?}: {e}"),
+        }
+    }
+
+    fn err(header: &str) -> TransportError {
+        match negotiate(header, CLIENT, 6970, 4) {
+            Ok(n) => panic!("{header:?} accepted: {n:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn vlc_udp_without_lower_transport() {
+        let n = ok("RTP/AVP;unicast;client_port=5000-5001");
+        assert_eq!(n.delivery, udp(5000, 5001));
+        assert_eq!(
+            n.reply,
+            "RTP/AVP;unicast;client_port=5000-5001;server_port=6970-6971"
+        );
+    }
+
+    #[test]
+    fn live555_udp_with_mode_play() {
+        let n = ok("RTP/AVP;unicast;client_port=5000-5001;mode=play");
+        assert_eq!(n.delivery, udp(5000, 5001));
+        assert_eq!(
+            ok(r#"RTP/AVP;unicast;client_port=5000-5001;mode="PLAY""#),
+            n
+        );
+    }
+
+    #[test]
+    fn retina_udp_with_lower_transport() {
+        let n = ok("RTP/AVP/UDP;unicast;client_port=39420-39421");
+        assert_eq!(n.delivery, udp(39420, 39421));
+        assert_eq!(
+            n.reply,
+            "RTP/AVP;unicast;client_port=39420-39421;server_port=6970-6971"
+        );
+    }
+
+    #[test]
+    fn udp_single_port_and_default_unicast() {
+        assert_eq!(ok("RTP/AVP;client_port=7000").delivery, udp(7000, 7001));
+    }
+
+    #[test]
+    fn mixed_case_keys_and_spaces() {
+        let n = ok(" rtp/avp/udp ; UNICAST ; Client_Port = 5002-5003 ; Mode=Play ");
+        assert_eq!(n.delivery, udp(5002, 5003));
+    }
+
+    #[test]
+    fn destination_is_ignored() {
+        let n = ok("RTP/AVP;unicast;destination=203.0.113.9;client_port=5000-5001");
+        assert_eq!(n.delivery, udp(5000, 5001));
+    }
+
+    #[test]
+    fn tcp_interleaved() {
+        let n = ok("RTP/AVP/TCP;unicast;interleaved=0-1");
+        assert_eq!(
+            n.delivery,
+            Delivery::Interleaved {
+                rtp_channel: 0,
+                rtcp_channel: 1
+            }
+        );
+        assert_eq!(n.reply, "RTP/AVP/TCP;unicast;interleaved=0-1");
+        assert_eq!(
+            ok("RTP/AVP/TCP;interleaved=2").reply,
+            "RTP/AVP/TCP;unicast;interleaved=2-3"
+        );
+    }
+
+    #[test]
+    fn tcp_without_channels_uses_free_channel() {
+        let n = ok("RTP/AVP/TCP;unicast");
+        assert_eq!(n.reply, "RTP/AVP/TCP;unicast;interleaved=4-5");
+        assert!(matches!(
+            negotiate("RTP/AVP/TCP", CLIENT, 6970, 255),
+            Err(TransportError::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn gstreamer_alternatives_pick_first() {
+        let n = ok("RTP/AVP;unicast;client_port=40000-40001, RTP/AVP/TCP;unicast;interleaved=0-1");
+        assert_eq!(n.delivery, udp(40000, 40001));
+    }
+
+    #[test]
+    fn unsupported_alternatives_are_skipped() {
+        let n = ok(
+            "RTP/SAVP;unicast;client_port=1-2,RTP/AVP;multicast;port=3456-3457,\
+             RAW/RAW/UDP;unicast;client_port=9-10,RTP/AVP/TCP;mode=\"RECORD\";interleaved=0-1,\
+             RTP/AVP/TCP;unicast;interleaved=6-7",
+        );
+        assert_eq!(n.reply, "RTP/AVP/TCP;unicast;interleaved=6-7");
+    }
+
+    #[test]
+    fn rejects_unsupported() {
+        for h in [
+            "RTP/AVP;multicast;port=3456-3457",
+            "RTP/SAVP;unicast;client_port=5000-5001",
+            "RTP/AVP;unicast;client_port=5000-5001;mode=record",
+            "RTP/AVP/TCP;interleaved=0-1;mode=\"PLAY,RECORD\"",
+            "RAW/RAW/UDP;unicast;client_port=5000-5001",
+            "RTP/AVP;unicast",
+        ] {
+            assert!(matches!(err(h), TransportError::Unsupported(_)), "{h}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for h in [
+            "RTP/AVP;unicast;client_port=0-1",
+            "RTP/AVP;unicast;client_port=a-b",
+            "RTP/AVP;unicast;client_port=5000-",
+            "RTP/AVP;unicast;client_port=65535",
+            "RTP/AVP;unicast;client_port=70000-70001",
+            "RTP/AVP;unicast;client_port=5000-5000",
+            "RTP/AVP/TCP;interleaved=256-257",
+            "RTP/AVP/TCP;interleaved=255",
+            "RTP/AVP/TCP;interleaved=-1",
+            "",
+            " , ",
+        ] {
+            assert!(matches!(err(h), TransportError::Malformed(_)), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_alternative_loses_to_a_usable_one() {
+        let n = ok("RTP/AVP;unicast;client_port=x-y,RTP/AVP/TCP;interleaved=0-1");
+        assert_eq!(n.reply, "RTP/AVP/TCP;unicast;interleaved=0-1");
+    }
+
+    #[test]
+    fn ipv6_client() {
+        let ip: IpAddr = "2001:db8::1".parse().expect("literal");
+        let n = negotiate("RTP/AVP;unicast;client_port=5000-5001", ip, 6970, 0);
+        assert_eq!(
+            n.map(|n| n.delivery),
+            Ok(Delivery::Udp {
+                rtp: SocketAddr::new(ip, 5000),
+                rtcp: SocketAddr::new(ip, 5001),
+            })
+        );
+    }
+}
