@@ -267,7 +267,11 @@ impl SessionStream {
             .pending
             .as_ref()
             .map(|au| add_secs(anchor, self.stream_secs(au.dts, au.track)));
-        let next_report = self.tracks.iter().filter_map(|t| t.next_sender_report).min();
+        let next_report = self
+            .tracks
+            .iter()
+            .filter_map(|t| t.next_sender_report)
+            .min();
         match (next_au, next_report) {
             (Some(a), Some(r)) => Some(a.min(r)),
             (a, r) => a.or(r),
@@ -312,9 +316,10 @@ impl SessionStream {
         let track = &mut self.tracks[pos];
         let timestamp = track.rtp_timestamp(pts_secs);
         self.batch.clear();
-        if let Err(error) = track
-            .packetizer
-            .packetize(&au, timestamp, &mut track.rtp, &mut self.batch)
+        if let Err(error) =
+            track
+                .packetizer
+                .packetize(&au, timestamp, &mut track.rtp, &mut self.batch)
         {
             tracing::warn!(track = au.track, pts = au.pts, %error, "skipping access unit");
             return None;
