@@ -11,6 +11,7 @@ use rtsp_types::{headers, Method, Request, Response, StatusCode, Url, Version};
 use super::session::{ConnectionId, Owner, Session, SessionState};
 use super::transport::{self, Delivery, TransportError};
 use crate::media::catalog::{Catalog, ResolveError};
+use crate::media::mp4::{MediaError, Mp4Media};
 use crate::rtcp::RtcpPacket;
 use crate::sdp;
 use crate::stream::{SessionStream, TrackOutput};
@@ -314,6 +315,17 @@ impl RtspHandler {
             }
         })?;
         let interleaved = matches!(negotiated.delivery, Delivery::Interleaved { .. });
+        let other_connection = existing
+            .as_ref()
+            .is_some_and(|id| self.sessions[id].owner.connection != ctx.connection);
+        if interleaved && other_connection {
+            // Interleaved packets can only travel on the connection whose
+            // writer the session's sender holds.
+            return Err(Refusal::new(
+                461,
+                "Unsupported Transport: interleave on the session's own connection",
+            ));
+        }
         let output = TrackOutput::new(
             info,
             negotiated.delivery,
@@ -536,10 +548,18 @@ impl RtspHandler {
         Ok(())
     }
 
-    fn resolve(&self, mount: &str) -> Result<Arc<crate::media::mp4::Mp4Media>, Refusal> {
+    fn resolve(&self, mount: &str) -> Result<Arc<Mp4Media>, Refusal> {
         self.catalog.resolve(mount).map_err(|error| match error {
             ResolveError::NotFound(path) => Refusal::new(404, format!("Not Found: {path}")),
-            ResolveError::Forbidden(path) => Refusal::new(404, format!("Not Found: {path}")),
+            ResolveError::Forbidden(path) => {
+                // Answered like a missing file so probing learns nothing.
+                tracing::warn!(path = %path, "refused a path that escapes the media root");
+                Refusal::new(404, format!("Not Found: {path}"))
+            }
+            ResolveError::Media(MediaError::Io(error)) => Refusal::new(
+                500,
+                format!("Internal Server Error: reading media: {error}"),
+            ),
             ResolveError::Media(error) => {
                 Refusal::new(415, format!("Unsupported Media Type: {error}"))
             }
