@@ -135,6 +135,7 @@ impl RtspHandler {
         if request.version() != Version::V1_0 {
             return refused(Some(&cseq), Refusal::new(505, "RTSP Version Not Supported"));
         }
+        self.refresh_liveness(request, ctx, now);
         let mut actions = Vec::new();
         let result = match request.method() {
             Method::Options => Ok(ok(&cseq)
@@ -143,9 +144,9 @@ impl RtspHandler {
             Method::Describe => self.describe(request, ctx, &cseq),
             Method::Setup => self.setup(request, ctx, &cseq, now, &mut actions),
             Method::Play => self.play(request, ctx, &cseq, now, &mut actions),
-            Method::Pause => self.pause(request, ctx, &cseq, now, &mut actions),
+            Method::Pause => self.pause(request, ctx, &cseq, &mut actions),
             Method::Teardown => self.teardown(request, ctx, &cseq, &mut actions),
-            Method::GetParameter => self.get_parameter(request, ctx, &cseq, now),
+            Method::GetParameter => self.get_parameter(request, ctx, &cseq),
             _ => Err(Refusal::new(501, "Not Implemented")),
         };
         match result {
@@ -400,7 +401,7 @@ impl RtspHandler {
                 .ok_or_else(|| Refusal::new(457, format!("Invalid Range: {}", range.as_str())))?,
             None => None,
         };
-        let id = self.session_id_for(request, ctx, &Method::Play, now)?;
+        let id = self.session_id_for(request, ctx, &Method::Play)?;
         let header = self.session_header(&id);
         let session = self
             .sessions
@@ -451,10 +452,9 @@ impl RtspHandler {
         request: &Request<Vec<u8>>,
         ctx: &RequestContext,
         cseq: &str,
-        now: Instant,
         actions: &mut Vec<Action>,
     ) -> Result<Response<Vec<u8>>, Refusal> {
-        let id = self.session_id_for(request, ctx, &Method::Pause, now)?;
+        let id = self.session_id_for(request, ctx, &Method::Pause)?;
         let header = self.session_header(&id);
         let session = self
             .sessions
@@ -486,34 +486,45 @@ impl RtspHandler {
         request: &Request<Vec<u8>>,
         ctx: &RequestContext,
         cseq: &str,
-        now: Instant,
     ) -> Result<Response<Vec<u8>>, Refusal> {
         if session_id(request).is_none() {
             return Ok(ok(cseq).build(Vec::new()));
         }
-        let id = self.session_id_for(request, ctx, &Method::GetParameter, now)?;
+        let id = self.session_id_for(request, ctx, &Method::GetParameter)?;
         Ok(ok(cseq)
             .header(headers::SESSION, self.session_header(&id))
             .build(Vec::new()))
     }
 
     /// The id of the request's session after checking it exists, belongs
-    /// to this client and accepts `method`; marks the client alive.
+    /// to this client and accepts `method`.
     fn session_id_for(
-        &mut self,
+        &self,
         request: &Request<Vec<u8>>,
         ctx: &RequestContext,
         method: &Method,
-        now: Instant,
     ) -> Result<String, Refusal> {
         let id = session_id(request)
             .ok_or_else(|| Refusal::new(454, "Session Not Found: no Session header"))?;
-        let session = self.owned_session(&id, ctx, method)?;
-        let id = session.id.clone();
-        if let Some(session) = self.sessions.get_mut(&id) {
-            session.last_activity = now;
-        }
+        self.owned_session(&id, ctx, method)?;
         Ok(id)
+    }
+
+    /// Any request naming a session its client owns keeps it alive
+    /// (RFC 2326 §12.37), whatever the method: some clients keep alive
+    /// with OPTIONS.
+    fn refresh_liveness(&mut self, request: &Request<Vec<u8>>, ctx: &RequestContext, now: Instant) {
+        let Some(id) = session_id(request) else {
+            return;
+        };
+        if let Some(session) = self.sessions.get_mut(&id) {
+            if session
+                .owner
+                .allows(ctx.connection, ctx.peer.ip(), session.interleaved)
+            {
+                session.last_activity = now;
+            }
+        }
     }
 
     fn owned_session(
