@@ -422,3 +422,88 @@ fn track_urls_split_from_mounts() {
         ("/sub/clip.mp4".to_string(), Some(0))
     );
 }
+
+/// Random sequences of methods, URLs and headers from several clients:
+/// the handler answers every one with a status and never panics, and the
+/// session table stays bounded (security rules from live555's CVEs).
+#[test]
+fn random_request_sequences_never_panic() {
+    let mut h = handler();
+    let now = Instant::now();
+    let methods = [
+        Method::Options,
+        Method::Describe,
+        Method::Setup,
+        Method::Play,
+        Method::Pause,
+        Method::Teardown,
+        Method::GetParameter,
+        Method::Record,
+    ];
+    let urls = [
+        BASE,
+        "rtsp://127.0.0.1:5544/",
+        "rtsp://127.0.0.1:5544/sample/trackID=0",
+        "rtsp://127.0.0.1:5544/sample/trackID=1",
+        "rtsp://127.0.0.1:5544/sample/trackID=9",
+        "rtsp://127.0.0.1:5544/%2e%2e/x",
+        "rtsp://127.0.0.1:5544/sample?q=1/trackID=0",
+    ];
+    let transports = [
+        "RTP/AVP;unicast;client_port=6000-6001",
+        "RTP/AVP/TCP;unicast;interleaved=0-1",
+        "RTP/AVP;unicast;client_port=0-1",
+        "RTP/AVP;multicast",
+        "garbage;;;=",
+        "RTP/AVP/TCP;interleaved=300-301",
+    ];
+    let ranges = [
+        "npt=0-",
+        "npt=5-",
+        "npt=-1-",
+        "npt=1e309-",
+        "npt=now-",
+        "smpte=0:0:0-",
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut ids: Vec<String> = vec!["FFFFFFFFFFFFFFFF".into()];
+    for step in 0..5000 {
+        let c = ctx(next(3) as u64, [127, 0, 0, 1 + next(2) as u8]);
+        let mut headers: Vec<(&str, String)> = Vec::new();
+        if next(2) == 0 {
+            headers.push(("Transport", transports[next(transports.len())].to_string()));
+        }
+        if next(3) != 0 {
+            headers.push(("Session", ids[next(ids.len())].clone()));
+        }
+        if next(4) == 0 {
+            headers.push(("Range", ranges[next(ranges.len())].to_string()));
+        }
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let req = request(
+            methods[next(methods.len())].clone(),
+            urls[next(urls.len())],
+            &headers,
+        );
+        let handled = h.handle(&req, &c, now + Duration::from_millis(step));
+        let code = status(&handled);
+        assert!((200..600).contains(&code));
+        if let Some(session) = header(&handled.response, "Session") {
+            let id = session.split(';').next().unwrap_or_default().to_string();
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        assert!(
+            h.session_count() <= 3 * 4,
+            "bounded by sessions per connection"
+        );
+    }
+    assert!(ids.len() > 3, "sessions were created along the way");
+}
