@@ -55,12 +55,18 @@ async fn main() -> anyhow::Result<()> {
         ..Config::default()
     };
     let catalog = match &config.media {
-        Some(path) => Catalog::from_path(path).with_context(|| format!("opening {}", path.display()))?,
+        Some(path) => {
+            Catalog::from_path(path).with_context(|| format!("opening {}", path.display()))?
+        }
         None => Catalog::bundled_sample().context("opening the bundled sample")?,
     };
     let mounts = catalog.describe_mounts();
     let server = rtpcast::server::start(&config, catalog).await?;
-    let host = if config.bind.is_unspecified() { "localhost".to_string() } else { config.bind.to_string() };
+    let host = if config.bind.is_unspecified() {
+        "localhost".to_string()
+    } else {
+        config.bind.to_string()
+    };
     for mount in mounts {
         tracing::info!("serving rtsp://{host}:{}{mount}", server.rtsp_addr.port());
     }
@@ -70,7 +76,9 @@ async fn main() -> anyhow::Result<()> {
         server.rtp_port,
         server.rtp_port + 1
     );
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     tracing::info!("shutting down");
     server.shutdown();
     Ok(())

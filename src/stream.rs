@@ -267,7 +267,11 @@ impl SessionStream {
             .pending
             .as_ref()
             .map(|au| add_secs(anchor, self.stream_secs(au.dts, au.track)));
-        let next_report = self.tracks.iter().filter_map(|t| t.next_sender_report).min();
+        let next_report = self
+            .tracks
+            .iter()
+            .filter_map(|t| t.next_sender_report)
+            .min();
         match (next_au, next_report) {
             (Some(a), Some(r)) => Some(a.min(r)),
             (a, r) => a.or(r),
@@ -312,9 +316,10 @@ impl SessionStream {
         let track = &mut self.tracks[pos];
         let timestamp = track.rtp_timestamp(pts_secs);
         self.batch.clear();
-        if let Err(error) = track
-            .packetizer
-            .packetize(&au, timestamp, &mut track.rtp, &mut self.batch)
+        if let Err(error) =
+            track
+                .packetizer
+                .packetize(&au, timestamp, &mut track.rtp, &mut self.batch)
         {
             tracing::warn!(track = au.track, pts = au.pts, %error, "skipping access unit");
             return None;
@@ -457,5 +462,361 @@ fn signed_secs(a: Instant, b: Instant) -> f64 {
         (a - b).as_secs_f64()
     } else {
         -(b - a).as_secs_f64()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::catalog::Catalog;
+    use std::net::SocketAddr;
+
+    const MTU: usize = 1400;
+
+    fn udp(port: u16) -> Delivery {
+        Delivery::Udp {
+            rtp: SocketAddr::from(([127, 0, 0, 1], port)),
+            rtcp: SocketAddr::from(([127, 0, 0, 1], port + 1)),
+        }
+    }
+
+    fn sample_stream(loop_playback: bool) -> SessionStream {
+        let media = Catalog::bundled_sample()
+            .expect("sample")
+            .resolve("/")
+            .expect("mount");
+        let mut stream = SessionStream::new(media.clone(), "test".into(), loop_playback);
+        for info in media.tracks() {
+            let port = 6000 + 2 * info.index as u16;
+            stream.set_up_track(TrackOutput::new(
+                info.clone(),
+                udp(port),
+                96 + info.index as u8,
+                MTU,
+            ));
+        }
+        stream
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    struct Sent {
+        track: usize,
+        seq: u16,
+        timestamp: u32,
+        marker: bool,
+        at: Instant,
+    }
+
+    #[derive(Debug, Default)]
+    struct Log {
+        rtp: Vec<Sent>,
+        /// (track, packet type, RTP timestamp of SR, at)
+        rtcp: Vec<(usize, u8, u32, Instant)>,
+        batches: usize,
+    }
+
+    fn track_of(delivery: Delivery) -> usize {
+        match delivery {
+            Delivery::Udp { rtp, .. } => usize::from((rtp.port() - 6000) / 2),
+            Delivery::Interleaved { rtp_channel, .. } => usize::from(rtp_channel / 2),
+        }
+    }
+
+    /// Drives the stream in 1 ms steps from `from` to `to`.
+    fn run(stream: &mut SessionStream, from: Instant, to: Instant, log: &mut Log) {
+        let mut now = from;
+        while now <= to {
+            while let Some(transmit) = stream.poll_transmit(now, SystemTime::now()) {
+                match transmit {
+                    Transmit::Rtp { delivery, batch } => {
+                        log.batches += 1;
+                        for packet in batch.packets() {
+                            assert!(packet.len() <= MTU);
+                            log.rtp.push(Sent {
+                                track: track_of(delivery),
+                                seq: u16::from_be_bytes([packet[2], packet[3]]),
+                                timestamp: u32::from_be_bytes([
+                                    packet[4], packet[5], packet[6], packet[7],
+                                ]),
+                                marker: packet[1] & 0x80 != 0,
+                                at: now,
+                            });
+                        }
+                    }
+                    Transmit::Rtcp { delivery, packet } => {
+                        let rtp_ts =
+                            u32::from_be_bytes([packet[16], packet[17], packet[18], packet[19]]);
+                        let types: Vec<u8> = rtcp::parse_compound(packet)
+                            .expect("valid RTCP")
+                            .iter()
+                            .map(|p| match p {
+                                rtcp::RtcpPacket::Bye { .. } => 203,
+                                rtcp::RtcpPacket::SenderReport { .. } => 200,
+                                _ => 0,
+                            })
+                            .collect();
+                        log.rtcp.push((
+                            track_of(delivery),
+                            if types.contains(&203) {
+                                203
+                            } else {
+                                types.first().copied().unwrap_or(0)
+                            },
+                            rtp_ts,
+                            now,
+                        ));
+                    }
+                }
+            }
+            match stream.poll_timeout() {
+                Some(due) if due <= to => now = due.max(now + Duration::from_millis(1)),
+                _ => return,
+            }
+        }
+    }
+
+    fn frames(log: &Log, track: usize) -> Vec<u32> {
+        let mut timestamps: Vec<u32> = log
+            .rtp
+            .iter()
+            .filter(|s| s.track == track && s.marker)
+            .map(|s| s.timestamp)
+            .collect();
+        timestamps.dedup();
+        timestamps
+    }
+
+    #[test]
+    fn whole_sample_is_paced_in_real_time_with_presentation_timestamps() {
+        let mut stream = sample_stream(false);
+        let t0 = Instant::now();
+        let start = stream.play(t0, None);
+        assert_eq!(start.npt_start, 0.0);
+        let mut log = Log::default();
+        run(&mut stream, t0, t0 + Duration::from_secs(1), &mut log);
+        let first_second = frames(&log, 0).len();
+        assert!(
+            (29..=32).contains(&first_second),
+            "{first_second} video frames in 1 s"
+        );
+        run(
+            &mut stream,
+            t0 + Duration::from_secs(1),
+            t0 + Duration::from_secs(12),
+            &mut log,
+        );
+
+        let video = frames(&log, 0);
+        assert_eq!(
+            video.len(),
+            300,
+            "every video access unit, marker on the last packet"
+        );
+        let base = start.tracks[0].2;
+        let mut offsets: Vec<u32> = video.iter().map(|ts| ts.wrapping_sub(base)).collect();
+        assert_ne!(
+            offsets,
+            {
+                let mut sorted = offsets.clone();
+                sorted.sort_unstable();
+                sorted
+            },
+            "B-frames: presentation timestamps are not in decode order"
+        );
+        offsets.sort_unstable();
+        assert!(
+            offsets.windows(2).all(|w| w[1] - w[0] == 3000),
+            "30 fps at 90 kHz"
+        );
+        assert_eq!(
+            offsets[0], 0,
+            "RTP-Info rtptime is the first frame's timestamp"
+        );
+
+        let audio = frames(&log, 1);
+        assert!(
+            (466..=472).contains(&audio.len()),
+            "{} AAC frames",
+            audio.len()
+        );
+        assert!(audio.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 1024));
+
+        for track in 0..2 {
+            let seqs: Vec<u16> = log
+                .rtp
+                .iter()
+                .filter(|s| s.track == track)
+                .map(|s| s.seq)
+                .collect();
+            assert_eq!(seqs[0], start.tracks[track].1);
+            assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
+        }
+        let last = log.rtp.last().expect("packets").at;
+        let span = last - t0;
+        assert!(
+            span > Duration::from_millis(9800) && span < Duration::from_millis(10100),
+            "{span:?}"
+        );
+        let byes: Vec<usize> = log
+            .rtcp
+            .iter()
+            .filter(|r| r.1 == 203)
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(byes.len(), 2, "BYE per track at end of stream");
+        assert!(stream.poll_timeout().is_none());
+    }
+
+    #[test]
+    fn one_access_unit_per_batch_and_sender_reports_every_five_seconds() {
+        let mut stream = sample_stream(false);
+        let t0 = Instant::now();
+        stream.play(t0, None);
+        let mut log = Log::default();
+        run(&mut stream, t0, t0 + Duration::from_secs(6), &mut log);
+        let video_batches = frames(&log, 0).len() + frames(&log, 1).len();
+        assert_eq!(
+            log.batches, video_batches,
+            "each batch holds exactly one access unit"
+        );
+        let reports: Vec<_> = log.rtcp.iter().filter(|r| r.0 == 0 && r.1 == 200).collect();
+        assert_eq!(reports.len(), 2, "an SR at PLAY and one 5 s later");
+        assert_eq!(reports[0].3, t0);
+        assert_eq!(reports[1].3 - t0, SENDER_REPORT_INTERVAL);
+        // The SR maps wall time to the stream clock: 5 s later, 450 000 ticks
+        // later, as RTP timestamps advance with media time.
+        let elapsed = reports[1].2.wrapping_sub(reports[0].2);
+        assert_eq!(elapsed, 450_000);
+    }
+
+    #[test]
+    fn pause_and_resume_continue_sequence_and_timestamps() {
+        let mut stream = sample_stream(false);
+        let t0 = Instant::now();
+        let first = stream.play(t0, None);
+        let mut log = Log::default();
+        run(&mut stream, t0, t0 + Duration::from_secs(2), &mut log);
+        stream.pause();
+        let before = log.rtp.len();
+        let last_video = *log.rtp.iter().rev().find(|s| s.track == 0).expect("video");
+        assert!(
+            stream.poll_timeout().is_none(),
+            "nothing scheduled while paused"
+        );
+        let resume_at = t0 + Duration::from_secs(5);
+        let resumed = stream.play(resume_at, None);
+        assert!(
+            (1.9..2.2).contains(&resumed.npt_start),
+            "{}",
+            resumed.npt_start
+        );
+        assert_eq!(resumed.tracks[0].1, last_video.seq.wrapping_add(1));
+        run(
+            &mut stream,
+            resume_at,
+            resume_at + Duration::from_secs(10),
+            &mut log,
+        );
+        let after = log.rtp[before..]
+            .iter()
+            .find(|s| s.track == 0)
+            .expect("video after resume");
+        assert_eq!(
+            after.seq,
+            last_video.seq.wrapping_add(1),
+            "sequence continues"
+        );
+        // Every frame of the file went out exactly once, on one continuous
+        // timeline: no jump backwards, no gap for the pause.
+        let mut offsets: Vec<u32> = frames(&log, 0)
+            .iter()
+            .map(|ts| ts.wrapping_sub(first.tracks[0].2))
+            .collect();
+        offsets.sort_unstable();
+        assert_eq!(offsets.len(), 300);
+        assert!(offsets.windows(2).all(|w| w[1] - w[0] == 3000));
+    }
+
+    #[test]
+    fn seek_starts_at_keyframe_and_timestamps_keep_rising() {
+        let mut stream = sample_stream(false);
+        let t0 = Instant::now();
+        let first = stream.play(t0, None);
+        let mut log = Log::default();
+        run(&mut stream, t0, t0 + Duration::from_secs(1), &mut log);
+        let before = log.rtp.len();
+        let max_before = log
+            .rtp
+            .iter()
+            .filter(|s| s.track == 0)
+            .map(|s| s.timestamp.wrapping_sub(first.tracks[0].2))
+            .max()
+            .expect("video");
+        let seek_at = t0 + Duration::from_secs(1);
+        let seek = stream.play(seek_at, Some(5.0));
+        assert!((4.0..=5.0).contains(&seek.npt_start), "{}", seek.npt_start);
+        run(
+            &mut stream,
+            seek_at,
+            seek_at + Duration::from_millis(500),
+            &mut log,
+        );
+        let after: Vec<Sent> = log.rtp[before..]
+            .iter()
+            .filter(|s| s.track == 0)
+            .copied()
+            .collect();
+        assert_eq!(
+            after[0].timestamp, seek.tracks[0].2,
+            "keyframe carries RTP-Info rtptime"
+        );
+        assert!(after
+            .iter()
+            .all(|s| s.timestamp.wrapping_sub(first.tracks[0].2) > max_before));
+    }
+
+    #[test]
+    fn teardown_sends_bye_then_finishes() {
+        let mut stream = sample_stream(false);
+        let t0 = Instant::now();
+        stream.play(t0, None);
+        let mut log = Log::default();
+        run(&mut stream, t0, t0 + Duration::from_millis(300), &mut log);
+        let sent = log.rtp.len();
+        stream.teardown();
+        run(
+            &mut stream,
+            t0 + Duration::from_millis(300),
+            t0 + Duration::from_secs(2),
+            &mut log,
+        );
+        assert_eq!(log.rtp.len(), sent, "no RTP after TEARDOWN");
+        assert_eq!(log.rtcp.iter().filter(|r| r.1 == 203).count(), 2);
+        assert!(stream.is_finished());
+        stream.teardown();
+        assert!(stream.is_finished(), "TEARDOWN twice is harmless");
+    }
+
+    #[test]
+    fn looping_restarts_with_rising_timestamps() {
+        let mut stream = sample_stream(true);
+        let t0 = Instant::now();
+        let start = stream.play(t0, None);
+        let mut log = Log::default();
+        run(&mut stream, t0, t0 + Duration::from_secs(21), &mut log);
+        let video = frames(&log, 0);
+        assert!(
+            video.len() >= 600,
+            "{} frames in 21 s of looping",
+            video.len()
+        );
+        let mut offsets: Vec<u32> = video
+            .iter()
+            .map(|ts| ts.wrapping_sub(start.tracks[0].2))
+            .collect();
+        offsets.sort_unstable();
+        offsets.dedup();
+        assert!(offsets.len() >= 600, "no timestamp reused across the loop");
+        assert!(!log.rtcp.iter().any(|r| r.1 == 203), "no BYE while looping");
     }
 }

@@ -94,7 +94,11 @@ pub fn rescale(ticks: i64, from: u32, to: u32) -> i64 {
     let num = ticks as i128 * to as i128;
     let den = from as i128;
     let half = den / 2;
-    let rounded = if num >= 0 { (num + half) / den } else { (num - half) / den };
+    let rounded = if num >= 0 {
+        (num + half) / den
+    } else {
+        (num - half) / den
+    };
     rounded as i64
 }
 

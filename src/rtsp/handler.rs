@@ -119,8 +119,16 @@ impl RtspHandler {
 
     /// Answers one request (RFC 2326 §10). Errors become status codes with
     /// a reason phrase; nothing a client sends can panic here.
-    pub fn handle(&mut self, request: &Request<Vec<u8>>, ctx: &RequestContext, now: Instant) -> Handled {
-        let Some(cseq) = request.header(&headers::CSEQ).map(|v| v.as_str().trim().to_string()) else {
+    pub fn handle(
+        &mut self,
+        request: &Request<Vec<u8>>,
+        ctx: &RequestContext,
+        now: Instant,
+    ) -> Handled {
+        let Some(cseq) = request
+            .header(&headers::CSEQ)
+            .map(|v| v.as_str().trim().to_string())
+        else {
             return refused(None, Refusal::new(400, "Missing CSeq"));
         };
         if request.version() != Version::V1_0 {
@@ -128,7 +136,9 @@ impl RtspHandler {
         }
         let mut actions = Vec::new();
         let result = match request.method() {
-            Method::Options => Ok(ok(&cseq).header(headers::PUBLIC, PUBLIC_METHODS).build(Vec::new())),
+            Method::Options => Ok(ok(&cseq)
+                .header(headers::PUBLIC, PUBLIC_METHODS)
+                .build(Vec::new())),
             Method::Describe => self.describe(request, ctx, &cseq),
             Method::Setup => self.setup(request, ctx, &cseq, now, &mut actions),
             Method::Play => self.play(request, ctx, &cseq, now, &mut actions),
@@ -138,10 +148,7 @@ impl RtspHandler {
             _ => Err(Refusal::new(501, "Not Implemented")),
         };
         match result {
-            Ok(response) => Handled {
-                response,
-                actions,
-            },
+            Ok(response) => Handled { response, actions },
             Err(refusal) => {
                 tracing::info!(
                     peer = %ctx.peer,
@@ -263,7 +270,10 @@ impl RtspHandler {
             Some(id) => {
                 let session = &self.sessions[id];
                 if session.mount != mount {
-                    return Err(Refusal::new(459, "Aggregate Operation Not Allowed: other media"));
+                    return Err(Refusal::new(
+                        459,
+                        "Aggregate Operation Not Allowed: other media",
+                    ));
                 }
                 lock(&session.stream).media().clone()
             }
@@ -272,7 +282,12 @@ impl RtspHandler {
         let track = match track {
             Some(index) => index,
             None if media.tracks().len() == 1 => 0,
-            None => return Err(Refusal::new(459, "Aggregate Operation Not Allowed: SETUP a track URL")),
+            None => {
+                return Err(Refusal::new(
+                    459,
+                    "Aggregate Operation Not Allowed: SETUP a track URL",
+                ))
+            }
         };
         let Some(info) = media.tracks().get(track).cloned() else {
             return Err(Refusal::new(404, format!("Not Found: no track {track}")));
@@ -291,8 +306,12 @@ impl RtspHandler {
             free_channel,
         )
         .map_err(|error| match error {
-            TransportError::Unsupported(why) => Refusal::new(461, format!("Unsupported Transport: {why}")),
-            TransportError::Malformed(why) => Refusal::new(400, format!("Bad Request: Transport {why}")),
+            TransportError::Unsupported(why) => {
+                Refusal::new(461, format!("Unsupported Transport: {why}"))
+            }
+            TransportError::Malformed(why) => {
+                Refusal::new(400, format!("Bad Request: Transport {why}"))
+            }
         })?;
         let interleaved = matches!(negotiated.delivery, Delivery::Interleaved { .. });
         let output = TrackOutput::new(
@@ -303,7 +322,10 @@ impl RtspHandler {
         );
         let id = match existing {
             Some(id) => {
-                let session = self.sessions.get_mut(&id).ok_or_else(|| Refusal::new(454, "Session Not Found"))?;
+                let session = self
+                    .sessions
+                    .get_mut(&id)
+                    .ok_or_else(|| Refusal::new(454, "Session Not Found"))?;
                 session.last_activity = now;
                 session.interleaved |= interleaved;
                 lock(&session.stream).set_up_track(output);
@@ -311,7 +333,11 @@ impl RtspHandler {
             }
             None => {
                 self.check_session_limits(ctx.connection)?;
-                let mut stream = SessionStream::new(media, format!("rtpcast@{}", ctx.local.ip()), self.settings.loop_playback);
+                let mut stream = SessionStream::new(
+                    media,
+                    format!("rtpcast@{}", ctx.local.ip()),
+                    self.settings.loop_playback,
+                );
                 stream.set_up_track(output);
                 let stream = Arc::new(Mutex::new(stream));
                 let mut id = Session::new_id();
@@ -364,11 +390,17 @@ impl RtspHandler {
         };
         let id = self.session_id_for(request, ctx, &Method::Play, now)?;
         let header = self.session_header(&id);
-        let session = self.sessions.get_mut(&id).ok_or_else(|| Refusal::new(454, "Session Not Found"))?;
+        let session = self
+            .sessions
+            .get_mut(&id)
+            .ok_or_else(|| Refusal::new(454, "Session Not Found"))?;
         let mut stream = lock(&session.stream);
         let duration = stream.media().duration_secs();
         if start.is_some_and(|s| s > duration) {
-            return Err(Refusal::new(457, format!("Invalid Range: beyond {duration:.3}")));
+            return Err(Refusal::new(
+                457,
+                format!("Invalid Range: beyond {duration:.3}"),
+            ));
         }
         if session.state == SessionState::Playing && start.is_none() {
             drop(stream);
@@ -377,19 +409,27 @@ impl RtspHandler {
         let started = stream.play(now, start);
         drop(stream);
         session.state = SessionState::Playing;
-        actions.push(Action::Wake { session_id: id.clone() });
+        actions.push(Action::Wake {
+            session_id: id.clone(),
+        });
         let base = aggregate_url(url);
         let rtp_info = started
             .tracks
             .iter()
             .map(|(index, seq, rtptime)| {
-                format!("url={base}/{};seq={seq};rtptime={rtptime}", sdp::track_control(*index))
+                format!(
+                    "url={base}/{};seq={seq};rtptime={rtptime}",
+                    sdp::track_control(*index)
+                )
             })
             .collect::<Vec<_>>()
             .join(",");
         Ok(ok(cseq)
             .header(headers::SESSION, header)
-            .header(headers::RANGE, format!("npt={:.3}-{duration:.3}", started.npt_start))
+            .header(
+                headers::RANGE,
+                format!("npt={:.3}-{duration:.3}", started.npt_start),
+            )
             .header(headers::RTP_INFO, rtp_info)
             .build(Vec::new()))
     }
@@ -404,7 +444,10 @@ impl RtspHandler {
     ) -> Result<Response<Vec<u8>>, Refusal> {
         let id = self.session_id_for(request, ctx, &Method::Pause, now)?;
         let header = self.session_header(&id);
-        let session = self.sessions.get_mut(&id).ok_or_else(|| Refusal::new(454, "Session Not Found"))?;
+        let session = self
+            .sessions
+            .get_mut(&id)
+            .ok_or_else(|| Refusal::new(454, "Session Not Found"))?;
         lock(&session.stream).pause();
         session.state = SessionState::Ready;
         actions.push(Action::Wake { session_id: id });
@@ -418,7 +461,8 @@ impl RtspHandler {
         cseq: &str,
         actions: &mut Vec<Action>,
     ) -> Result<Response<Vec<u8>>, Refusal> {
-        let id = session_id(request).ok_or_else(|| Refusal::new(454, "Session Not Found: no Session header"))?;
+        let id = session_id(request)
+            .ok_or_else(|| Refusal::new(454, "Session Not Found: no Session header"))?;
         self.owned_session(&id, ctx, &Method::Teardown)?;
         tracing::info!(session = %id, peer = %ctx.peer, "session torn down");
         actions.extend(self.remove_session(&id));
@@ -436,7 +480,9 @@ impl RtspHandler {
             return Ok(ok(cseq).build(Vec::new()));
         }
         let id = self.session_id_for(request, ctx, &Method::GetParameter, now)?;
-        Ok(ok(cseq).header(headers::SESSION, self.session_header(&id)).build(Vec::new()))
+        Ok(ok(cseq)
+            .header(headers::SESSION, self.session_header(&id))
+            .build(Vec::new()))
     }
 
     /// The id of the request's session after checking it exists, belongs
@@ -448,7 +494,8 @@ impl RtspHandler {
         method: &Method,
         now: Instant,
     ) -> Result<String, Refusal> {
-        let id = session_id(request).ok_or_else(|| Refusal::new(454, "Session Not Found: no Session header"))?;
+        let id = session_id(request)
+            .ok_or_else(|| Refusal::new(454, "Session Not Found: no Session header"))?;
         let session = self.owned_session(&id, ctx, method)?;
         let id = session.id.clone();
         if let Some(session) = self.sessions.get_mut(&id) {
@@ -457,7 +504,12 @@ impl RtspHandler {
         Ok(id)
     }
 
-    fn owned_session(&self, id: &str, ctx: &RequestContext, method: &Method) -> Result<&Session, Refusal> {
+    fn owned_session(
+        &self,
+        id: &str,
+        ctx: &RequestContext,
+        method: &Method,
+    ) -> Result<&Session, Refusal> {
         let session = self
             .sessions
             .get(id)
@@ -476,7 +528,9 @@ impl RtspHandler {
             .values()
             .filter(|s| s.owner.connection == connection)
             .count();
-        if on_connection >= self.settings.max_sessions_per_connection || self.sessions.len() >= self.settings.max_sessions {
+        if on_connection >= self.settings.max_sessions_per_connection
+            || self.sessions.len() >= self.settings.max_sessions
+        {
             return Err(Refusal::new(453, "Not Enough Bandwidth: too many sessions"));
         }
         Ok(())
@@ -486,7 +540,9 @@ impl RtspHandler {
         self.catalog.resolve(mount).map_err(|error| match error {
             ResolveError::NotFound(path) => Refusal::new(404, format!("Not Found: {path}")),
             ResolveError::Forbidden(path) => Refusal::new(404, format!("Not Found: {path}")),
-            ResolveError::Media(error) => Refusal::new(415, format!("Unsupported Media Type: {error}")),
+            ResolveError::Media(error) => {
+                Refusal::new(415, format!("Unsupported Media Type: {error}"))
+            }
         })
     }
 
@@ -509,9 +565,10 @@ impl RtcpSource {
         let stream = lock(&session.stream);
         stream.tracks().iter().any(|t| match (*self, t.delivery) {
             (RtcpSource::Udp(from), Delivery::Udp { rtcp, .. }) => from == rtcp,
-            (RtcpSource::Interleaved(conn, channel), Delivery::Interleaved { rtcp_channel, .. }) => {
-                conn == session.owner.connection && channel == rtcp_channel
-            }
+            (
+                RtcpSource::Interleaved(conn, channel),
+                Delivery::Interleaved { rtcp_channel, .. },
+            ) => conn == session.owner.connection && channel == rtcp_channel,
             _ => false,
         })
     }
@@ -520,7 +577,9 @@ impl RtcpSource {
 /// Locks a session's stream; a poisoned lock (a panic elsewhere) still
 /// yields the data, since the stream's state stays consistent per call.
 pub fn lock(stream: &Mutex<SessionStream>) -> MutexGuard<'_, SessionStream> {
-    stream.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    stream
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn ok(cseq: &str) -> rtsp_types::ResponseBuilder {
@@ -604,7 +663,11 @@ fn next_free_channel(session: &Session) -> u8 {
 /// open or `now` start, `Some(Some(secs))` for a time, `None` if invalid.
 fn parse_npt_start(value: &str) -> Option<Option<f64>> {
     let spec = value.split(';').next()?.trim();
-    let times = spec.strip_prefix("npt")?.trim_start().strip_prefix('=')?.trim();
+    let times = spec
+        .strip_prefix("npt")?
+        .trim_start()
+        .strip_prefix('=')?
+        .trim();
     let (start, _end) = times.split_once('-')?;
     let start = start.trim();
     if start.is_empty() || start == "now" {

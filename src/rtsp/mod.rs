@@ -2,6 +2,6 @@
 //! negotiation, the per-client session state machine and method handling.
 
 pub mod framing;
-pub mod transport;
 pub mod handler;
 pub mod session;
+pub mod transport;

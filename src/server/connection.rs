@@ -21,7 +21,12 @@ const WRITE_QUEUE: usize = 256;
 
 /// Serves one connection until the client closes it or sends something
 /// unparseable.
-pub(super) async fn serve(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr, id: ConnectionId) {
+pub(super) async fn serve(
+    shared: Arc<Shared>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    id: ConnectionId,
+) {
     let local = match socket.local_addr() {
         Ok(local) => local,
         Err(error) => {
@@ -60,14 +65,20 @@ pub(super) async fn serve(shared: Arc<Shared>, socket: TcpStream, peer: SocketAd
                 Ok(Some(Incoming::Request(request))) => {
                     let handled = shared.handler().handle(&request, &ctx, Instant::now());
                     let mut bytes = Vec::with_capacity(512);
-                    if handled.response.write(&mut bytes).is_err() || tx.send(bytes.into()).await.is_err() {
+                    if handled.response.write(&mut bytes).is_err()
+                        || tx.send(bytes.into()).await.is_err()
+                    {
                         break 'read;
                     }
                     session_task::run_actions(&shared, handled.actions, Some(&tx));
                 }
                 Ok(Some(Incoming::Interleaved { channel, payload })) => {
                     if channel % 2 == 1 {
-                        shared.handler().handle_rtcp(RtcpSource::Interleaved(id, channel), &payload, Instant::now());
+                        shared.handler().handle_rtcp(
+                            RtcpSource::Interleaved(id, channel),
+                            &payload,
+                            Instant::now(),
+                        );
                     }
                 }
                 Ok(Some(Incoming::Response)) => {}
@@ -78,8 +89,15 @@ pub(super) async fn serve(shared: Arc<Shared>, socket: TcpStream, peer: SocketAd
                     };
                     tracing::info!(%peer, %error, status, "closing connection after unparseable input");
                     let mut bytes = Vec::new();
-                    let reason = if status == 413 { "Request Entity Too Large" } else { "Bad Request" };
-                    if handler::unparseable(status, reason).write(&mut bytes).is_ok() {
+                    let reason = if status == 413 {
+                        "Request Entity Too Large"
+                    } else {
+                        "Bad Request"
+                    };
+                    if handler::unparseable(status, reason)
+                        .write(&mut bytes)
+                        .is_ok()
+                    {
                         let _ = tx.send(bytes.into()).await;
                     }
                     break 'read;

@@ -73,7 +73,14 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
         .with_context(|| format!("binding RTSP port {}:{}", config.bind, config.rtsp_port))?;
     let udp = UdpPair::bind(config.bind, config.rtp_port)
         .await
-        .with_context(|| format!("binding RTP/RTCP ports {}:{}-{}", config.bind, config.rtp_port, config.rtp_port.saturating_add(1)))?;
+        .with_context(|| {
+            format!(
+                "binding RTP/RTCP ports {}:{}-{}",
+                config.bind,
+                config.rtp_port,
+                config.rtp_port.saturating_add(1)
+            )
+        })?;
     let rtp_port = udp.rtp_port()?;
     let settings = HandlerSettings {
         server_rtp_port: rtp_port,
@@ -115,7 +122,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             }
         };
         {
-            let mut counts = shared.connections_per_ip.lock().unwrap_or_else(|p| p.into_inner());
+            let mut counts = shared
+                .connections_per_ip
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             let count = counts.entry(peer.ip()).or_insert(0);
             if *count >= MAX_CONNECTIONS_PER_IP {
                 tracing::warn!(%peer, "too many connections from this address; refusing");
@@ -128,7 +138,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let id = next_id;
         tokio::spawn(async move {
             connection::serve(shared.clone(), socket, peer, id).await;
-            let mut counts = shared.connections_per_ip.lock().unwrap_or_else(|p| p.into_inner());
+            let mut counts = shared
+                .connections_per_ip
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if let Some(count) = counts.get_mut(&peer.ip()) {
                 *count -= 1;
                 if *count == 0 {
@@ -146,7 +159,11 @@ async fn rtcp_receive_loop(shared: Arc<Shared>) {
     loop {
         match shared.udp.rtcp.recv_from(&mut buf).await {
             Ok((len, from)) => {
-                shared.handler().handle_rtcp(RtcpSource::Udp(from), &buf[..len], std::time::Instant::now());
+                shared.handler().handle_rtcp(
+                    RtcpSource::Udp(from),
+                    &buf[..len],
+                    std::time::Instant::now(),
+                );
             }
             Err(error) => {
                 tracing::debug!(%error, "RTCP receive failed");

@@ -14,7 +14,11 @@ use crate::stream::{SessionStream, Transmit};
 
 /// Carries out the handler's actions. `connection` is the writer of the
 /// connection the request came on, for interleaved delivery.
-pub(super) fn run_actions(shared: &Arc<Shared>, actions: Vec<Action>, connection: Option<&mpsc::Sender<Bytes>>) {
+pub(super) fn run_actions(
+    shared: &Arc<Shared>,
+    actions: Vec<Action>,
+    connection: Option<&mpsc::Sender<Bytes>>,
+) {
     for action in actions {
         match action {
             Action::Spawn { session_id, stream } => {
@@ -41,7 +45,12 @@ pub(super) fn run_actions(shared: &Arc<Shared>, actions: Vec<Action>, connection
     }
 }
 
-async fn drive(shared: &Shared, stream: &Mutex<SessionStream>, notify: &Notify, connection: Option<mpsc::Sender<Bytes>>) {
+async fn drive(
+    shared: &Shared,
+    stream: &Mutex<SessionStream>,
+    notify: &Notify,
+    connection: Option<mpsc::Sender<Bytes>>,
+) {
     loop {
         let deadline = {
             let mut stream = lock(stream);
@@ -71,17 +80,26 @@ async fn drive(shared: &Shared, stream: &Mutex<SessionStream>, notify: &Notify, 
 /// keep up loses packets; nobody else waits for it.
 fn send(shared: &Shared, transmit: Transmit<'_>, connection: Option<&mpsc::Sender<Bytes>>) {
     match transmit {
-        Transmit::Rtp { delivery: Delivery::Udp { rtp, .. }, batch } => {
+        Transmit::Rtp {
+            delivery: Delivery::Udp { rtp, .. },
+            batch,
+        } => {
             if let Err(error) = udp::send_batch(&shared.udp.rtp, rtp, batch.packets()) {
                 tracing::debug!(%rtp, %error, "RTP send failed");
             }
         }
-        Transmit::Rtcp { delivery: Delivery::Udp { rtcp, .. }, packet } => {
+        Transmit::Rtcp {
+            delivery: Delivery::Udp { rtcp, .. },
+            packet,
+        } => {
             if let Err(error) = udp::send_one(&shared.udp.rtcp, rtcp, packet) {
                 tracing::debug!(%rtcp, %error, "RTCP send failed");
             }
         }
-        Transmit::Rtp { delivery: Delivery::Interleaved { rtp_channel, .. }, batch } => {
+        Transmit::Rtp {
+            delivery: Delivery::Interleaved { rtp_channel, .. },
+            batch,
+        } => {
             if let Some(connection) = connection {
                 let frame = Bytes::copy_from_slice(batch.interleaved(rtp_channel));
                 if connection.try_send(frame).is_err() {
@@ -89,7 +107,10 @@ fn send(shared: &Shared, transmit: Transmit<'_>, connection: Option<&mpsc::Sende
                 }
             }
         }
-        Transmit::Rtcp { delivery: Delivery::Interleaved { rtcp_channel, .. }, packet } => {
+        Transmit::Rtcp {
+            delivery: Delivery::Interleaved { rtcp_channel, .. },
+            packet,
+        } => {
             if let Some(connection) = connection {
                 let mut frame = Vec::with_capacity(packet.len() + 4);
                 frame.push(b'$');

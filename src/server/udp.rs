@@ -26,9 +26,12 @@ impl UdpPair {
     /// Binds `port` and `port + 1` on `ip`. Port 0 picks a free even pair.
     pub async fn bind(ip: IpAddr, port: u16) -> io::Result<UdpPair> {
         if port != 0 {
-            let rtcp_port = port
-                .checked_add(1)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "RTP port 65535 has no RTCP port"))?;
+            let rtcp_port = port.checked_add(1).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "RTP port 65535 has no RTCP port",
+                )
+            })?;
             let rtp = UdpSocket::bind((ip, port)).await?;
             let rtcp = UdpSocket::bind((ip, rtcp_port)).await?;
             return Ok(UdpPair { rtp, rtcp });
@@ -36,12 +39,16 @@ impl UdpPair {
         let mut last_error = None;
         for _ in 0..64 {
             let candidate = 20_000 + 2 * (rand::random::<u16>() % 20_000);
-            match (UdpSocket::bind((ip, candidate)).await, UdpSocket::bind((ip, candidate + 1)).await) {
+            match (
+                UdpSocket::bind((ip, candidate)).await,
+                UdpSocket::bind((ip, candidate + 1)).await,
+            ) {
                 (Ok(rtp), Ok(rtcp)) => return Ok(UdpPair { rtp, rtcp }),
                 (Err(e), _) | (_, Err(e)) => last_error = Some(e),
             }
         }
-        Err(last_error.unwrap_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "no free UDP port pair")))
+        Err(last_error
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "no free UDP port pair")))
     }
 
     /// The RTP port.

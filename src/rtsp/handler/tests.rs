@@ -80,11 +80,23 @@ fn setup_both(h: &mut RtspHandler, c: &RequestContext, now: Instant) -> String {
 #[test]
 fn options_lists_every_method_and_echoes_cseq() {
     let mut h = handler();
-    let handled = h.handle(&request(Method::Options, BASE, &[]), &ctx(1, [127, 0, 0, 1]), Instant::now());
+    let handled = h.handle(
+        &request(Method::Options, BASE, &[]),
+        &ctx(1, [127, 0, 0, 1]),
+        Instant::now(),
+    );
     assert_eq!(status(&handled), 200);
     assert_eq!(header(&handled.response, "CSeq"), Some("7"));
     let public = header(&handled.response, "Public").expect("Public");
-    for method in ["OPTIONS", "DESCRIBE", "SETUP", "PLAY", "PAUSE", "TEARDOWN", "GET_PARAMETER"] {
+    for method in [
+        "OPTIONS",
+        "DESCRIBE",
+        "SETUP",
+        "PLAY",
+        "PAUSE",
+        "TEARDOWN",
+        "GET_PARAMETER",
+    ] {
         assert!(public.contains(method), "{method} missing from {public}");
     }
 }
@@ -92,10 +104,20 @@ fn options_lists_every_method_and_echoes_cseq() {
 #[test]
 fn describe_gives_sdp_with_content_base() {
     let mut h = handler();
-    let handled = h.handle(&request(Method::Describe, BASE, &[]), &ctx(1, [127, 0, 0, 1]), Instant::now());
+    let handled = h.handle(
+        &request(Method::Describe, BASE, &[]),
+        &ctx(1, [127, 0, 0, 1]),
+        Instant::now(),
+    );
     assert_eq!(status(&handled), 200);
-    assert_eq!(header(&handled.response, "Content-Base"), Some("rtsp://127.0.0.1:5544/sample/"));
-    assert_eq!(header(&handled.response, "Content-Type"), Some("application/sdp"));
+    assert_eq!(
+        header(&handled.response, "Content-Base"),
+        Some("rtsp://127.0.0.1:5544/sample/")
+    );
+    assert_eq!(
+        header(&handled.response, "Content-Type"),
+        Some("application/sdp")
+    );
     let sdp = String::from_utf8(handled.response.body().clone()).expect("utf-8 SDP");
     assert!(sdp.contains("m=video 0 RTP/AVP 96"), "{sdp}");
     assert!(sdp.contains("m=audio 0 RTP/AVP 97"), "{sdp}");
@@ -107,16 +129,36 @@ fn errors_map_to_status_codes() {
     let mut h = handler();
     let c = ctx(1, [127, 0, 0, 1]);
     let now = Instant::now();
-    let missing = h.handle(&request(Method::Describe, "rtsp://127.0.0.1/nothing", &[]), &c, now);
+    let missing = h.handle(
+        &request(Method::Describe, "rtsp://127.0.0.1/nothing", &[]),
+        &c,
+        now,
+    );
     assert_eq!(status(&missing), 404);
-    let escape = h.handle(&request(Method::Describe, "rtsp://127.0.0.1/%2e%2e/etc", &[]), &c, now);
+    let escape = h.handle(
+        &request(Method::Describe, "rtsp://127.0.0.1/%2e%2e/etc", &[]),
+        &c,
+        now,
+    );
     assert_eq!(status(&escape), 404);
-    let no_session = h.handle(&request(Method::Play, BASE, &[("Session", "0123456789ABCDEF")]), &c, now);
+    let no_session = h.handle(
+        &request(Method::Play, BASE, &[("Session", "0123456789ABCDEF")]),
+        &c,
+        now,
+    );
     assert_eq!(status(&no_session), 454);
-    let no_transport = h.handle(&request(Method::Setup, &format!("{BASE}/trackID=0"), &[]), &c, now);
+    let no_transport = h.handle(
+        &request(Method::Setup, &format!("{BASE}/trackID=0"), &[]),
+        &c,
+        now,
+    );
     assert_eq!(status(&no_transport), 461);
     let multicast = h.handle(
-        &request(Method::Setup, &format!("{BASE}/trackID=0"), &[("Transport", "RTP/AVP;multicast")]),
+        &request(
+            Method::Setup,
+            &format!("{BASE}/trackID=0"),
+            &[("Transport", "RTP/AVP;multicast")],
+        ),
         &c,
         now,
     );
@@ -137,14 +179,26 @@ fn play_answers_rtp_info_for_every_track_and_range() {
     let c = ctx(1, [127, 0, 0, 1]);
     let now = Instant::now();
     let id = setup_both(&mut h, &c, now);
-    let play = h.handle(&request(Method::Play, &format!("{BASE}/"), &[("Session", &id)]), &c, now);
+    let play = h.handle(
+        &request(Method::Play, &format!("{BASE}/"), &[("Session", &id)]),
+        &c,
+        now,
+    );
     assert_eq!(status(&play), 200);
     let rtp_info = header(&play.response, "RTP-Info").expect("RTP-Info");
     assert_eq!(rtp_info.matches("url=").count(), 2, "{rtp_info}");
-    assert!(rtp_info.contains(&format!("url={BASE}/trackID=0;seq=")), "{rtp_info}");
+    assert!(
+        rtp_info.contains(&format!("url={BASE}/trackID=0;seq=")),
+        "{rtp_info}"
+    );
     assert!(rtp_info.contains("rtptime="), "{rtp_info}");
-    assert!(header(&play.response, "Range").expect("Range").starts_with("npt=0.000-10."));
-    assert!(play.actions.iter().any(|a| matches!(a, Action::Wake { .. })));
+    assert!(header(&play.response, "Range")
+        .expect("Range")
+        .starts_with("npt=0.000-10."));
+    assert!(play
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Wake { .. })));
 }
 
 #[test]
@@ -153,14 +207,39 @@ fn seek_starts_at_keyframe_at_or_before_range() {
     let c = ctx(1, [127, 0, 0, 1]);
     let now = Instant::now();
     let id = setup_both(&mut h, &c, now);
-    let play = h.handle(&request(Method::Play, BASE, &[("Session", &id), ("Range", "npt=5-")]), &c, now);
+    let play = h.handle(
+        &request(Method::Play, BASE, &[("Session", &id), ("Range", "npt=5-")]),
+        &c,
+        now,
+    );
     assert_eq!(status(&play), 200);
     let range = header(&play.response, "Range").expect("Range");
-    let start: f64 = range["npt=".len()..].split('-').next().expect("start").parse().expect("number");
+    let start: f64 = range["npt=".len()..]
+        .split('-')
+        .next()
+        .expect("start")
+        .parse()
+        .expect("number");
     assert!((4.0..=5.0).contains(&start), "{range}");
-    let beyond = h.handle(&request(Method::Play, BASE, &[("Session", &id), ("Range", "npt=99-")]), &c, now);
+    let beyond = h.handle(
+        &request(
+            Method::Play,
+            BASE,
+            &[("Session", &id), ("Range", "npt=99-")],
+        ),
+        &c,
+        now,
+    );
     assert_eq!(status(&beyond), 457);
-    let garbage = h.handle(&request(Method::Play, BASE, &[("Session", &id), ("Range", "bytes=1-")]), &c, now);
+    let garbage = h.handle(
+        &request(
+            Method::Play,
+            BASE,
+            &[("Session", &id), ("Range", "bytes=1-")],
+        ),
+        &c,
+        now,
+    );
     assert_eq!(status(&garbage), 457);
 }
 
@@ -171,27 +250,60 @@ fn state_machine_and_ownership_are_enforced() {
     let stranger = ctx(2, [127, 0, 0, 9]);
     let now = Instant::now();
     let id = setup_both(&mut h, &owner, now);
-    let pause = h.handle(&request(Method::Pause, BASE, &[("Session", &id)]), &owner, now);
+    let pause = h.handle(
+        &request(Method::Pause, BASE, &[("Session", &id)]),
+        &owner,
+        now,
+    );
     assert_eq!(status(&pause), 455, "PAUSE before PLAY");
-    let hijack = h.handle(&request(Method::Play, BASE, &[("Session", &id)]), &stranger, now);
+    let hijack = h.handle(
+        &request(Method::Play, BASE, &[("Session", &id)]),
+        &stranger,
+        now,
+    );
     assert_eq!(status(&hijack), 454, "another client's session");
-    let hijack = h.handle(&request(Method::Teardown, BASE, &[("Session", &id)]), &stranger, now);
+    let hijack = h.handle(
+        &request(Method::Teardown, BASE, &[("Session", &id)]),
+        &stranger,
+        now,
+    );
     assert_eq!(status(&hijack), 454);
-    assert_eq!(status(&h.handle(&request(Method::Play, BASE, &[("Session", &id)]), &owner, now)), 200);
+    assert_eq!(
+        status(&h.handle(
+            &request(Method::Play, BASE, &[("Session", &id)]),
+            &owner,
+            now
+        )),
+        200
+    );
     let setup_again = h.handle(
         &request(
             Method::Setup,
             &format!("{BASE}/trackID=0"),
-            &[("Transport", "RTP/AVP;unicast;client_port=7000-7001"), ("Session", &id)],
+            &[
+                ("Transport", "RTP/AVP;unicast;client_port=7000-7001"),
+                ("Session", &id),
+            ],
         ),
         &owner,
         now,
     );
     assert_eq!(status(&setup_again), 455, "SETUP while playing");
-    assert_eq!(status(&h.handle(&request(Method::Pause, BASE, &[("Session", &id)]), &owner, now)), 200);
+    assert_eq!(
+        status(&h.handle(
+            &request(Method::Pause, BASE, &[("Session", &id)]),
+            &owner,
+            now
+        )),
+        200
+    );
     let teardown = request(Method::Teardown, BASE, &[("Session", &id)]);
     assert_eq!(status(&h.handle(&teardown, &owner, now)), 200);
-    assert_eq!(status(&h.handle(&teardown, &owner, now)), 454, "TEARDOWN twice");
+    assert_eq!(
+        status(&h.handle(&teardown, &owner, now)),
+        454,
+        "TEARDOWN twice"
+    );
     assert_eq!(h.session_count(), 0);
 }
 
@@ -205,7 +317,10 @@ fn setup_twice_replaces_the_transport() {
         &request(
             Method::Setup,
             &format!("{BASE}/trackID=0"),
-            &[("Transport", "RTP/AVP;unicast;client_port=7000-7001"), ("Session", &id)],
+            &[
+                ("Transport", "RTP/AVP;unicast;client_port=7000-7001"),
+                ("Session", &id),
+            ],
         ),
         &c,
         now,
@@ -240,15 +355,26 @@ fn sessions_expire_and_follow_their_connection() {
         now,
     );
     assert_eq!(status(&tcp), 200);
-    assert_eq!(h.connection_closed(2).len(), 1, "interleaved session ends with its connection");
-    assert_eq!(h.connection_closed(1).len(), 0, "UDP session outlives its connection");
+    assert_eq!(
+        h.connection_closed(2).len(),
+        1,
+        "interleaved session ends with its connection"
+    );
+    assert_eq!(
+        h.connection_closed(1).len(),
+        0,
+        "UDP session outlives its connection"
+    );
     let keepalive = h.handle(
         &request(Method::GetParameter, BASE, &[("Session", &udp_id)]),
         &udp_client,
         now + Duration::from_secs(50),
     );
     assert_eq!(status(&keepalive), 200);
-    assert!(h.expire_sessions(now + Duration::from_secs(100)).is_empty(), "keep-alive counted");
+    assert!(
+        h.expire_sessions(now + Duration::from_secs(100)).is_empty(),
+        "keep-alive counted"
+    );
     assert_eq!(h.expire_sessions(now + Duration::from_secs(111)).len(), 1);
     assert_eq!(h.session_count(), 0);
 }
@@ -284,9 +410,15 @@ fn npt_ranges_parse() {
 
 #[test]
 fn track_urls_split_from_mounts() {
-    assert_eq!(split_track("/sample/trackID=1"), ("/sample".to_string(), Some(1)));
+    assert_eq!(
+        split_track("/sample/trackID=1"),
+        ("/sample".to_string(), Some(1))
+    );
     assert_eq!(split_track("/trackID=0"), ("/".to_string(), Some(0)));
     assert_eq!(split_track("/sample/"), ("/sample".to_string(), None));
     assert_eq!(split_track("/"), ("/".to_string(), None));
-    assert_eq!(split_track("/sub/clip.mp4/trackID=0"), ("/sub/clip.mp4".to_string(), Some(0)));
+    assert_eq!(
+        split_track("/sub/clip.mp4/trackID=0"),
+        ("/sub/clip.mp4".to_string(), Some(0))
+    );
 }

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the independent RTSP clients the integration tests play with
+# (ffmpeg/ffprobe, GStreamer with its RTSP and decoder plugins, tshark)
+# from Debian's packages when they are missing, then runs `cargo test`.
+# Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+missing=()
+command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
+if ! command -v gst-launch-1.0 >/dev/null 2>&1 ||
+    ! gst-inspect-1.0 rtspsrc >/dev/null 2>&1 ||
+    ! gst-inspect-1.0 h264parse >/dev/null 2>&1 ||
+    ! gst-inspect-1.0 avdec_h264 >/dev/null 2>&1; then
+    missing+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+        gstreamer1.0-plugins-bad gstreamer1.0-libav)
+fi
+command -v tshark >/dev/null 2>&1 || missing+=(tshark)
+
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "test.sh: installing ${missing[*]}" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update
+    # tshark's installer asks whether non-root users may capture; answer nothing.
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+exec cargo test "$@"
