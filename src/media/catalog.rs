@@ -69,7 +69,8 @@ impl Catalog {
     }
 
     /// Serves a single file at `/` and `/<file name>`, or every `.mp4` file
-    /// under a directory at its path relative to it. A single file is parsed
+    /// under a directory at its path relative to it (and at `/` when it is
+    /// the only one). A single file is parsed
     /// now so that a broken one is reported at startup; directory entries
     /// are opened on first request.
     pub fn from_path(path: &Path) -> Result<Self, MediaError> {
@@ -121,6 +122,14 @@ impl Catalog {
                 [segment] if segment == name => Ok(self.load(path)?),
                 _ => Err(ResolveError::NotFound(url_path.to_owned())),
             },
+            Mounts::Directory { root } if segments.is_empty() => {
+                // A folder holding a single clip (the Docker volume case)
+                // serves it at `/` too, so the bare server URL plays.
+                match self.describe_mounts().as_slice() {
+                    [only] => self.resolve(only),
+                    _ => Err(ResolveError::NotFound(url_path.to_owned())),
+                }
+            }
             Mounts::Directory { root } => {
                 let path = self.locate(root, &segments, url_path)?;
                 Ok(self.load(&path)?)
@@ -364,6 +373,23 @@ mod tests {
         assert_eq!(
             catalog.describe_mounts(),
             ["/broken.mp4", "/clip.mp4", "/sub/clip.mp4"]
+        );
+    }
+
+    #[test]
+    fn directory_with_one_clip_serves_it_at_root() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::write(dir.path().join("video.mp4"), SAMPLE).expect("write");
+        let catalog = Catalog::from_path(dir.path()).expect("dir");
+        let at_root = catalog.resolve("/").expect("root");
+        assert!(Arc::ptr_eq(
+            &at_root,
+            &catalog.resolve("/video.mp4").expect("named")
+        ));
+        fs::write(dir.path().join("other.mp4"), SAMPLE).expect("write");
+        assert!(
+            is_not_found(catalog.resolve("/")),
+            "ambiguous with two clips"
         );
     }
 

@@ -11,6 +11,7 @@ use rtsp_types::{headers, Method, Request, Response, StatusCode, Url, Version};
 use super::session::{ConnectionId, Owner, Session, SessionState};
 use super::transport::{self, Delivery, TransportError};
 use crate::media::catalog::{Catalog, ResolveError};
+use crate::media::mp4::{MediaError, Mp4Media};
 use crate::rtcp::RtcpPacket;
 use crate::sdp;
 use crate::stream::{SessionStream, TrackOutput};
@@ -134,6 +135,7 @@ impl RtspHandler {
         if request.version() != Version::V1_0 {
             return refused(Some(&cseq), Refusal::new(505, "RTSP Version Not Supported"));
         }
+        self.refresh_liveness(request, ctx, now);
         let mut actions = Vec::new();
         let result = match request.method() {
             Method::Options => Ok(ok(&cseq)
@@ -142,9 +144,9 @@ impl RtspHandler {
             Method::Describe => self.describe(request, ctx, &cseq),
             Method::Setup => self.setup(request, ctx, &cseq, now, &mut actions),
             Method::Play => self.play(request, ctx, &cseq, now, &mut actions),
-            Method::Pause => self.pause(request, ctx, &cseq, now, &mut actions),
+            Method::Pause => self.pause(request, ctx, &cseq, &mut actions),
             Method::Teardown => self.teardown(request, ctx, &cseq, &mut actions),
-            Method::GetParameter => self.get_parameter(request, ctx, &cseq, now),
+            Method::GetParameter => self.get_parameter(request, ctx, &cseq),
             _ => Err(Refusal::new(501, "Not Implemented")),
         };
         match result {
@@ -314,6 +316,17 @@ impl RtspHandler {
             }
         })?;
         let interleaved = matches!(negotiated.delivery, Delivery::Interleaved { .. });
+        let other_connection = existing
+            .as_ref()
+            .is_some_and(|id| self.sessions[id].owner.connection != ctx.connection);
+        if interleaved && other_connection {
+            // Interleaved packets can only travel on the connection whose
+            // writer the session's sender holds.
+            return Err(Refusal::new(
+                461,
+                "Unsupported Transport: interleave on the session's own connection",
+            ));
+        }
         let output = TrackOutput::new(
             info,
             negotiated.delivery,
@@ -388,7 +401,7 @@ impl RtspHandler {
                 .ok_or_else(|| Refusal::new(457, format!("Invalid Range: {}", range.as_str())))?,
             None => None,
         };
-        let id = self.session_id_for(request, ctx, &Method::Play, now)?;
+        let id = self.session_id_for(request, ctx, &Method::Play)?;
         let header = self.session_header(&id);
         let session = self
             .sessions
@@ -439,10 +452,9 @@ impl RtspHandler {
         request: &Request<Vec<u8>>,
         ctx: &RequestContext,
         cseq: &str,
-        now: Instant,
         actions: &mut Vec<Action>,
     ) -> Result<Response<Vec<u8>>, Refusal> {
-        let id = self.session_id_for(request, ctx, &Method::Pause, now)?;
+        let id = self.session_id_for(request, ctx, &Method::Pause)?;
         let header = self.session_header(&id);
         let session = self
             .sessions
@@ -474,34 +486,45 @@ impl RtspHandler {
         request: &Request<Vec<u8>>,
         ctx: &RequestContext,
         cseq: &str,
-        now: Instant,
     ) -> Result<Response<Vec<u8>>, Refusal> {
         if session_id(request).is_none() {
             return Ok(ok(cseq).build(Vec::new()));
         }
-        let id = self.session_id_for(request, ctx, &Method::GetParameter, now)?;
+        let id = self.session_id_for(request, ctx, &Method::GetParameter)?;
         Ok(ok(cseq)
             .header(headers::SESSION, self.session_header(&id))
             .build(Vec::new()))
     }
 
     /// The id of the request's session after checking it exists, belongs
-    /// to this client and accepts `method`; marks the client alive.
+    /// to this client and accepts `method`.
     fn session_id_for(
-        &mut self,
+        &self,
         request: &Request<Vec<u8>>,
         ctx: &RequestContext,
         method: &Method,
-        now: Instant,
     ) -> Result<String, Refusal> {
         let id = session_id(request)
             .ok_or_else(|| Refusal::new(454, "Session Not Found: no Session header"))?;
-        let session = self.owned_session(&id, ctx, method)?;
-        let id = session.id.clone();
-        if let Some(session) = self.sessions.get_mut(&id) {
-            session.last_activity = now;
-        }
+        self.owned_session(&id, ctx, method)?;
         Ok(id)
+    }
+
+    /// Any request naming a session its client owns keeps it alive
+    /// (RFC 2326 §12.37), whatever the method: some clients keep alive
+    /// with OPTIONS.
+    fn refresh_liveness(&mut self, request: &Request<Vec<u8>>, ctx: &RequestContext, now: Instant) {
+        let Some(id) = session_id(request) else {
+            return;
+        };
+        if let Some(session) = self.sessions.get_mut(&id) {
+            if session
+                .owner
+                .allows(ctx.connection, ctx.peer.ip(), session.interleaved)
+            {
+                session.last_activity = now;
+            }
+        }
     }
 
     fn owned_session(
@@ -536,10 +559,18 @@ impl RtspHandler {
         Ok(())
     }
 
-    fn resolve(&self, mount: &str) -> Result<Arc<crate::media::mp4::Mp4Media>, Refusal> {
+    fn resolve(&self, mount: &str) -> Result<Arc<Mp4Media>, Refusal> {
         self.catalog.resolve(mount).map_err(|error| match error {
             ResolveError::NotFound(path) => Refusal::new(404, format!("Not Found: {path}")),
-            ResolveError::Forbidden(path) => Refusal::new(404, format!("Not Found: {path}")),
+            ResolveError::Forbidden(path) => {
+                // Answered like a missing file so probing learns nothing.
+                tracing::warn!(path = %path, "refused a path that escapes the media root");
+                Refusal::new(404, format!("Not Found: {path}"))
+            }
+            ResolveError::Media(MediaError::Io(error)) => Refusal::new(
+                500,
+                format!("Internal Server Error: reading media: {error}"),
+            ),
             ResolveError::Media(error) => {
                 Refusal::new(415, format!("Unsupported Media Type: {error}"))
             }
