@@ -1,0 +1,605 @@
+//! Shared helpers for the integration tests: an in-process server, external
+//! tool handling with timeouts, a raw RTSP client and RTP/RTCP parsing.
+//!
+//! Every test binary compiles this module but uses only part of it.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rtpcast::config::Config;
+use rtpcast::media::catalog::Catalog;
+use rtpcast::server::RunningServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+/// Video frames in the bundled sample (10 s at 30 fps).
+pub const SAMPLE_VIDEO_FRAMES: usize = 300;
+/// Duration of the bundled sample in seconds.
+pub const SAMPLE_DURATION_SECS: f64 = 10.0;
+/// RTP ticks between two video frames (90 kHz / 30 fps).
+pub const VIDEO_FRAME_TICKS: u32 = 3000;
+/// RTP ticks of one AAC-LC frame (48 kHz clock).
+pub const AAC_FRAME_TICKS: u32 = 1024;
+/// Bytes of one decoded 1280x720 yuv420p frame.
+pub const YUV420_FRAME_BYTES: usize = 1280 * 720 * 3 / 2;
+
+/// How long any single read of the raw client may block.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Starts a server on ephemeral loopback ports serving the bundled sample.
+pub async fn start_server() -> RunningServer {
+    start_server_with(|_| {}).await
+}
+
+/// Like [`start_server`], after letting `adjust` change the configuration.
+pub async fn start_server_with(adjust: impl FnOnce(&mut Config)) -> RunningServer {
+    let mut config = Config {
+        bind: "127.0.0.1".parse().unwrap(),
+        rtsp_port: 0,
+        rtp_port: 0,
+        session_timeout_secs: 60,
+        ..Default::default()
+    };
+    adjust(&mut config);
+    let catalog = Catalog::bundled_sample().expect("bundled sample loads");
+    rtpcast::server::start(&config, catalog)
+        .await
+        .expect("server starts")
+}
+
+/// `rtsp://<server>/<path>`.
+pub fn url(server: &RunningServer, path: &str) -> String {
+    format!(
+        "rtsp://{}/{}",
+        server.rtsp_addr,
+        path.trim_start_matches('/')
+    )
+}
+
+/// True when `tool` can be run. When it cannot, panics if
+/// `RTPCAST_REQUIRE_INTEROP` is set, else prints a loud notice and returns
+/// false so the caller can return early.
+pub fn require_tool(tool: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if found {
+        return true;
+    }
+    if std::env::var("RTPCAST_REQUIRE_INTEROP").is_ok_and(|v| !v.is_empty()) {
+        panic!("{tool} is not installed but RTPCAST_REQUIRE_INTEROP is set");
+    }
+    eprintln!("\n*** SKIPPED: {tool} not installed; this interop test did not run ***\n");
+    false
+}
+
+/// What an external program did.
+#[derive(Debug)]
+pub struct ToolRun {
+    /// Exit status.
+    pub status: std::process::ExitStatus,
+    /// Standard output, lossily decoded.
+    pub stdout: String,
+    /// Standard error, lossily decoded.
+    pub stderr: String,
+    /// Wall time from spawn to exit.
+    pub elapsed: Duration,
+}
+
+/// Runs `program args...` to completion; kills it and panics after `limit`.
+pub async fn run_tool(program: &str, args: &[&str], limit: Duration) -> ToolRun {
+    let started = Instant::now();
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {program}: {e}"));
+    // Dropping the timed-out future drops the child, which kills it.
+    let output = tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{program} {args:?} did not finish within {limit:?}; killed"))
+        .unwrap_or_else(|e| panic!("waiting for {program}: {e}"));
+    ToolRun {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// An RTSP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Status line and headers as received, for failure messages.
+    pub head: String,
+    /// Header names (lower case) and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body (Content-Length bytes).
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Header `name`, panicking with the whole response if it is missing.
+    pub fn expect_header(&self, name: &str) -> &str {
+        self.header(name)
+            .unwrap_or_else(|| panic!("no {name} header in response:\n{}", self.head))
+    }
+
+    /// The session id of the `Session` header (without `;timeout=`).
+    pub fn session_id(&self) -> String {
+        let value = self.expect_header("Session");
+        value.split(';').next().unwrap().trim().to_string()
+    }
+
+    /// The body as text.
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// `RTP-Info` entries as (url, seq, rtptime).
+    pub fn rtp_info(&self) -> Vec<RtpInfo> {
+        self.expect_header("RTP-Info")
+            .split(',')
+            .map(|entry| {
+                let mut info = RtpInfo {
+                    url: String::new(),
+                    seq: None,
+                    rtptime: None,
+                };
+                for field in entry.split(';') {
+                    let (key, value) = field.trim().split_once('=').unwrap_or((field.trim(), ""));
+                    match key {
+                        "url" => info.url = value.to_string(),
+                        "seq" => info.seq = Some(value.parse().expect("RTP-Info seq")),
+                        "rtptime" => info.rtptime = Some(value.parse().expect("RTP-Info rtptime")),
+                        _ => {}
+                    }
+                }
+                info
+            })
+            .collect()
+    }
+
+    /// The RTP-Info entry whose url ends with `control` (e.g. `trackID=0`).
+    pub fn rtp_info_for(&self, control: &str) -> RtpInfo {
+        self.rtp_info()
+            .into_iter()
+            .find(|i| i.url.ends_with(control))
+            .unwrap_or_else(|| panic!("no RTP-Info entry for {control}:\n{}", self.head))
+    }
+
+    /// Start and end of `Range: npt=<start>-<end>`.
+    pub fn npt_range(&self) -> (f64, Option<f64>) {
+        let value = self.expect_header("Range");
+        let times = value
+            .trim()
+            .strip_prefix("npt=")
+            .unwrap_or_else(|| panic!("Range is not npt: {value}"));
+        let (start, end) = times.split_once('-').expect("npt range has '-'");
+        let start = start.trim().parse().expect("npt start is seconds");
+        let end = end.trim();
+        let end = (!end.is_empty()).then(|| end.parse().expect("npt end is seconds"));
+        (start, end)
+    }
+}
+
+/// One `RTP-Info` entry.
+#[derive(Debug, Clone)]
+pub struct RtpInfo {
+    /// The stream URL.
+    pub url: String,
+    /// First sequence number.
+    pub seq: Option<u16>,
+    /// RTP timestamp of the Range start.
+    pub rtptime: Option<u32>,
+}
+
+/// What arrives on an RTSP connection.
+#[derive(Debug)]
+pub enum Incoming {
+    /// An RTSP response.
+    Response(Response),
+    /// An interleaved frame (RFC 2326 §10.12).
+    Interleaved {
+        /// Channel.
+        channel: u8,
+        /// Payload.
+        payload: Vec<u8>,
+    },
+}
+
+/// A minimal RTSP client on one TCP connection.
+pub struct RtspClient {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    cseq: u32,
+    /// Interleaved frames read while waiting for a response.
+    pub skipped_frames: Vec<(u8, Vec<u8>)>,
+}
+
+impl RtspClient {
+    /// Connects to the server's RTSP port.
+    pub async fn connect(addr: SocketAddr) -> RtspClient {
+        let stream = TcpStream::connect(addr).await.expect("RTSP connect");
+        stream.set_nodelay(true).unwrap();
+        RtspClient {
+            stream,
+            buf: Vec::new(),
+            cseq: 0,
+            skipped_frames: Vec::new(),
+        }
+    }
+
+    /// Writes raw bytes.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("RTSP write");
+    }
+
+    /// Sends a request with the next CSeq; returns that CSeq.
+    pub async fn send_request(&mut self, method: &str, url: &str, headers: &[(&str, &str)]) -> u32 {
+        self.cseq += 1;
+        let mut text = format!(
+            "{method} {url} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: rtpcast-itest\r\n",
+            self.cseq
+        );
+        for (name, value) in headers {
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
+        text.push_str("\r\n");
+        self.send_raw(text.as_bytes()).await;
+        self.cseq
+    }
+
+    /// Sends a request and reads its response; interleaved frames read on
+    /// the way are kept in `skipped_frames`. Checks the CSeq echo.
+    pub async fn request(&mut self, method: &str, url: &str, headers: &[(&str, &str)]) -> Response {
+        let cseq = self.send_request(method, url, headers).await;
+        self.response_for(cseq).await
+    }
+
+    /// Reads until the response to `cseq`, keeping interleaved frames.
+    pub async fn response_for(&mut self, cseq: u32) -> Response {
+        loop {
+            match self.read_message().await {
+                Some(Incoming::Response(response)) => {
+                    assert_eq!(
+                        response.header("CSeq").map(str::trim),
+                        Some(cseq.to_string().as_str()),
+                        "response does not echo CSeq {cseq}:\n{}",
+                        response.head
+                    );
+                    return response;
+                }
+                Some(Incoming::Interleaved { channel, payload }) => {
+                    self.skipped_frames.push((channel, payload))
+                }
+                None => panic!("connection closed while waiting for the response to CSeq {cseq}"),
+            }
+        }
+    }
+
+    /// Reads the next response or interleaved frame; `None` at end of
+    /// stream. Panics if nothing complete arrives within 5 s.
+    pub async fn read_message(&mut self) -> Option<Incoming> {
+        let deadline = tokio::time::Instant::now() + READ_TIMEOUT;
+        loop {
+            if let Some(message) = self.parse_buffered() {
+                return Some(message);
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            let read = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk))
+                .await
+                .expect("no complete RTSP message within 5 s")
+                .expect("RTSP read");
+            if read == 0 {
+                assert!(
+                    self.buf.is_empty(),
+                    "connection closed inside a message: {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                );
+                return None;
+            }
+            self.buf.extend_from_slice(&chunk[..read]);
+        }
+    }
+
+    /// True if the server closes the connection within `limit` without
+    /// sending anything more.
+    pub async fn closed_within(&mut self, limit: Duration) -> bool {
+        let mut chunk = [0u8; 1024];
+        matches!(
+            tokio::time::timeout(limit, self.stream.read(&mut chunk)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+
+    fn parse_buffered(&mut self) -> Option<Incoming> {
+        if self.buf.first() == Some(&b'$') {
+            if self.buf.len() < 4 {
+                return None;
+            }
+            let len = usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]]));
+            if self.buf.len() < 4 + len {
+                return None;
+            }
+            let channel = self.buf[1];
+            let payload = self.buf[4..4 + len].to_vec();
+            self.buf.drain(..4 + len);
+            return Some(Incoming::Interleaved { channel, payload });
+        }
+        let end = self.buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or_default();
+        let mut parts = status_line.split_whitespace();
+        assert_eq!(
+            parts.next(),
+            Some("RTSP/1.0"),
+            "not an RTSP response: {head:?}"
+        );
+        let status = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let body_len = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .map(|(_, v)| v.parse::<usize>().expect("Content-Length"))
+            .unwrap_or(0);
+        if self.buf.len() < end + 4 + body_len {
+            return None;
+        }
+        let body = self.buf[end + 4..end + 4 + body_len].to_vec();
+        self.buf.drain(..end + 4 + body_len);
+        Some(Incoming::Response(Response {
+            status,
+            head,
+            headers,
+            body,
+        }))
+    }
+}
+
+/// Binds an even UDP port and the next one on loopback (client RTP and
+/// RTCP ports).
+pub async fn udp_pair() -> (UdpSocket, UdpSocket) {
+    for _ in 0..100 {
+        let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = rtp.local_addr().unwrap().port();
+        if port % 2 != 0 || port == u16::MAX {
+            continue;
+        }
+        if let Ok(rtcp) = UdpSocket::bind(("127.0.0.1", port + 1)).await {
+            return (rtp, rtcp);
+        }
+    }
+    panic!("no free even/odd UDP port pair");
+}
+
+/// Transport header for unicast UDP to `rtp`'s port pair.
+pub fn udp_transport(rtp: &UdpSocket) -> String {
+    let port = rtp.local_addr().unwrap().port();
+    format!("RTP/AVP;unicast;client_port={}-{}", port, port + 1)
+}
+
+/// A datagram with its source and arrival time.
+#[derive(Debug, Clone)]
+pub struct Datagram {
+    /// Payload.
+    pub data: Vec<u8>,
+    /// Sender.
+    pub from: SocketAddr,
+    /// Arrival.
+    pub at: Instant,
+}
+
+/// Receives everything arriving on `socket` for `duration`.
+pub async fn recv_for(socket: &UdpSocket, duration: Duration) -> Vec<Datagram> {
+    recv_until(socket, duration, |_| false).await
+}
+
+/// Receives datagrams for up to `duration`, stopping early after the
+/// first one for which `stop` is true (it is included).
+pub async fn recv_until(
+    socket: &UdpSocket,
+    duration: Duration,
+    mut stop: impl FnMut(&Datagram) -> bool,
+) -> Vec<Datagram> {
+    let deadline = tokio::time::Instant::now() + duration;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while let Ok(result) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await {
+        let (len, from) = result.expect("UDP receive");
+        let datagram = Datagram {
+            data: buf[..len].to_vec(),
+            from,
+            at: Instant::now(),
+        };
+        let done = stop(&datagram);
+        out.push(datagram);
+        if done {
+            break;
+        }
+    }
+    out
+}
+
+/// The fixed RTP header fields (RFC 3550 §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpHeader {
+    /// Marker bit.
+    pub marker: bool,
+    /// Payload type.
+    pub payload_type: u8,
+    /// Sequence number.
+    pub seq: u16,
+    /// Timestamp.
+    pub timestamp: u32,
+    /// SSRC.
+    pub ssrc: u32,
+}
+
+/// Parses an RTP header, panicking on anything that is not RTP version 2.
+pub fn rtp_header(packet: &[u8]) -> RtpHeader {
+    assert!(
+        packet.len() >= 12,
+        "RTP packet too short: {} bytes",
+        packet.len()
+    );
+    assert_eq!(
+        packet[0] >> 6,
+        2,
+        "RTP version is not 2: {:02x?}",
+        &packet[..12]
+    );
+    RtpHeader {
+        marker: packet[1] & 0x80 != 0,
+        payload_type: packet[1] & 0x7f,
+        seq: u16::from_be_bytes([packet[2], packet[3]]),
+        timestamp: u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]),
+        ssrc: u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]),
+    }
+}
+
+/// One packet of an RTCP compound packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtcpPacket {
+    /// Packet type (200 SR, 201 RR, 202 SDES, 203 BYE).
+    pub packet_type: u8,
+    /// The count field (report count, source count).
+    pub count: u8,
+    /// The whole packet, header included.
+    pub data: Vec<u8>,
+}
+
+impl RtcpPacket {
+    /// The SSRC listed first after the header (sender of SR, first source
+    /// of BYE).
+    pub fn first_ssrc(&self) -> Option<u32> {
+        self.data
+            .get(4..8)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+/// Splits an RTCP compound packet (RFC 3550 §6.1), panicking if the
+/// lengths do not add up.
+pub fn rtcp_packets(compound: &[u8]) -> Vec<RtcpPacket> {
+    let mut out = Vec::new();
+    let mut rest = compound;
+    assert!(!rest.is_empty(), "empty RTCP datagram");
+    while !rest.is_empty() {
+        assert!(rest.len() >= 4, "truncated RTCP header in {compound:02x?}");
+        assert_eq!(rest[0] >> 6, 2, "RTCP version is not 2 in {compound:02x?}");
+        let len = 4 * (usize::from(u16::from_be_bytes([rest[2], rest[3]])) + 1);
+        assert!(
+            len <= rest.len(),
+            "RTCP length overruns datagram in {compound:02x?}"
+        );
+        out.push(RtcpPacket {
+            packet_type: rest[1],
+            count: rest[0] & 0x1f,
+            data: rest[..len].to_vec(),
+        });
+        rest = &rest[len..];
+    }
+    out
+}
+
+/// RTCP packet types found in `datagrams`, in arrival order.
+pub fn rtcp_types(datagrams: &[Datagram]) -> Vec<u8> {
+    datagrams
+        .iter()
+        .flat_map(|d| rtcp_packets(&d.data))
+        .map(|p| p.packet_type)
+        .collect()
+}
+
+/// `b - a` as a signed distance on the 16-bit sequence circle.
+pub fn seq_delta(a: u16, b: u16) -> i16 {
+    b.wrapping_sub(a) as i16
+}
+
+/// `b - a` as a signed distance on the 32-bit timestamp circle.
+pub fn ts_delta(a: u32, b: u32) -> i32 {
+    b.wrapping_sub(a) as i32
+}
+
+/// Panics unless sequence numbers of `headers` are consecutive.
+pub fn assert_consecutive(headers: &[RtpHeader], what: &str) {
+    for pair in headers.windows(2) {
+        assert_eq!(
+            pair[1].seq,
+            pair[0].seq.wrapping_add(1),
+            "{what}: sequence jumps from {} to {}",
+            pair[0].seq,
+            pair[1].seq
+        );
+    }
+}
+
+/// Parses `key=value` lines (ffprobe `-of flat`) into a map.
+pub fn flat_map(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+        .collect()
+}
+
+/// Sets up both tracks of `/sample` over UDP to the given port pairs and
+/// returns (session id, base URL).
+pub async fn setup_udp_session(
+    client: &mut RtspClient,
+    server: &RunningServer,
+    video: &UdpSocket,
+    audio: &UdpSocket,
+) -> (String, String) {
+    let base = url(server, "sample");
+    let setup = client
+        .request(
+            "SETUP",
+            &format!("{base}/trackID=0"),
+            &[("Transport", &udp_transport(video))],
+        )
+        .await;
+    assert_eq!(setup.status, 200, "SETUP video:\n{}", setup.head);
+    let session = setup.session_id();
+    let setup = client
+        .request(
+            "SETUP",
+            &format!("{base}/trackID=1"),
+            &[("Transport", &udp_transport(audio)), ("Session", &session)],
+        )
+        .await;
+    assert_eq!(setup.status, 200, "SETUP audio:\n{}", setup.head);
+    assert_eq!(
+        setup.session_id(),
+        session,
+        "audio SETUP joined another session"
+    );
+    (session, base)
+}

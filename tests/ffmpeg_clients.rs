@@ -1,0 +1,169 @@
+//! Interop with FFmpeg's RTSP client: ffprobe reads the stream parameters,
+//! ffmpeg decodes the whole sample.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+async fn probe(transport: &str) {
+    if !require_tool("ffprobe") {
+        return;
+    }
+    let server = start_server().await;
+    let url = url(&server, "sample");
+    let run = run_tool(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-rtsp_transport",
+            transport,
+            "-show_streams",
+            "-of",
+            "flat",
+            &url,
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        run.status.success(),
+        "ffprobe {transport} failed: {}\n{}",
+        run.status,
+        run.stderr
+    );
+    assert!(
+        run.stderr.trim().is_empty(),
+        "ffprobe {transport} errors:\n{}",
+        run.stderr
+    );
+    let fields = flat_map(&run.stdout);
+    let field = |stream: usize, name: &str| {
+        fields
+            .get(&format!("streams.stream.{stream}.{name}"))
+            .map(String::as_str)
+            .unwrap_or("<missing>")
+            .to_string()
+    };
+    let kinds: Vec<String> = (0..2).map(|i| field(i, "codec_type")).collect();
+    let video = kinds.iter().position(|k| k == "video").expect(&run.stdout);
+    let audio = kinds.iter().position(|k| k == "audio").expect(&run.stdout);
+    assert_eq!(
+        field(2, "codec_type"),
+        "<missing>",
+        "more than two streams:\n{}",
+        run.stdout
+    );
+    assert_eq!(field(video, "codec_name"), "h264");
+    assert_eq!(field(video, "profile"), "High");
+    assert_eq!(field(video, "width"), "1280");
+    assert_eq!(field(video, "height"), "720");
+    assert_eq!(field(video, "pix_fmt"), "yuv420p");
+    assert_eq!(field(audio, "codec_name"), "aac");
+    assert_eq!(field(audio, "profile"), "LC");
+    assert_eq!(field(audio, "channels"), "2");
+    assert_eq!(field(audio, "sample_rate"), "48000");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffprobe_reads_streams_over_udp() {
+    probe("udp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffprobe_reads_streams_over_tcp() {
+    probe("tcp").await;
+}
+
+/// Decodes the whole sample with ffmpeg into per-frame CRCs of the raw
+/// pictures and samples.
+async fn decode(transport: &str) {
+    if !require_tool("ffmpeg") {
+        return;
+    }
+    let server = start_server().await;
+    let url = url(&server, "sample");
+    let run = run_tool(
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-v",
+            "error",
+            "-rtsp_transport",
+            transport,
+            "-i",
+            &url,
+            "-map",
+            "0:v",
+            "-map",
+            "0:a",
+            "-f",
+            "framecrc",
+            "-",
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        run.status.success(),
+        "ffmpeg {transport} failed: {}\n{}",
+        run.status,
+        run.stderr
+    );
+    // At `-v error` every line is an error: decode errors, concealment,
+    // lost packets.
+    assert!(
+        run.stderr.trim().is_empty(),
+        "ffmpeg {transport} reported errors:\n{}",
+        run.stderr
+    );
+
+    // framecrc lines: stream, dts, pts, duration, size, crc.
+    let mut video_frames = 0;
+    let mut audio_bytes = 0;
+    for line in run.stdout.lines().filter(|l| !l.starts_with('#')) {
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        assert_eq!(fields.len(), 6, "framecrc line {line:?}");
+        let size: usize = fields[4].parse().expect("frame size");
+        match fields[0] {
+            "0" => {
+                assert_eq!(size, YUV420_FRAME_BYTES, "decoded picture size: {line}");
+                video_frames += 1;
+            }
+            "1" => audio_bytes += size,
+            other => panic!("unexpected stream {other} in {line}"),
+        }
+    }
+    assert_eq!(
+        video_frames, SAMPLE_VIDEO_FRAMES,
+        "{transport}: decoded video frames"
+    );
+    // Stereo s16: 4 bytes per sample frame; 10 s at 48 kHz, +/- 5 AAC frames.
+    let samples = audio_bytes / 4;
+    let expected = (SAMPLE_DURATION_SECS * 48_000.0) as usize;
+    assert!(
+        samples.abs_diff(expected) <= 5 * AAC_FRAME_TICKS as usize,
+        "{transport}: {samples} audio samples decoded, expected about {expected}"
+    );
+    assert!(
+        run.elapsed >= Duration::from_secs(9) && run.elapsed < Duration::from_secs(15),
+        "{transport}: 10 s sample decoded in {:?} (not real time)",
+        run.elapsed
+    );
+    eprintln!(
+        "ffmpeg {transport}: {video_frames} pictures, {samples} samples in {:?}",
+        run.elapsed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_decodes_whole_sample_over_tcp() {
+    decode("tcp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_decodes_whole_sample_over_udp() {
+    decode("udp").await;
+}

@@ -1,0 +1,179 @@
+//! Interop with GStreamer's rtspsrc: the pictures decoded from the stream
+//! must be bit-identical to those decoded from the sample file.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// Lines `H:MM:SS.nnnnnnnnn <md5>` that checksumsink prints per buffer.
+fn checksums(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let (time, hash) = line.trim().split_once(' ')?;
+            let is_time = time.contains(':')
+                && time
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == ':' || c == '.');
+            let is_md5 = hash.len() == 32 && hash.chars().all(|c| c.is_ascii_hexdigit());
+            (is_time && is_md5).then(|| hash.to_string())
+        })
+        .collect()
+}
+
+/// MD5 of every picture of the sample decoded straight from the file.
+async fn reference_checksums() -> Vec<String> {
+    let file = format!("location={}/media/sample.mp4", env!("CARGO_MANIFEST_DIR"));
+    let run = run_tool(
+        "gst-launch-1.0",
+        &[
+            "-q",
+            "filesrc",
+            &file,
+            "!",
+            "qtdemux",
+            "!",
+            "h264parse",
+            "!",
+            "avdec_h264",
+            "!",
+            "checksumsink",
+            "hash=md5",
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        run.status.success(),
+        "decoding the file failed:\n{}",
+        run.stderr
+    );
+    let sums = checksums(&run.stdout);
+    assert_eq!(
+        sums.len(),
+        SAMPLE_VIDEO_FRAMES,
+        "pictures decoded from the file"
+    );
+    sums
+}
+
+async fn play(protocol: &str) {
+    if !require_tool("gst-launch-1.0") {
+        return;
+    }
+    let reference = reference_checksums().await;
+    let server = start_server().await;
+    let location = format!("location={}", url(&server, "sample"));
+    let protocols = format!("protocols={protocol}");
+    // buffer-mode=none: buffers keep their RTP-derived timestamps. In the
+    // default slave mode, rtpbin's lip-sync moves the video by its B-frame
+    // delay when the first usable SR arrives and rtspsrc then clips the
+    // last picture at npt-stop (see the test report).
+    let audio_dir = tempfile::tempdir().unwrap();
+    let audio_file = audio_dir.path().join("audio.s16");
+    let audio_location = format!("location={}", audio_file.display());
+    // The capsfilters after the decoders fail negotiation (an error) unless
+    // the decoded pictures are 1280x720 I420 and the audio 48 kHz stereo.
+    let run = run_tool(
+        "gst-launch-1.0",
+        &[
+            "rtspsrc",
+            &location,
+            &protocols,
+            "buffer-mode=none",
+            "name=src",
+            "src.",
+            "!",
+            "application/x-rtp,media=video",
+            "!",
+            "rtph264depay",
+            "!",
+            "h264parse",
+            "!",
+            "avdec_h264",
+            "!",
+            "video/x-raw,format=I420,width=1280,height=720",
+            "!",
+            "checksumsink",
+            "hash=md5",
+            "src.",
+            "!",
+            "application/x-rtp,media=audio",
+            "!",
+            "rtpmp4gdepay",
+            "!",
+            "aacparse",
+            "!",
+            "avdec_aac",
+            "!",
+            "audio/x-raw,rate=48000,channels=2",
+            "!",
+            "audioconvert",
+            "!",
+            "audio/x-raw,format=S16LE,layout=interleaved",
+            "!",
+            "filesink",
+            &audio_location,
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
+    let output = format!("{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.status.success(),
+        "gst-launch {protocol} failed: {}\n{output}",
+        run.status
+    );
+    assert!(
+        !output.contains("ERROR") && !output.contains("WARNING"),
+        "gst-launch {protocol} reported problems:\n{output}"
+    );
+    assert!(
+        output.contains("Got EOS from element \"pipeline0\""),
+        "{protocol}: pipeline did not reach EOS:\n{output}"
+    );
+    let received = checksums(&run.stdout);
+    assert_eq!(
+        received.len(),
+        SAMPLE_VIDEO_FRAMES,
+        "{protocol}: pictures decoded from the stream"
+    );
+    for (index, (got, want)) in received.iter().zip(&reference).enumerate() {
+        assert_eq!(
+            got, want,
+            "{protocol}: picture {index} differs from the file's"
+        );
+    }
+    // Stereo S16: 4 bytes per sample frame; 10 s at 48 kHz, +/- 5 AAC frames.
+    let samples = std::fs::metadata(&audio_file)
+        .expect("decoded audio file")
+        .len() as usize
+        / 4;
+    let expected = (SAMPLE_DURATION_SECS * 48_000.0) as usize;
+    assert!(
+        samples.abs_diff(expected) <= 5 * AAC_FRAME_TICKS as usize,
+        "{protocol}: {samples} audio samples decoded, expected about {expected}"
+    );
+    assert!(
+        run.elapsed >= Duration::from_secs(9) && run.elapsed < Duration::from_secs(15),
+        "{protocol}: 10 s sample played in {:?}",
+        run.elapsed
+    );
+    eprintln!(
+        "gstreamer {protocol}: {} pictures, {samples} samples in {:?}",
+        received.len(),
+        run.elapsed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gstreamer_decodes_identical_pictures_over_tcp() {
+    play("tcp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gstreamer_decodes_identical_pictures_over_udp() {
+    play("udp").await;
+}

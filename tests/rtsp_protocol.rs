@@ -1,0 +1,924 @@
+//! RTSP/RTP protocol behaviour checked with a raw client: status codes,
+//! headers, RTP/RTCP on the wire over UDP and interleaved TCP.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use tokio::net::UdpSocket;
+
+/// Receives until nothing has arrived for `idle` (at most `limit`).
+async fn drain(socket: &UdpSocket, idle: Duration, limit: Duration) -> Vec<Datagram> {
+    let deadline = Instant::now() + limit;
+    let mut all = Vec::new();
+    loop {
+        let got = recv_until(socket, idle, |_| true).await;
+        if got.is_empty() || Instant::now() >= deadline {
+            all.extend(got);
+            return all;
+        }
+        all.extend(got);
+    }
+}
+
+fn headers_of(datagrams: &[Datagram]) -> Vec<RtpHeader> {
+    datagrams.iter().map(|d| rtp_header(&d.data)).collect()
+}
+
+/// BYE packets in `datagrams` that list `ssrc`.
+fn byes_for(datagrams: &[Datagram], ssrc: u32) -> usize {
+    datagrams
+        .iter()
+        .flat_map(|d| rtcp_packets(&d.data))
+        .filter(|p| p.packet_type == 203 && p.count >= 1 && p.first_ssrc() == Some(ssrc))
+        .count()
+}
+
+#[tokio::test]
+async fn options_lists_get_parameter() {
+    let server = start_server().await;
+    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let response = client
+        .request("OPTIONS", &url(&server, "sample"), &[])
+        .await;
+    assert_eq!(response.status, 200, "{}", response.head);
+    let public: Vec<String> = response
+        .expect_header("Public")
+        .split(',')
+        .map(|m| m.trim().to_string())
+        .collect();
+    for method in [
+        "DESCRIBE",
+        "SETUP",
+        "PLAY",
+        "PAUSE",
+        "TEARDOWN",
+        "GET_PARAMETER",
+    ] {
+        assert!(
+            public.iter().any(|m| m == method),
+            "Public lacks {method}: {public:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn describe_returns_sdp_and_content_base() {
+    let server = start_server().await;
+    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    for path in ["sample", ""] {
+        let request_url = url(&server, path);
+        let response = client
+            .request("DESCRIBE", &request_url, &[("Accept", "application/sdp")])
+            .await;
+        assert_eq!(response.status, 200, "{}", response.head);
+        assert_eq!(response.expect_header("Content-Type"), "application/sdp");
+        assert_eq!(
+            response.expect_header("Content-Base"),
+            format!("{}/", request_url.trim_end_matches('/'))
+        );
+        let sdp = response.body_text();
+        let lines: Vec<&str> = sdp.lines().map(str::trim_end).collect();
+        assert_eq!(lines.first(), Some(&"v=0"), "SDP:\n{sdp}");
+        let video = lines
+            .iter()
+            .position(|l| l.starts_with("m=video "))
+            .expect("m=video");
+        let audio = lines
+            .iter()
+            .position(|l| l.starts_with("m=audio "))
+            .expect("m=audio");
+        assert!(lines[video].ends_with("RTP/AVP 96"), "{}", lines[video]);
+        assert!(lines[audio].ends_with("RTP/AVP 97"), "{}", lines[audio]);
+        let (video_lines, audio_lines) = if video < audio {
+            (&lines[video..audio], &lines[audio..])
+        } else {
+            (&lines[video..], &lines[audio..video])
+        };
+        assert!(
+            video_lines.contains(&"a=rtpmap:96 H264/90000"),
+            "SDP:\n{sdp}"
+        );
+        assert!(video_lines.contains(&"a=control:trackID=0"), "SDP:\n{sdp}");
+        assert!(
+            video_lines.iter().any(|l| l.starts_with("a=fmtp:96 ")
+                && l.contains("packetization-mode=1")
+                && l.contains("sprop-parameter-sets=")),
+            "SDP:\n{sdp}"
+        );
+        assert!(
+            audio_lines
+                .iter()
+                .any(|l| l.eq_ignore_ascii_case("a=rtpmap:97 mpeg4-generic/48000/2")),
+            "SDP:\n{sdp}"
+        );
+        assert!(audio_lines.contains(&"a=control:trackID=1"), "SDP:\n{sdp}");
+        assert!(
+            lines.iter().any(|l| l.starts_with("a=range:npt=0-10")),
+            "SDP has no 10 s range:\n{sdp}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_path_is_404() {
+    let server = start_server().await;
+    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let response = client
+        .request("DESCRIBE", &url(&server, "no/such/file"), &[])
+        .await;
+    assert_eq!(response.status, 404, "{}", response.head);
+    let (rtp, _rtcp) = udp_pair().await;
+    let response = client
+        .request(
+            "SETUP",
+            &url(&server, "missing/trackID=0"),
+            &[("Transport", &udp_transport(&rtp))],
+        )
+        .await;
+    assert_eq!(response.status, 404, "{}", response.head);
+}
+
+#[tokio::test]
+async fn pause_before_play_is_455() {
+    let server = start_server().await;
+    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let (video, _video_rtcp) = udp_pair().await;
+    let (audio, _audio_rtcp) = udp_pair().await;
+    let (session, base) = setup_udp_session(&mut client, &server, &video, &audio).await;
+    let response = client
+        .request("PAUSE", &base, &[("Session", &session)])
+        .await;
+    assert_eq!(response.status, 455, "{}", response.head);
+    // The session is still usable.
+    let response = client
+        .request("PLAY", &base, &[("Session", &session)])
+        .await;
+    assert_eq!(response.status, 200, "{}", response.head);
+}
+
+#[tokio::test]
+async fn unknown_or_foreign_session_is_454() {
+    let server = start_server().await;
+    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let base = url(&server, "sample");
+    let response = client
+        .request("PLAY", &base, &[("Session", "0123456789ABCDEF")])
+        .await;
+    assert_eq!(response.status, 454, "{}", response.head);
+
+    // An interleaved session belongs to its connection alone.
+    let setup = client
+        .request(
+            "SETUP",
+            &format!("{base}/trackID=0"),
+            &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1")],
+        )
+        .await;
+    assert_eq!(setup.status, 200, "{}", setup.head);
+    let session = setup.session_id();
+    let mut other = RtspClient::connect(server.rtsp_addr).await;
+    for method in ["PLAY", "TEARDOWN"] {
+        let response = other.request(method, &base, &[("Session", &session)]).await;
+        assert_eq!(
+            response.status, 454,
+            "{method} of a foreign session:\n{}",
+            response.head
+        );
+    }
+    let response = client
+        .request("PLAY", &base, &[("Session", &session)])
+        .await;
+    assert_eq!(response.status, 200, "owner's PLAY:\n{}", response.head);
+}
+
+#[tokio::test]
+async fn multicast_only_transport_is_461() {
+    let server = start_server().await;
+    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let response = client
+        .request(
+            "SETUP",
+            &url(&server, "sample/trackID=0"),
+            &[("Transport", "RTP/AVP;multicast")],
+        )
+        .await;
+    assert_eq!(response.status, 461, "{}", response.head);
+    assert!(
+        response.header("Session").is_none(),
+        "461 created a session:\n{}",
+        response.head
+    );
+}
+
+#[tokio::test]
+async fn udp_play_delivers_rtp_and_sender_reports() {
+    let server = start_server().await;
+    let server_rtp = std::net::SocketAddr::from(([127, 0, 0, 1], server.rtp_port));
+    let server_rtcp = std::net::SocketAddr::from(([127, 0, 0, 1], server.rtp_port + 1));
+    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let (video, video_rtcp) = udp_pair().await;
+    let (audio, audio_rtcp) = udp_pair().await;
+    let base = url(&server, "sample");
+    let setup = client
+        .request(
+            "SETUP",
+            &format!("{base}/trackID=0"),
+            &[("Transport", &udp_transport(&video))],
+        )
+        .await;
+    assert_eq!(setup.status, 200, "{}", setup.head);
+    let transport = setup.expect_header("Transport");
+    let client_port = video.local_addr().unwrap().port();
+    assert!(
+        transport.contains(&format!("client_port={}-{}", client_port, client_port + 1)),
+        "Transport reply: {transport}"
+    );
+    assert!(
+        transport.contains(&format!(
+            "server_port={}-{}",
+            server.rtp_port,
+            server.rtp_port + 1
+        )),
+        "Transport reply: {transport}"
+    );
+    let session_header = setup.expect_header("Session").to_string();
+    assert!(
+        session_header.ends_with(";timeout=60"),
+        "Session header: {session_header}"
+    );
+    let session = setup.session_id();
+    assert_eq!(session.len(), 16, "session id {session:?}");
+    assert!(
+        session.chars().all(|c| c.is_ascii_hexdigit()),
+        "session id {session:?}"
+    );
+    let setup = client
+        .request(
+            "SETUP",
+            &format!("{base}/trackID=1"),
+            &[("Transport", &udp_transport(&audio)), ("Session", &session)],
+        )
+        .await;
+    assert_eq!(setup.status, 200, "{}", setup.head);
+
+    let play = client
+        .request("PLAY", &base, &[("Session", &session)])
+        .await;
+    let played = Instant::now();
+    assert_eq!(play.status, 200, "{}", play.head);
+    let (start, end) = play.npt_range();
+    assert_eq!(start, 0.0, "{}", play.head);
+    let end = end.expect("Range has an end");
+    assert!((end - SAMPLE_DURATION_SECS).abs() < 0.1, "Range end {end}");
+    let video_info = play.rtp_info_for("trackID=0");
+    let audio_info = play.rtp_info_for("trackID=1");
+
+    let window = Duration::from_secs(2);
+    let (video_rx, audio_rx, video_rtcp_rx, audio_rtcp_rx) = tokio::join!(
+        recv_for(&video, window),
+        recv_for(&audio, window),
+        recv_for(&video_rtcp, window),
+        recv_for(&audio_rtcp, window),
+    );
+    let teardown = client
+        .request("TEARDOWN", &base, &[("Session", &session)])
+        .await;
+    assert_eq!(teardown.status, 200, "{}", teardown.head);
+
+    for (name, received, from) in [
+        ("video RTP", &video_rx, server_rtp),
+        ("audio RTP", &audio_rx, server_rtp),
+        ("video RTCP", &video_rtcp_rx, server_rtcp),
+        ("audio RTCP", &audio_rtcp_rx, server_rtcp),
+    ] {
+        assert!(!received.is_empty(), "no {name} within {window:?} of PLAY");
+        for datagram in received.iter() {
+            assert_eq!(datagram.from, from, "{name} from the wrong address");
+        }
+    }
+
+    // Video: ~2 s of 30 fps, consecutive, one marker per frame.
+    let video_headers = headers_of(&video_rx);
+    assert_consecutive(&video_headers, "video");
+    let first = video_headers[0];
+    assert_eq!(
+        Some(first.seq),
+        video_info.seq,
+        "first video seq vs RTP-Info"
+    );
+    assert_eq!(
+        Some(first.timestamp),
+        video_info.rtptime,
+        "first video timestamp vs RTP-Info"
+    );
+    assert!(video_headers
+        .iter()
+        .all(|h| h.payload_type == 96 && h.ssrc == first.ssrc));
+    for pair in video_headers.windows(2) {
+        if pair[0].timestamp != pair[1].timestamp {
+            assert!(
+                pair[0].marker,
+                "frame ending at seq {} has no marker bit",
+                pair[0].seq
+            );
+        } else {
+            assert!(
+                !pair[0].marker,
+                "marker bit inside a frame at seq {}",
+                pair[0].seq
+            );
+        }
+    }
+    let mut frames: Vec<u32> = video_headers.iter().map(|h| h.timestamp).collect();
+    frames.dedup();
+    assert!(
+        (50..=70).contains(&frames.len()),
+        "{} video frames in 2 s",
+        frames.len()
+    );
+    let markers = video_headers.iter().filter(|h| h.marker).count();
+    assert!(
+        markers + 1 >= frames.len() && markers <= frames.len(),
+        "{markers} markers for {} frames",
+        frames.len()
+    );
+    for ts in &frames {
+        let offset = ts_delta(first.timestamp, *ts);
+        assert!(
+            offset >= 0 && offset % VIDEO_FRAME_TICKS as i32 == 0,
+            "video timestamp offset {offset}"
+        );
+    }
+
+    // Audio: consecutive, timestamps advance in whole AAC frames.
+    let audio_headers = headers_of(&audio_rx);
+    assert_consecutive(&audio_headers, "audio");
+    assert_eq!(
+        Some(audio_headers[0].seq),
+        audio_info.seq,
+        "first audio seq vs RTP-Info"
+    );
+    let audio_start = audio_info.rtptime.expect("audio rtptime");
+    assert!(
+        ts_delta(audio_start, audio_headers[0].timestamp).unsigned_abs() <= AAC_FRAME_TICKS,
+        "first audio timestamp {} vs rtptime {audio_start}",
+        audio_headers[0].timestamp
+    );
+    for pair in audio_headers.windows(2) {
+        let step = ts_delta(pair[0].timestamp, pair[1].timestamp);
+        assert!(
+            step > 0 && step % AAC_FRAME_TICKS as i32 == 0,
+            "audio timestamp step {step}"
+        );
+        assert_eq!(pair[1].payload_type, 97);
+    }
+    assert_ne!(audio_headers[0].ssrc, first.ssrc, "tracks share an SSRC");
+
+    // An SR per track right after PLAY, from that track's SSRC.
+    for (name, received, ssrc) in [
+        ("video", &video_rtcp_rx, first.ssrc),
+        ("audio", &audio_rtcp_rx, audio_headers[0].ssrc),
+    ] {
+        let packets = rtcp_packets(&received[0].data);
+        assert_eq!(
+            packets[0].packet_type, 200,
+            "{name}: first RTCP is not an SR: {packets:?}"
+        );
+        assert_eq!(packets[0].first_ssrc(), Some(ssrc), "{name} SR SSRC");
+        let delay = received[0].at.duration_since(played);
+        assert!(
+            delay < Duration::from_secs(1),
+            "{name} SR only after {delay:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn seek_starts_at_range_with_matching_timestamps() {
+    let server = start_server().await;
+    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let (video, video_rtcp) = udp_pair().await;
+    let (audio, _audio_rtcp) = udp_pair().await;
+    let (session, base) = setup_udp_session(&mut client, &server, &video, &audio).await;
+    let play = client
+        .request("PLAY", &base, &[("Session", &session), ("Range", "npt=5-")])
+        .await;
+    let played = Instant::now();
+    assert_eq!(play.status, 200, "{}", play.head);
+    let (start, end) = play.npt_range();
+    assert!(
+        (4.0..=5.0).contains(&start),
+        "Range start {start} for npt=5-"
+    );
+    assert!((end.expect("Range end") - SAMPLE_DURATION_SECS).abs() < 0.1);
+    let info = play.rtp_info_for("trackID=0");
+    let rtptime = info.rtptime.expect("rtptime");
+
+    // Play to the end: BYE on the video RTCP port.
+    let limit = Duration::from_secs(9);
+    let (rtp_rx, rtcp_rx) = tokio::join!(
+        recv_for(
+            &video,
+            Duration::from_secs_f64(SAMPLE_DURATION_SECS - start + 1.5)
+        ),
+        recv_until(&video_rtcp, limit, |d| rtcp_packets(&d.data)
+            .iter()
+            .any(|p| p.packet_type == 203)),
+    );
+    let headers = headers_of(&rtp_rx);
+    assert!(!headers.is_empty(), "no video after seek");
+    assert_consecutive(&headers, "video after seek");
+    assert_eq!(Some(headers[0].seq), info.seq, "first seq vs RTP-Info");
+    assert_eq!(
+        headers[0].timestamp, rtptime,
+        "first video timestamp vs RTP-Info rtptime"
+    );
+    let mut offsets: Vec<i32> = headers
+        .iter()
+        .map(|h| ts_delta(rtptime, h.timestamp))
+        .collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    let expected: Vec<i32> = (0..offsets.len() as i32)
+        .map(|i| i * VIDEO_FRAME_TICKS as i32)
+        .collect();
+    assert_eq!(
+        offsets, expected,
+        "video timestamps after seek are not rtptime + n*3000"
+    );
+    let expected_frames = ((SAMPLE_DURATION_SECS - start) * 30.0).round() as usize;
+    assert!(
+        offsets.len().abs_diff(expected_frames) <= 1,
+        "{} frames after seek to {start}, expected {expected_frames}",
+        offsets.len()
+    );
+    let bye = rtcp_rx.last().expect("no RTCP at all after seek");
+    assert!(
+        rtcp_packets(&bye.data).iter().any(|p| p.packet_type == 203),
+        "no BYE at end of file"
+    );
+    let took = bye.at.duration_since(played).as_secs_f64();
+    let expected_secs = SAMPLE_DURATION_SECS - start;
+    assert!(
+        (took - expected_secs).abs() < 1.0,
+        "remaining {expected_secs:.2} s played in {took:.2} s"
+    );
+}
+
+#[tokio::test]
+async fn pause_and_resume_continue_the_stream() {
+    let server = start_server().await;
+    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let (video, _video_rtcp) = udp_pair().await;
+    let (audio, _audio_rtcp) = udp_pair().await;
+    let (session, base) = setup_udp_session(&mut client, &server, &video, &audio).await;
+    let play = client
+        .request("PLAY", &base, &[("Session", &session)])
+        .await;
+    assert_eq!(play.status, 200, "{}", play.head);
+    let two_secs = Duration::from_secs(2);
+    let (video_before, audio_before) =
+        tokio::join!(recv_for(&video, two_secs), recv_for(&audio, two_secs));
+
+    let pause = client
+        .request("PAUSE", &base, &[("Session", &session)])
+        .await;
+    assert_eq!(pause.status, 200, "{}", pause.head);
+    let idle = Duration::from_millis(200);
+    let (video_drained, audio_drained) = tokio::join!(
+        drain(&video, idle, Duration::from_secs(1)),
+        drain(&audio, idle, Duration::from_secs(1))
+    );
+    let one_sec = Duration::from_secs(1);
+    let (video_paused, audio_paused) =
+        tokio::join!(recv_for(&video, one_sec), recv_for(&audio, one_sec));
+    assert!(
+        video_paused.is_empty() && audio_paused.is_empty(),
+        "{} video and {} audio packets arrived while paused",
+        video_paused.len(),
+        audio_paused.len()
+    );
+
+    let resume = client
+        .request("PLAY", &base, &[("Session", &session)])
+        .await;
+    assert_eq!(resume.status, 200, "{}", resume.head);
+    let (start, _) = resume.npt_range();
+    assert!(
+        (1.5..=3.0).contains(&start),
+        "resumed at npt {start} after ~2 s of play"
+    );
+    let secs = Duration::from_millis(1500);
+    let (video_after, audio_after) = tokio::join!(recv_for(&video, secs), recv_for(&audio, secs));
+
+    for (name, before, drained, after, control) in [
+        (
+            "video",
+            &video_before,
+            &video_drained,
+            &video_after,
+            "trackID=0",
+        ),
+        (
+            "audio",
+            &audio_before,
+            &audio_drained,
+            &audio_after,
+            "trackID=1",
+        ),
+    ] {
+        let mut before = headers_of(before);
+        before.extend(headers_of(drained));
+        let after = headers_of(after);
+        assert!(
+            !before.is_empty() && !after.is_empty(),
+            "{name}: nothing before or after the pause"
+        );
+        assert_consecutive(&before, name);
+        assert_consecutive(&after, name);
+        let last = *before.last().unwrap();
+        assert_eq!(
+            after[0].seq,
+            last.seq.wrapping_add(1),
+            "{name}: sequence does not continue across PAUSE"
+        );
+        assert_eq!(
+            Some(after[0].seq),
+            resume.rtp_info_for(control).seq,
+            "{name}: RTP-Info seq on resume"
+        );
+        assert_eq!(after[0].ssrc, last.ssrc, "{name}: SSRC changed on resume");
+        let before_ts: std::collections::HashSet<u32> =
+            before.iter().map(|h| h.timestamp).collect();
+        let resent: Vec<u32> = after
+            .iter()
+            .map(|h| h.timestamp)
+            .filter(|ts| before_ts.contains(ts))
+            .collect();
+        assert!(
+            resent.is_empty(),
+            "{name}: timestamps sent again after resume: {resent:?}"
+        );
+        if name == "audio" {
+            assert_eq!(
+                ts_delta(last.timestamp, after[0].timestamp),
+                AAC_FRAME_TICKS as i32,
+                "audio timeline does not continue across PAUSE"
+            );
+        } else {
+            // With B-frames, all frames up to the last timestamp sent before
+            // the pause must be there once resumed, none missing.
+            let origin = before[0].timestamp;
+            let max_before = before
+                .iter()
+                .map(|h| ts_delta(origin, h.timestamp))
+                .max()
+                .unwrap();
+            let all: std::collections::HashSet<i32> = before
+                .iter()
+                .chain(after.iter())
+                .map(|h| ts_delta(origin, h.timestamp))
+                .collect();
+            assert!(
+                all.iter().all(|t| *t >= 0),
+                "video timestamp before the first frame"
+            );
+            for frame in 0..=max_before / VIDEO_FRAME_TICKS as i32 {
+                assert!(
+                    all.contains(&(frame * VIDEO_FRAME_TICKS as i32)),
+                    "video frame {frame} missing across PAUSE/PLAY"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn teardown_stops_packets_and_sends_bye() {
+    let server = start_server().await;
+    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let (video, video_rtcp) = udp_pair().await;
+    let (audio, audio_rtcp) = udp_pair().await;
+    let (session, base) = setup_udp_session(&mut client, &server, &video, &audio).await;
+    let play = client
+        .request("PLAY", &base, &[("Session", &session)])
+        .await;
+    assert_eq!(play.status, 200, "{}", play.head);
+    let (video_rx, audio_rx) = tokio::join!(
+        recv_for(&video, Duration::from_secs(1)),
+        recv_for(&audio, Duration::from_secs(1))
+    );
+    assert!(
+        !video_rx.is_empty() && !audio_rx.is_empty(),
+        "no media before TEARDOWN"
+    );
+    let video_ssrc = rtp_header(&video_rx[0].data).ssrc;
+    let audio_ssrc = rtp_header(&audio_rx[0].data).ssrc;
+
+    let teardown = client
+        .request("TEARDOWN", &base, &[("Session", &session)])
+        .await;
+    assert_eq!(teardown.status, 200, "{}", teardown.head);
+    let window = Duration::from_millis(1200);
+    let silence = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = drain(
+            &video,
+            Duration::from_millis(50),
+            Duration::from_millis(100),
+        )
+        .await;
+        let _ = drain(
+            &audio,
+            Duration::from_millis(50),
+            Duration::from_millis(100),
+        )
+        .await;
+        tokio::join!(
+            recv_for(&video, Duration::from_secs(1)),
+            recv_for(&audio, Duration::from_secs(1))
+        )
+    };
+    let ((video_late, audio_late), video_rtcp_rx, audio_rtcp_rx) = tokio::join!(
+        silence,
+        recv_for(&video_rtcp, window),
+        recv_for(&audio_rtcp, window)
+    );
+    assert!(
+        video_late.is_empty() && audio_late.is_empty(),
+        "{} video / {} audio RTP packets more than 200 ms after TEARDOWN",
+        video_late.len(),
+        audio_late.len()
+    );
+    assert_eq!(
+        byes_for(&video_rtcp_rx, video_ssrc),
+        1,
+        "video BYE after TEARDOWN: {:?}",
+        rtcp_types(&video_rtcp_rx)
+    );
+    assert_eq!(
+        byes_for(&audio_rtcp_rx, audio_ssrc),
+        1,
+        "audio BYE after TEARDOWN: {:?}",
+        rtcp_types(&audio_rtcp_rx)
+    );
+
+    let response = client
+        .request("PLAY", &base, &[("Session", &session)])
+        .await;
+    assert_eq!(
+        response.status, 454,
+        "PLAY after TEARDOWN:\n{}",
+        response.head
+    );
+}
+
+#[tokio::test]
+async fn silent_session_times_out() {
+    let server = start_server_with(|c| c.session_timeout_secs = 2).await;
+    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let (video, video_rtcp) = udp_pair().await;
+    let (audio, _audio_rtcp) = udp_pair().await;
+    let base = url(&server, "sample");
+    let setup = client
+        .request(
+            "SETUP",
+            &format!("{base}/trackID=0"),
+            &[("Transport", &udp_transport(&video))],
+        )
+        .await;
+    assert_eq!(setup.status, 200, "{}", setup.head);
+    assert!(
+        setup.expect_header("Session").ends_with(";timeout=2"),
+        "{}",
+        setup.head
+    );
+    let session = setup.session_id();
+    let setup = client
+        .request(
+            "SETUP",
+            &format!("{base}/trackID=1"),
+            &[("Transport", &udp_transport(&audio)), ("Session", &session)],
+        )
+        .await;
+    assert_eq!(setup.status, 200, "{}", setup.head);
+    let play = client
+        .request("PLAY", &base, &[("Session", &session)])
+        .await;
+    assert_eq!(play.status, 200, "{}", play.head);
+    let started = Instant::now();
+    let video_ssrc = {
+        let first = recv_for(&video, Duration::from_millis(500)).await;
+        assert!(!first.is_empty(), "no RTP after PLAY");
+        rtp_header(&first[0].data).ssrc
+    };
+    // Stay silent (no RTCP, no RTSP) well past the 2 s timeout.
+    let rtcp_rx = recv_for(
+        &video_rtcp,
+        Duration::from_secs(4).saturating_sub(started.elapsed()),
+    )
+    .await;
+    let _ = drain(&video, Duration::from_millis(300), Duration::from_secs(1)).await;
+    let late = recv_for(&video, Duration::from_secs(1)).await;
+    assert!(
+        late.is_empty(),
+        "{} RTP packets still arriving {:?} after PLAY with a 2 s session timeout",
+        late.len(),
+        started.elapsed()
+    );
+    assert_eq!(
+        byes_for(&rtcp_rx, video_ssrc),
+        1,
+        "BYE on timeout: {:?}",
+        rtcp_types(&rtcp_rx)
+    );
+    let response = client
+        .request("GET_PARAMETER", &base, &[("Session", &session)])
+        .await;
+    assert_eq!(
+        response.status, 454,
+        "request on an expired session:\n{}",
+        response.head
+    );
+}
+
+#[tokio::test]
+async fn garbage_on_another_connection_does_not_disturb_playback() {
+    let server = start_server().await;
+    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let (video, _video_rtcp) = udp_pair().await;
+    let (audio, _audio_rtcp) = udp_pair().await;
+    let (session, base) = setup_udp_session(&mut client, &server, &video, &audio).await;
+    let play = client
+        .request("PLAY", &base, &[("Session", &session)])
+        .await;
+    assert_eq!(play.status, 200, "{}", play.head);
+
+    let garbage = async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let mut answers = Vec::new();
+        for junk in [&b"\x00\x01GARBAGE\r\n\r\n"[..], b"NOT RTSP AT ALL\r\n\r\n"] {
+            let mut rogue = RtspClient::connect(server.rtsp_addr).await;
+            rogue.send_raw(junk).await;
+            let answer = match rogue.read_message().await {
+                Some(Incoming::Response(response)) => response,
+                other => panic!("garbage {junk:?} answered with {other:?}"),
+            };
+            let closed = rogue.closed_within(Duration::from_secs(2)).await;
+            answers.push((String::from_utf8_lossy(junk).into_owned(), answer, closed));
+        }
+        answers
+    };
+    let (received, answers) = tokio::join!(recv_for(&video, Duration::from_secs(3)), garbage);
+    for (junk, answer, closed) in answers {
+        assert_eq!(answer.status, 400, "answer to {junk:?}:\n{}", answer.head);
+        assert!(closed, "connection stays open after {junk:?}");
+    }
+    assert!(
+        received.len() > 50,
+        "only {} video packets in 3 s",
+        received.len()
+    );
+    assert_consecutive(&headers_of(&received), "video");
+    let worst = received
+        .windows(2)
+        .map(|w| w[1].at.duration_since(w[0].at))
+        .max()
+        .unwrap();
+    assert!(
+        worst < Duration::from_millis(500),
+        "gap of {worst:?} in the video stream"
+    );
+    let response = client
+        .request("GET_PARAMETER", &base, &[("Session", &session)])
+        .await;
+    assert_eq!(
+        response.status, 200,
+        "first client's control connection:\n{}",
+        response.head
+    );
+}
+
+#[tokio::test]
+async fn interleaved_tcp_mixes_media_and_responses() {
+    let server = start_server().await;
+    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let base = url(&server, "sample");
+    let setup = client
+        .request(
+            "SETUP",
+            &format!("{base}/trackID=0"),
+            &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1")],
+        )
+        .await;
+    assert_eq!(setup.status, 200, "{}", setup.head);
+    assert!(
+        setup.expect_header("Transport").contains("interleaved=0-1"),
+        "{}",
+        setup.head
+    );
+    let session = setup.session_id();
+    let setup = client
+        .request(
+            "SETUP",
+            &format!("{base}/trackID=1"),
+            &[
+                ("Transport", "RTP/AVP/TCP;unicast;interleaved=2-3"),
+                ("Session", &session),
+            ],
+        )
+        .await;
+    assert_eq!(setup.status, 200, "{}", setup.head);
+    assert!(
+        setup.expect_header("Transport").contains("interleaved=2-3"),
+        "{}",
+        setup.head
+    );
+    let play = client
+        .request("PLAY", &base, &[("Session", &session)])
+        .await;
+    assert_eq!(play.status, 200, "{}", play.head);
+    let video_info = play.rtp_info_for("trackID=0");
+
+    let mut frames: Vec<(u8, Vec<u8>)> = std::mem::take(&mut client.skipped_frames);
+    let started = Instant::now();
+    let mut keepalive: Option<(u32, usize)> = None;
+    let mut keepalive_answer = None;
+    while started.elapsed() < Duration::from_millis(2500) {
+        if keepalive.is_none() && started.elapsed() > Duration::from_secs(1) {
+            let cseq = client
+                .send_request("GET_PARAMETER", &base, &[("Session", &session)])
+                .await;
+            keepalive = Some((cseq, frames.len()));
+        }
+        match client
+            .read_message()
+            .await
+            .expect("connection closed while playing")
+        {
+            Incoming::Interleaved { channel, payload } => frames.push((channel, payload)),
+            Incoming::Response(response) => {
+                let (cseq, _) = keepalive.expect("response without a request");
+                assert_eq!(response.header("CSeq"), Some(cseq.to_string().as_str()));
+                keepalive_answer = Some((response, frames.len()));
+            }
+        }
+    }
+    let (answer, frames_at_answer) =
+        keepalive_answer.expect("no answer to GET_PARAMETER mid-stream");
+    assert_eq!(answer.status, 200, "{}", answer.head);
+    assert!(
+        frames_at_answer < frames.len(),
+        "no media after the GET_PARAMETER answer: not mixed"
+    );
+
+    let channels: std::collections::BTreeSet<u8> = frames.iter().map(|(c, _)| *c).collect();
+    assert_eq!(
+        channels,
+        [0, 1, 2, 3].into_iter().collect(),
+        "interleaved channels used"
+    );
+    let video: Vec<RtpHeader> = frames
+        .iter()
+        .filter(|(c, _)| *c == 0)
+        .map(|(_, p)| rtp_header(p))
+        .collect();
+    assert_consecutive(&video, "interleaved video");
+    assert_eq!(Some(video[0].seq), video_info.seq);
+    assert_eq!(Some(video[0].timestamp), video_info.rtptime);
+    assert!(video.iter().all(|h| h.payload_type == 96));
+    let markers = video.iter().filter(|h| h.marker).count();
+    assert!(
+        (60..=80).contains(&markers),
+        "{markers} marked video packets in 2.5 s"
+    );
+    let audio: Vec<RtpHeader> = frames
+        .iter()
+        .filter(|(c, _)| *c == 2)
+        .map(|(_, p)| rtp_header(p))
+        .collect();
+    assert_consecutive(&audio, "interleaved audio");
+    assert!(audio.iter().all(|h| h.payload_type == 97));
+    for (channel, ssrc) in [(1u8, video[0].ssrc), (3, audio[0].ssrc)] {
+        let first_rtcp = frames
+            .iter()
+            .find(|(c, _)| *c == channel)
+            .map(|(_, p)| rtcp_packets(p))
+            .unwrap();
+        assert_eq!(
+            first_rtcp[0].packet_type, 200,
+            "channel {channel}: {first_rtcp:?}"
+        );
+        assert_eq!(
+            first_rtcp[0].first_ssrc(),
+            Some(ssrc),
+            "channel {channel} SR SSRC"
+        );
+    }
+    let teardown = client
+        .request("TEARDOWN", &base, &[("Session", &session)])
+        .await;
+    assert_eq!(teardown.status, 200, "{}", teardown.head);
+}
