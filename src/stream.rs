@@ -214,8 +214,11 @@ impl SessionStream {
         self.anchor = Some(sub_secs(now, next_decode));
         self.state = State::Playing;
         let stream_start = self.segment.offset + (npt_start - self.segment.npt_start);
+        // The first report of each track follows its first RTP packet
+        // (RFC 3550 §6.4: reports are for active senders); GStreamer
+        // ignores a report sent before any data and only syncs at the next.
         for track in &mut self.tracks {
-            track.next_sender_report = Some(now);
+            track.next_sender_report = None;
         }
         PlayStart {
             npt_start,
@@ -303,13 +306,21 @@ impl SessionStream {
             }
             let au = self.pending.take()?;
             self.advance();
-            if let Some(pos) = self.tracks.iter().position(|t| t.info.index == au.track) {
-                return self.packetize(pos, au);
+            let Some(pos) = self.tracks.iter().position(|t| t.info.index == au.track) else {
+                continue;
+            };
+            if self.packetize(pos, &au, now) {
+                return Some(Transmit::Rtp {
+                    delivery: self.tracks[pos].delivery,
+                    batch: &mut self.batch,
+                });
             }
         }
     }
 
-    fn packetize(&mut self, pos: usize, au: AccessUnit) -> Option<Transmit<'_>> {
+    /// Cuts `au` into the batch; false (and a log line) if it is unusable,
+    /// so a broken sample costs one frame, not the session.
+    fn packetize(&mut self, pos: usize, au: &AccessUnit, now: Instant) -> bool {
         let pts_secs = self.stream_secs(au.pts, au.track);
         let end_secs = pts_secs + f64::from(au.duration) / f64::from(self.timescale(au.track));
         self.high_water = self.high_water.max(end_secs);
@@ -319,15 +330,13 @@ impl SessionStream {
         if let Err(error) =
             track
                 .packetizer
-                .packetize(&au, timestamp, &mut track.rtp, &mut self.batch)
+                .packetize(au, timestamp, &mut track.rtp, &mut self.batch)
         {
             tracing::warn!(track = au.track, pts = au.pts, %error, "skipping access unit");
-            return None;
+            return false;
         }
-        Some(Transmit::Rtp {
-            delivery: track.delivery,
-            batch: &mut self.batch,
-        })
+        track.next_sender_report.get_or_insert(now);
+        true
     }
 
     fn sender_report(
@@ -510,8 +519,8 @@ mod tests {
     #[derive(Debug, Default)]
     struct Log {
         rtp: Vec<Sent>,
-        /// (track, packet type, RTP timestamp of SR, at)
-        rtcp: Vec<(usize, u8, u32, Instant)>,
+        /// (track, packet type, RTP timestamp of SR, at, sender's packet count)
+        rtcp: Vec<(usize, u8, u32, Instant, u32)>,
         batches: usize,
     }
 
@@ -546,6 +555,8 @@ mod tests {
                     Transmit::Rtcp { delivery, packet } => {
                         let rtp_ts =
                             u32::from_be_bytes([packet[16], packet[17], packet[18], packet[19]]);
+                        let packet_count =
+                            u32::from_be_bytes([packet[20], packet[21], packet[22], packet[23]]);
                         let types: Vec<u8> = rtcp::parse_compound(packet)
                             .expect("valid RTCP")
                             .iter()
@@ -564,6 +575,7 @@ mod tests {
                             },
                             rtp_ts,
                             now,
+                            packet_count,
                         ));
                     }
                 }
@@ -682,6 +694,7 @@ mod tests {
         let reports: Vec<_> = log.rtcp.iter().filter(|r| r.0 == 0 && r.1 == 200).collect();
         assert_eq!(reports.len(), 2, "an SR at PLAY and one 5 s later");
         assert_eq!(reports[0].3, t0);
+        assert!(reports[0].4 > 0, "first SR follows the first RTP packet");
         assert_eq!(reports[1].3 - t0, SENDER_REPORT_INTERVAL);
         // The SR maps wall time to the stream clock: 5 s later, 450 000 ticks
         // later, as RTP timestamps advance with media time.

@@ -67,10 +67,9 @@ async fn play(protocol: &str) {
     let server = start_server().await;
     let location = format!("location={}", url(&server, "sample"));
     let protocols = format!("protocols={protocol}");
-    // buffer-mode=none: buffers keep their RTP-derived timestamps. In the
-    // default slave mode, rtpbin's lip-sync moves the video by its B-frame
-    // delay when the first usable SR arrives and rtspsrc then clips the
-    // last picture at npt-stop (see the test report).
+    // rtspsrc's default settings (buffer-mode=slave, lip-sync by RTCP SR):
+    // rtpbin delays the video by its B-frame reorder time; every picture
+    // must still come out.
     let audio_dir = tempfile::tempdir().unwrap();
     let audio_file = audio_dir.path().join("audio.s16");
     let audio_location = format!("location={}", audio_file.display());
@@ -82,7 +81,6 @@ async fn play(protocol: &str) {
             "rtspsrc",
             &location,
             &protocols,
-            "buffer-mode=none",
             "name=src",
             "src.",
             "!",

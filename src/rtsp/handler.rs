@@ -439,10 +439,10 @@ impl RtspHandler {
             .join(",");
         Ok(ok(cseq)
             .header(headers::SESSION, header)
-            .header(
-                headers::RANGE,
-                format!("npt={:.3}-{duration:.3}", started.npt_start),
-            )
+            // Open-ended (RFC 2326 §12.29): the SDP already gives the
+            // duration, and GStreamer clips at a stated end the pictures
+            // its lip-sync delays by the B-frame reorder time.
+            .header(headers::RANGE, format!("npt={:.3}-", started.npt_start))
             .header(headers::RTP_INFO, rtp_info)
             .build(Vec::new()))
     }

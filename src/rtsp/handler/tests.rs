@@ -194,7 +194,7 @@ fn play_answers_rtp_info_for_every_track_and_range() {
     assert!(rtp_info.contains("rtptime="), "{rtp_info}");
     assert!(header(&play.response, "Range")
         .expect("Range")
-        .starts_with("npt=0.000-10."));
+        .eq("npt=0.000-"));
     assert!(play
         .actions
         .iter()
