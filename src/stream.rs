@@ -305,11 +305,15 @@ impl SessionStream {
                 return None;
             }
             let au = self.pending.take()?;
+            // Stamped before reading on: at end of file the next read may
+            // loop, which moves the segment this unit's times belong to.
+            let packetized = self
+                .tracks
+                .iter()
+                .position(|t| t.info.index == au.track)
+                .filter(|&pos| self.packetize(pos, &au, now));
             self.advance();
-            let Some(pos) = self.tracks.iter().position(|t| t.info.index == au.track) else {
-                continue;
-            };
-            if self.packetize(pos, &au, now) {
+            if let Some(pos) = packetized {
                 return Some(Transmit::Rtp {
                     delivery: self.tracks[pos].delivery,
                     batch: &mut self.batch,
@@ -831,5 +835,12 @@ mod tests {
         offsets.dedup();
         assert!(offsets.len() >= 600, "no timestamp reused across the loop");
         assert!(!log.rtcp.iter().any(|r| r.1 == 203), "no BYE while looping");
+        let audio = frames(&log, 1);
+        assert!(
+            audio
+                .windows(2)
+                .all(|w| (1..=2048).contains(&w[1].wrapping_sub(w[0]))),
+            "audio timestamps step forward by about one frame, across loops too"
+        );
     }
 }
