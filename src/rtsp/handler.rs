@@ -101,6 +101,9 @@ pub struct RtspHandler {
     catalog: Arc<Catalog>,
     settings: HandlerSettings,
     sessions: HashMap<String, Session>,
+    /// Which session an incoming RTCP packet belongs to, by where it came
+    /// from, so a receiver report costs a lookup, not a scan of sessions.
+    rtcp_routes: HashMap<RtcpSource, String>,
 }
 
 impl RtspHandler {
@@ -110,6 +113,7 @@ impl RtspHandler {
             catalog,
             settings,
             sessions: HashMap::new(),
+            rtcp_routes: HashMap::new(),
         }
     }
 
@@ -168,7 +172,11 @@ impl RtspHandler {
     /// Handles an RTCP compound packet the client sent on `from` (its RTCP
     /// port) or on an interleaved channel: liveness plus reception stats.
     pub fn handle_rtcp(&mut self, source: RtcpSource, packet: &[u8], now: Instant) {
-        let Some(session) = self.sessions.values_mut().find(|s| source.matches(s)) else {
+        let Some(session) = self
+            .rtcp_routes
+            .get(&source)
+            .and_then(|id| self.sessions.get_mut(id))
+        else {
             return;
         };
         let Ok(packets) = crate::rtcp::parse_compound(packet) else {
@@ -232,6 +240,7 @@ impl RtspHandler {
 
     fn remove_session(&mut self, id: &str) -> Option<Action> {
         let session = self.sessions.remove(id)?;
+        self.rtcp_routes.retain(|_, routed| routed != id);
         lock(&session.stream).teardown();
         Some(Action::Wake {
             session_id: session.id,
@@ -381,6 +390,7 @@ impl RtspHandler {
                 id
             }
         };
+        self.route_rtcp(&id);
         Ok(ok(cseq)
             .header(headers::TRANSPORT, negotiated.reply)
             .header(headers::SESSION, self.session_header(&id))
@@ -577,32 +587,36 @@ impl RtspHandler {
         })
     }
 
+    /// Points the RTCP sources of every track of session `id` at it.
+    fn route_rtcp(&mut self, id: &str) {
+        let Some(session) = self.sessions.get(id) else {
+            return;
+        };
+        self.rtcp_routes.retain(|_, routed| routed != id);
+        let connection = session.owner.connection;
+        for track in lock(&session.stream).tracks() {
+            let source = match track.delivery {
+                Delivery::Udp { rtcp, .. } => RtcpSource::Udp(rtcp),
+                Delivery::Interleaved { rtcp_channel, .. } => {
+                    RtcpSource::Interleaved(connection, rtcp_channel)
+                }
+            };
+            self.rtcp_routes.insert(source, id.to_string());
+        }
+    }
+
     fn session_header(&self, id: &str) -> String {
         format!("{id};timeout={}", self.settings.session_timeout.as_secs())
     }
 }
 
 /// Identifies which session an RTCP packet belongs to.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RtcpSource {
     /// Received on the server's RTCP UDP port from this address.
     Udp(SocketAddr),
     /// Received interleaved on a connection's channel.
     Interleaved(ConnectionId, u8),
-}
-
-impl RtcpSource {
-    fn matches(&self, session: &Session) -> bool {
-        let stream = lock(&session.stream);
-        stream.tracks().iter().any(|t| match (*self, t.delivery) {
-            (RtcpSource::Udp(from), Delivery::Udp { rtcp, .. }) => from == rtcp,
-            (
-                RtcpSource::Interleaved(conn, channel),
-                Delivery::Interleaved { rtcp_channel, .. },
-            ) => conn == session.owner.connection && channel == rtcp_channel,
-            _ => false,
-        })
-    }
 }
 
 /// Locks a session's stream; a poisoned lock (a panic elsewhere) still

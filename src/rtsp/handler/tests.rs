@@ -507,3 +507,54 @@ fn random_request_sequences_never_panic() {
     }
     assert!(ids.len() > 3, "sessions were created along the way");
 }
+
+#[test]
+fn receiver_reports_are_routed_by_source_and_keep_sessions_alive() {
+    let mut h = handler();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    let id = setup_both(&mut h, &c, now);
+    let video_ssrc = lock(&h.sessions[&id].stream).tracks()[0].rtp.ssrc;
+    let block = crate::rtcp::ReportBlock {
+        ssrc: video_ssrc,
+        fraction_lost: 64,
+        cumulative_lost: 3,
+        highest_seq: 1000,
+        jitter: 12,
+        last_sr: 0,
+        delay_since_last_sr: 0,
+    };
+    let mut report = Vec::new();
+    crate::rtcp::write_receiver_report(0x1234, &[block], &mut report);
+    let video_rtcp = RtcpSource::Udp(SocketAddr::from(([127, 0, 0, 1], 6001)));
+    let stranger = RtcpSource::Udp(SocketAddr::from(([127, 0, 0, 1], 6999)));
+    let late = now + Duration::from_secs(50);
+    h.handle_rtcp(stranger, &report, late);
+    h.handle_rtcp(video_rtcp, b"\xce\xfa\xed\xfe", late);
+    assert_eq!(lock(&h.sessions[&id].stream).tracks()[0].last_report, None);
+    assert_eq!(
+        h.expire_sessions(now + Duration::from_secs(61)).len(),
+        1,
+        "junk is not liveness"
+    );
+
+    let id = setup_both(&mut h, &c, now);
+    let block = crate::rtcp::ReportBlock {
+        ssrc: lock(&h.sessions[&id].stream).tracks()[0].rtp.ssrc,
+        ..block
+    };
+    report.clear();
+    crate::rtcp::write_receiver_report(0x1234, &[block], &mut report);
+    h.handle_rtcp(video_rtcp, &report, late);
+    assert_eq!(
+        lock(&h.sessions[&id].stream).tracks()[0].last_report,
+        Some(block)
+    );
+    assert!(
+        h.expire_sessions(now + Duration::from_secs(61)).is_empty(),
+        "RTCP is liveness"
+    );
+    assert_eq!(h.expire_sessions(now + Duration::from_secs(111)).len(), 1);
+    h.handle_rtcp(video_rtcp, &report, late);
+    assert_eq!(h.session_count(), 0, "routes of removed sessions are gone");
+}
