@@ -1,0 +1,229 @@
+//! The `rtpcast` binary as a user runs it: its options, serving a file or
+//! a folder, refusing paths that leave the folder, and `--loop`.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/media/sample.mp4");
+
+/// A running `rtpcast` process, killed on drop.
+struct Server {
+    child: Child,
+    rtsp: SocketAddr,
+    rtp_port: u16,
+}
+
+impl Server {
+    /// Starts the binary on free loopback ports with `args` and waits until
+    /// it accepts RTSP connections.
+    async fn start(args: &[&str]) -> Server {
+        let rtsp_port = free_tcp_port().await;
+        let rtp_port = free_udp_pair().await;
+        let child = Command::new(env!("CARGO_BIN_EXE_rtpcast"))
+            .args(["--bind", "127.0.0.1"])
+            .args(["--rtsp-port", &rtsp_port.to_string()])
+            .args(["--rtp-port", &rtp_port.to_string()])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("rtpcast starts");
+        let rtsp = SocketAddr::from(([127, 0, 0, 1], rtsp_port));
+        for _ in 0..100 {
+            if TcpStream::connect(rtsp).await.is_ok() {
+                return Server {
+                    child,
+                    rtsp,
+                    rtp_port,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("rtpcast did not listen on {rtsp}");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("rtsp://{}{path}", self.rtsp)
+    }
+
+    async fn status(&self, method: &str, path: &str) -> u16 {
+        let mut client = RtspClient::connect(self.rtsp).await;
+        client.request(method, &self.url(path), &[]).await.status
+    }
+
+    /// Stops the server and returns what it logged.
+    async fn stop(mut self) -> String {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        let mut log = String::new();
+        if let Some(mut stdout) = self.child.stdout.take() {
+            let _ = stdout.read_to_string(&mut log).await;
+        }
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = stderr.read_to_string(&mut log).await;
+        }
+        log
+    }
+}
+
+async fn free_tcp_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+async fn free_udp_pair() -> u16 {
+    let (rtp, _rtcp) = udp_pair().await;
+    rtp.local_addr().unwrap().port()
+}
+
+fn copy_sample(to: &Path) {
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(SAMPLE, to).unwrap();
+}
+
+#[tokio::test]
+async fn help_documents_every_option_with_its_default() {
+    let output = Command::new(env!("CARGO_BIN_EXE_rtpcast"))
+        .arg("--help")
+        .output()
+        .await
+        .expect("rtpcast --help runs");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "--rtsp-port",
+        "[default: 5544]",
+        "--rtp-port",
+        "[default: 5005]",
+        "RTCP uses the next port",
+        "--bind",
+        "--mtu",
+        "[default: 1400]",
+        "--loop",
+        "--log-level",
+        "[default: info]",
+    ] {
+        assert!(
+            help.contains(expected),
+            "--help lacks {expected:?}:\n{help}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_argument_serves_the_bundled_sample() {
+    let server = Server::start(&[]).await;
+    assert_eq!(server.status("DESCRIBE", "/").await, 200);
+    assert_eq!(server.status("DESCRIBE", "/sample").await, 200);
+    assert_eq!(server.status("DESCRIBE", "/other").await, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_file_is_served_at_root_and_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("video.mp4");
+    copy_sample(&file);
+    let server = Server::start(&[file.to_str().unwrap()]).await;
+    assert_eq!(server.status("DESCRIBE", "/").await, 200);
+    assert_eq!(server.status("DESCRIBE", "/video.mp4").await, 200);
+    assert_eq!(server.status("DESCRIBE", "/sample").await, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_folder_serves_every_clip_and_refuses_escapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    copy_sample(&root.join("sub/clip.mp4"));
+    copy_sample(&root.join("top.mp4"));
+    copy_sample(&dir.path().join("secret.mp4"));
+    let server = Server::start(&[root.to_str().unwrap()]).await;
+
+    let mut client = RtspClient::connect(server.rtsp).await;
+    let describe = client
+        .request("DESCRIBE", &server.url("/sub/clip.mp4"), &[])
+        .await;
+    assert_eq!(describe.status, 200, "{}", describe.head);
+    assert_eq!(
+        describe.header("Content-Base"),
+        Some(server.url("/sub/clip.mp4/").as_str())
+    );
+    assert!(describe.body_text().contains("m=video"));
+    assert_eq!(server.status("DESCRIBE", "/top.mp4").await, 200);
+    assert_eq!(
+        server.status("DESCRIBE", "/").await,
+        404,
+        "two clips: no default"
+    );
+    for escape in [
+        "/sub%2F..%2F..%2Fsecret.mp4",
+        "/..%2Fsecret.mp4",
+        "/sub/..%2F..%2Fsecret.mp4",
+    ] {
+        assert_eq!(server.status("DESCRIBE", escape).await, 404, "{escape}");
+    }
+    let log = server.stop().await;
+    assert!(
+        log.contains("escapes the media root"),
+        "refused escapes are logged:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn loop_plays_past_the_end_of_the_file() {
+    let server = Server::start(&["--loop"]).await;
+    let mut client = RtspClient::connect(server.rtsp).await;
+    let (video, _video_rtcp) = udp_pair().await;
+    let base = server.url("/sample");
+    let setup = client
+        .request(
+            "SETUP",
+            &format!("{base}/trackID=0"),
+            &[("Transport", &udp_transport(&video))],
+        )
+        .await;
+    assert_eq!(setup.status, 200, "{}", setup.head);
+    let session = setup.session_id();
+    let play = client
+        .request("PLAY", &base, &[("Session", &session)])
+        .await;
+    assert_eq!(play.status, 200, "{}", play.head);
+    let packets = recv_for(&video, Duration::from_millis(11_500)).await;
+    let headers: Vec<RtpHeader> = packets.iter().map(|d| rtp_header(&d.data)).collect();
+    assert!(
+        packets.iter().all(|d| d.from.port() == server.rtp_port),
+        "RTP leaves from --rtp-port"
+    );
+    assert_consecutive(&headers, "video across the loop");
+    let frames: Vec<u32> = headers
+        .iter()
+        .filter(|h| h.marker)
+        .map(|h| h.timestamp)
+        .collect();
+    assert!(
+        frames.len() > SAMPLE_VIDEO_FRAMES + 30,
+        "{} frames in 11.5 s of --loop",
+        frames.len()
+    );
+    let first = frames[0];
+    let mut offsets: Vec<u32> = frames.iter().map(|t| t.wrapping_sub(first)).collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    assert_eq!(
+        offsets.len(),
+        frames.len(),
+        "no timestamp repeats after the loop"
+    );
+    server.stop().await;
+}
