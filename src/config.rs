@@ -19,6 +19,10 @@ pub struct Config {
     pub media: Option<PathBuf>,
     /// Session timeout in seconds announced in the Session header.
     pub session_timeout_secs: u64,
+    /// Sessions the whole server holds at most; SETUP beyond answers 453.
+    pub max_sessions: usize,
+    /// Sessions one RTSP connection holds at most.
+    pub max_sessions_per_connection: usize,
 }
 
 impl Default for Config {
@@ -31,6 +35,8 @@ impl Default for Config {
             loop_playback: false,
             media: None,
             session_timeout_secs: 60,
+            max_sessions: 1024,
+            max_sessions_per_connection: 16,
         }
     }
 }

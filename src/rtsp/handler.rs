@@ -646,7 +646,8 @@ fn refused(cseq: Option<&str>, refusal: Refusal) -> Handled {
     }
 }
 
-/// The answer to a request that could not be parsed at all (400/413).
+/// The answer to a request that could not be parsed at all (400/413), or
+/// to a connection turned away (503): no CSeq to echo.
 pub fn unparseable(status: u16, reason: &str) -> Response<Vec<u8>> {
     refused(None, Refusal::new(status, reason)).response
 }

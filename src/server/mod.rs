@@ -18,7 +18,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::media::catalog::Catalog;
-use crate::rtsp::handler::{HandlerSettings, RtcpSource, RtspHandler};
+use crate::rtsp::handler::{self, HandlerSettings, RtcpSource, RtspHandler};
+use tokio::io::AsyncWriteExt;
 use udp::UdpPair;
 
 /// Connections one client address may hold at once (CVE-2021-39283).
@@ -87,8 +88,8 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
         mtu: config.mtu,
         loop_playback: config.loop_playback,
         session_timeout: Duration::from_secs(config.session_timeout_secs),
-        max_sessions_per_connection: 16,
-        max_sessions: 1024,
+        max_sessions_per_connection: config.max_sessions_per_connection,
+        max_sessions: config.max_sessions,
     };
     let shared = Arc::new(Shared {
         handler: Mutex::new(RtspHandler::new(Arc::new(catalog), settings)),
@@ -129,6 +130,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             let count = counts.entry(peer.ip()).or_insert(0);
             if *count >= MAX_CONNECTIONS_PER_IP {
                 tracing::warn!(%peer, "too many connections from this address; refusing");
+                tokio::spawn(refuse_connection(socket));
                 continue;
             }
             *count += 1;
@@ -149,6 +151,21 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 }
             }
         });
+    }
+}
+
+/// Tells a client over its connection limit why it is turned away, so it
+/// does not fail silently, then closes.
+async fn refuse_connection(mut socket: tokio::net::TcpStream) {
+    let mut answer = Vec::new();
+    if handler::unparseable(
+        503,
+        "Service Unavailable: too many connections from this address",
+    )
+    .write(&mut answer)
+    .is_ok()
+    {
+        let _ = tokio::time::timeout(Duration::from_secs(1), socket.write_all(&answer)).await;
     }
 }
 
