@@ -922,3 +922,34 @@ async fn interleaved_tcp_mixes_media_and_responses() {
         .await;
     assert_eq!(teardown.status, 200, "{}", teardown.head);
 }
+
+#[tokio::test]
+async fn connections_over_the_per_address_limit_get_503() {
+    let server = start_server().await;
+    let mut open = Vec::new();
+    for _ in 0..64 {
+        let mut client = RtspClient::connect(server.rtsp_addr).await;
+        let options = client
+            .request("OPTIONS", &url(&server, "sample"), &[])
+            .await;
+        assert_eq!(options.status, 200);
+        open.push(client);
+    }
+    let mut refused = tokio::net::TcpStream::connect(server.rtsp_addr)
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_string(&mut refused, &mut answer),
+    )
+    .await
+    .expect("answered and closed")
+    .unwrap();
+    assert!(answer.starts_with("RTSP/1.0 503 "), "{answer}");
+    drop(open.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = RtspClient::connect(server.rtsp_addr).await;
+    let options = again.request("OPTIONS", &url(&server, "sample"), &[]).await;
+    assert_eq!(options.status, 200, "a freed slot is usable again");
+}
