@@ -953,3 +953,22 @@ async fn connections_over_the_per_address_limit_get_503() {
     let options = again.request("OPTIONS", &url(&server, "sample"), &[]).await;
     assert_eq!(options.status, 200, "a freed slot is usable again");
 }
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let server = start_server().await;
+    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let base = url(&server, "sample");
+    let pipelined = format!(
+        "OPTIONS {base} RTSP/1.0\r\nCSeq: 11\r\n\r\n\
+         DESCRIBE {base} RTSP/1.0\r\nCSeq: 12\r\nAccept: application/sdp\r\n\r\n\
+         DESCRIBE {base}/nothing RTSP/1.0\r\nCSeq: 13\r\n\r\n"
+    );
+    client.send_raw(pipelined.as_bytes()).await;
+    let options = client.response_for(11).await;
+    assert!(options.expect_header("Public").contains("GET_PARAMETER"));
+    let describe = client.response_for(12).await;
+    assert_eq!(describe.status, 200);
+    assert!(describe.body_text().contains("m=audio"));
+    assert_eq!(client.response_for(13).await.status, 404);
+}
