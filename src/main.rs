@@ -44,7 +44,12 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .with_context(|| format!("invalid --log-level {:?}", args.log_level))?;
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Colour only for a person at a terminal, not in log files or journald.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .init();
     let config = Config {
         bind: args.bind,
         rtsp_port: args.rtsp_port,
