@@ -4,6 +4,8 @@
 //! RTCP and pacing are plain structs fed bytes and time. The `server` module
 //! is the thin tokio layer that moves bytes between sockets and that core.
 
+#![warn(missing_docs)]
+
 pub mod codec;
 pub mod config;
 pub mod media;
