@@ -1,0 +1,237 @@
+//! The results table: what a run produced, summed over the viewers and
+//! formatted as one row per quantity.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::counters::Snapshot;
+use crate::viewer::{Tracks, ViewerStats, RECV_BUFFER, VIEWERS_PER_IP};
+use crate::{Args, WARMUP};
+
+/// Nominal video frame interval of the bundled sample (30 fps).
+const VIDEO_FRAME_MS: f64 = 1000.0 / 30.0;
+
+/// What a run produced, before formatting.
+pub(crate) struct Outcome {
+    /// Viewers that got to PLAY.
+    pub(crate) playing: usize,
+    /// The first SETUP/PLAY failure and how many viewers failed.
+    pub(crate) failures: (usize, Option<String>),
+    /// Time from spawning the viewers until the last one was playing.
+    pub(crate) setup_time: Duration,
+    /// Counters at the start of the window.
+    pub(crate) before: Snapshot,
+    /// Counters at the end of the window.
+    pub(crate) after: Snapshot,
+    /// Server RSS at the end of the window, KiB.
+    pub(crate) server_rss_kib: u64,
+    /// Per viewer statistics.
+    pub(crate) viewers: Vec<ViewerStats>,
+    /// The receive buffer the kernel granted an RTP socket (UDP only).
+    pub(crate) granted_rcvbuf: Option<usize>,
+}
+
+/// The `p`-quantile (0..=1, nearest rank) of sorted `values`.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Sorts `values` and formats p50 / p99 / max with `unit`.
+fn distribution(mut values: Vec<f64>, unit: &str) -> String {
+    values.sort_by(f64::total_cmp);
+    format!(
+        "p50 {:.1} {unit}, p99 {:.1} {unit}, max {:.1} {unit} (n={})",
+        percentile(&values, 0.5),
+        percentile(&values, 0.99),
+        percentile(&values, 1.0),
+        values.len()
+    )
+}
+
+/// Formats the min and max of `values` as speed factors.
+fn range(values: &[f64]) -> String {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if values.is_empty() {
+        "n/a".into()
+    } else {
+        format!("min {min:.4}x, max {max:.4}x (n={})", values.len())
+    }
+}
+
+impl Outcome {
+    /// The results table.
+    pub(crate) fn report(&self, args: &Args, cores: usize) -> String {
+        let window = (self.after.at - self.before.at).as_secs_f64();
+        let tracks = || self.viewers.iter().map(|v| &v.tracks);
+        let sum = |f: &dyn Fn(&Tracks) -> u64| tracks().map(f).sum::<u64>();
+        let video_packets = sum(&|t| t.video.packets);
+        let audio_packets = sum(&|t| t.audio.packets);
+        let packets = video_packets + audio_packets;
+        let bytes = sum(&|t| t.video.bytes + t.audio.bytes);
+        let lost = sum(&|t| t.video.lost + t.audio.lost);
+        let out_of_order = sum(&|t| t.video.out_of_order + t.audio.out_of_order);
+        let malformed = sum(&|t| t.video.malformed + t.audio.malformed);
+        let silent = tracks()
+            .filter(|t| t.video.packets == 0 || t.audio.packets == 0)
+            .count();
+        let video_jumps = sum(&|t| t.video.timestamp_jumps);
+        let audio_jumps = sum(&|t| t.audio.timestamp_jumps);
+        let jumpy_viewers = tracks()
+            .filter(|t| t.video.timestamp_jumps + t.audio.timestamp_jumps > 0)
+            .count();
+        let lossy_viewers = tracks().filter(|t| t.video.lost + t.audio.lost > 0).count();
+        let mbits = bytes as f64 * 8.0 / window / 1e6;
+        let server_cpu = (self.after.server_cpu - self.before.server_cpu).as_secs_f64();
+        let own_cpu = (self.after.own_cpu - self.before.own_cpu).as_secs_f64();
+        let idle = (self.after.machine_idle - self.before.machine_idle).as_secs_f64();
+        let machine_cores = (cores as f64 - idle / window).max(0.0);
+        let rcvbuf_errors = self.after.udp_errors.0 - self.before.udp_errors.0;
+        let sndbuf_errors = self.after.udp_errors.1 - self.before.udp_errors.1;
+        let startup: Vec<f64> = self
+            .viewers
+            .iter()
+            .filter_map(ViewerStats::startup)
+            .map(|d| d.as_secs_f64() * 1e3)
+            .collect();
+        let video_rates: Vec<f64> = tracks().filter_map(|t| t.video.media_rate()).collect();
+        let audio_rates: Vec<f64> = tracks().filter_map(|t| t.audio.media_rate()).collect();
+        let gaps: Vec<f64> = tracks()
+            .filter(|t| t.video.packets > 1)
+            .map(|t| t.video.max_gap.as_secs_f64() * 1e3)
+            .collect();
+        let torn_down = self.viewers.iter().filter(|v| v.torn_down).count();
+        let ips = (args.viewers - 1) / VIEWERS_PER_IP + 1;
+
+        let mut s = String::new();
+        let mut row = |name: &str, value: String| {
+            let _ = writeln!(s, "  {name:<24} {value}");
+        };
+        row("command", args.command());
+        row(
+            "machine",
+            format!(
+                "{cores} cores (available_parallelism); server in a child process, viewers in the bench process"
+            ),
+        );
+        row(
+            "viewers playing",
+            format!(
+                "{} / {} over {} ({ips} loopback source address{}), all playing after {:.2} s",
+                self.playing,
+                args.viewers,
+                args.transport.name(),
+                if ips == 1 { "" } else { "es" },
+                self.setup_time.as_secs_f64()
+            ),
+        );
+        if self.failures.0 > 0 {
+            row(
+                "failed to play",
+                format!(
+                    "{} (first: {})",
+                    self.failures.0,
+                    self.failures.1.as_deref().unwrap_or("?")
+                ),
+            );
+        }
+        row(
+            "window",
+            format!("{window:.2} s after {:.0} s warm-up", WARMUP.as_secs_f64()),
+        );
+        row(
+            "packets delivered",
+            format!(
+                "{packets} ({video_packets} video, {audio_packets} audio) = {:.0} packets/s",
+                packets as f64 / window
+            ),
+        );
+        row(
+            "throughput",
+            format!(
+                "{mbits:.1} Mbit/s total, {:.3} Mbit/s per viewer (RTP header + payload)",
+                mbits / self.viewers.len().max(1) as f64
+            ),
+        );
+        let loss = if lost == 0 {
+            "none seen".to_string()
+        } else {
+            format!(
+                "LOSS SEEN: {lost} of {} expected ({:.3}%), at {lossy_viewers} viewers",
+                packets + lost,
+                lost as f64 * 100.0 / (packets + lost) as f64
+            )
+        };
+        row("loss (seq gaps)", loss);
+        if out_of_order + malformed > 0 {
+            row(
+                "out of order / not RTP",
+                format!("{out_of_order} / {malformed}"),
+            );
+        }
+        if silent > 0 {
+            row(
+                "viewers without media",
+                format!("{silent} received no video or no audio in the window"),
+            );
+        }
+        if let Some(granted) = self.granted_rcvbuf {
+            row(
+                "UDP buffer errors",
+                format!(
+                    "RcvbufErrors +{rcvbuf_errors}, SndbufErrors +{sndbuf_errors} (system-wide); RTP SO_RCVBUF {} KiB asked, kernel reports {} KiB",
+                    RECV_BUFFER / 1024,
+                    granted / 1024
+                ),
+            );
+        }
+        row(
+            "server CPU",
+            format!(
+                "{:.1}% of one core, {:.2} us per delivered packet",
+                server_cpu * 100.0 / window,
+                server_cpu * 1e6 / packets.max(1) as f64
+            ),
+        );
+        row(
+            "server RSS",
+            format!("{:.1} MiB", self.server_rss_kib as f64 / 1024.0),
+        );
+        row(
+            "machine busy",
+            format!(
+                "{machine_cores:.2} of {cores} cores: server {:.2}, viewers {:.2}, rest {:.2}",
+                server_cpu / window,
+                own_cpu / window,
+                (machine_cores - (server_cpu + own_cpu) / window).max(0.0)
+            ),
+        );
+        row("PLAY -> first RTP", distribution(startup, "ms"));
+        let jumps = if video_jumps + audio_jumps == 0 {
+            "none".to_string()
+        } else {
+            format!(
+                "{video_jumps} video, {audio_jumps} audio packets more than 1 s off the running maximum, at {jumpy_viewers} viewers"
+            )
+        };
+        row("RTP timestamp jumps", jumps);
+        row("media rate video", range(&video_rates));
+        row("media rate audio", range(&audio_rates));
+        row(
+            "longest video gap",
+            format!(
+                "{} (nominal frame interval {VIDEO_FRAME_MS:.1} ms)",
+                distribution(gaps, "ms")
+            ),
+        );
+        row(
+            "teardown",
+            format!("{torn_down} / {} answered 200", self.viewers.len()),
+        );
+        format!("rtpcast fan-out benchmark\n{s}")
+    }
+}
