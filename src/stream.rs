@@ -681,6 +681,24 @@ mod tests {
             .collect();
         assert_eq!(byes.len(), 2, "BYE per track at end of stream");
         assert!(stream.poll_timeout().is_none());
+        assert!(!stream.is_playing());
+
+        let again = t0 + Duration::from_secs(15);
+        let replay = stream.play(again, None);
+        assert_eq!(replay.npt_start, 0.0, "PLAY after the end starts over");
+        let last_seq = log.rtp.iter().rev().find(|s| s.track == 0).map(|s| s.seq);
+        assert_eq!(
+            Some(replay.tracks[0].1),
+            last_seq.map(|s| s.wrapping_add(1))
+        );
+        let sent = log.rtp.len();
+        run(
+            &mut stream,
+            again,
+            again + Duration::from_millis(100),
+            &mut log,
+        );
+        assert!(log.rtp.len() > sent);
     }
 
     #[test]

@@ -425,7 +425,9 @@ impl RtspHandler {
                 format!("Invalid Range: beyond {duration:.3}"),
             ));
         }
-        if session.state == SessionState::Playing && start.is_none() {
+        // PLAY without Range while playing changes nothing (RFC 2326 §10.5);
+        // once the file has ended it plays it again from the start.
+        if session.state == SessionState::Playing && start.is_none() && stream.is_playing() {
             drop(stream);
             return Ok(ok(cseq).header(headers::SESSION, header).build(Vec::new()));
         }
