@@ -186,21 +186,13 @@ async fn loop_plays_past_the_end_of_the_file() {
     let mut client = RtspClient::connect(server.rtsp).await;
     let (video, _video_rtcp) = udp_pair().await;
     let base = server.url("/sample");
-    let setup = client
-        .request(
-            "SETUP",
-            &format!("{base}/trackID=0"),
-            &[("Transport", &udp_transport(&video))],
-        )
-        .await;
-    assert_eq!(setup.status, 200, "{}", setup.head);
-    let session = setup.session_id();
-    let play = client
-        .request("PLAY", &base, &[("Session", &session)])
-        .await;
-    assert_eq!(play.status, 200, "{}", play.head);
+    let session = client
+        .setup(&base, 0, &udp_transport(&video), None)
+        .await
+        .session_id();
+    client.session_ok("PLAY", &base, &session).await;
     let packets = recv_for(&video, Duration::from_millis(11_500)).await;
-    let headers: Vec<RtpHeader> = packets.iter().map(|d| rtp_header(&d.data)).collect();
+    let headers = rtp_headers(&packets);
     assert!(
         packets.iter().all(|d| d.from.port() == server.rtp_port),
         "RTP leaves from --rtp-port"

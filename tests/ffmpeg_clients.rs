@@ -3,42 +3,39 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 
-async fn probe(transport: &str) {
-    if !require_tool("ffprobe") {
-        return;
+/// Serves the sample and runs `program` on it over `transport` with
+/// [`run_ffmpeg`], the URL between `before` and `after`; panics if it
+/// printed anything: at `-v error` every line is an error (decode errors,
+/// concealment, lost packets). `None` if `program` is not installed.
+async fn run_on_sample(
+    program: &str,
+    transport: &str,
+    before: &[&str],
+    after: &[&str],
+) -> Option<ToolRun> {
+    if !require_tool(program) {
+        return None;
     }
     let server = start_server().await;
     let url = url(&server, "sample");
-    let run = run_tool(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-rtsp_transport",
-            transport,
-            "-show_streams",
-            "-of",
-            "flat",
-            &url,
-        ],
-        Duration::from_secs(30),
-    )
-    .await;
-    assert!(
-        run.status.success(),
-        "ffprobe {transport} failed: {}\n{}",
-        run.status,
-        run.stderr
-    );
+    let args: Vec<&str> = [before, &[url.as_str()], after].concat();
+    let run = run_ffmpeg(program, transport, &args).await;
     assert!(
         run.stderr.trim().is_empty(),
-        "ffprobe {transport} errors:\n{}",
+        "{program} {transport} reported errors:\n{}",
         run.stderr
     );
+    Some(run)
+}
+
+async fn probe(transport: &str) {
+    let Some(run) =
+        run_on_sample("ffprobe", transport, &["-show_streams", "-of", "flat"], &[]).await
+    else {
+        return;
+    };
     let fields = flat_map(&run.stdout);
     let field = |stream: usize, name: &str| {
         fields
@@ -80,45 +77,16 @@ async fn ffprobe_reads_streams_over_tcp() {
 /// Decodes the whole sample with ffmpeg into per-frame CRCs of the raw
 /// pictures and samples.
 async fn decode(transport: &str) {
-    if !require_tool("ffmpeg") {
-        return;
-    }
-    let server = start_server().await;
-    let url = url(&server, "sample");
-    let run = run_tool(
+    let Some(run) = run_on_sample(
         "ffmpeg",
-        &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-rtsp_transport",
-            transport,
-            "-i",
-            &url,
-            "-map",
-            "0:v",
-            "-map",
-            "0:a",
-            "-f",
-            "framecrc",
-            "-",
-        ],
-        Duration::from_secs(30),
+        transport,
+        &["-nostdin", "-i"],
+        &["-map", "0:v", "-map", "0:a", "-f", "framecrc", "-"],
     )
-    .await;
-    assert!(
-        run.status.success(),
-        "ffmpeg {transport} failed: {}\n{}",
-        run.status,
-        run.stderr
-    );
-    // At `-v error` every line is an error: decode errors, concealment,
-    // lost packets.
-    assert!(
-        run.stderr.trim().is_empty(),
-        "ffmpeg {transport} reported errors:\n{}",
-        run.stderr
-    );
+    .await
+    else {
+        return;
+    };
 
     // framecrc lines: stream, dts, pts, duration, size, crc.
     let mut video_frames = 0;
@@ -140,18 +108,8 @@ async fn decode(transport: &str) {
         video_frames, SAMPLE_VIDEO_FRAMES,
         "{transport}: decoded video frames"
     );
-    // Stereo s16: 4 bytes per sample frame; 10 s at 48 kHz, +/- 5 AAC frames.
-    let samples = audio_bytes / 4;
-    let expected = (SAMPLE_DURATION_SECS * 48_000.0) as usize;
-    assert!(
-        samples.abs_diff(expected) <= 5 * AAC_FRAME_TICKS as usize,
-        "{transport}: {samples} audio samples decoded, expected about {expected}"
-    );
-    assert!(
-        run.elapsed >= Duration::from_secs(9) && run.elapsed < Duration::from_secs(15),
-        "{transport}: 10 s sample decoded in {:?} (not real time)",
-        run.elapsed
-    );
+    let samples = assert_whole_sample_audio(audio_bytes, transport);
+    assert_real_time(run.elapsed, transport);
     eprintln!(
         "ffmpeg {transport}: {video_frames} pictures, {samples} samples in {:?}",
         run.elapsed

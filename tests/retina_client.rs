@@ -123,6 +123,13 @@ async fn play(transport: Transport) -> Playback {
     out
 }
 
+/// Panics unless each of `timestamps` is `step` after the one before.
+fn assert_steps(timestamps: &[i64], step: u32, what: &str) {
+    for pair in timestamps.windows(2) {
+        assert_eq!(pair[1] - pair[0], i64::from(step), "{what}");
+    }
+}
+
 fn check(playback: &Playback, transport: &str) {
     eprintln!(
         "{transport}: {} video / {} audio frames in {:?}",
@@ -174,13 +181,11 @@ fn check(playback: &Playback, transport: &str) {
         sorted[0], video[0],
         "{transport}: a frame is presented before the first keyframe"
     );
-    for pair in sorted.windows(2) {
-        assert_eq!(
-            pair[1] - pair[0],
-            i64::from(VIDEO_FRAME_TICKS),
-            "{transport}: gap in video presentation timestamps"
-        );
-    }
+    assert_steps(
+        &sorted,
+        VIDEO_FRAME_TICKS,
+        &format!("{transport}: gap in video presentation timestamps"),
+    );
     // Decode order differs from presentation order (B-frames), but never
     // by more than a few frames.
     let reordered = video.windows(2).filter(|w| w[1] < w[0]).count();
@@ -199,13 +204,11 @@ fn check(playback: &Playback, transport: &str) {
         "{transport}: {} audio frames for 10 s",
         audio.len()
     );
-    for pair in audio.windows(2) {
-        assert_eq!(
-            pair[1] - pair[0],
-            i64::from(AAC_FRAME_TICKS),
-            "{transport}: audio timestamp step"
-        );
-    }
+    assert_steps(
+        audio,
+        AAC_FRAME_TICKS,
+        &format!("{transport}: audio timestamp step"),
+    );
 
     assert!(
         playback.elapsed >= Duration::from_secs(9) && playback.elapsed < Duration::from_secs(14),

@@ -22,23 +22,9 @@ async fn drain(socket: &UdpSocket, idle: Duration, limit: Duration) -> Vec<Datag
     }
 }
 
-fn headers_of(datagrams: &[Datagram]) -> Vec<RtpHeader> {
-    datagrams.iter().map(|d| rtp_header(&d.data)).collect()
-}
-
-/// BYE packets in `datagrams` that list `ssrc`.
-fn byes_for(datagrams: &[Datagram], ssrc: u32) -> usize {
-    datagrams
-        .iter()
-        .flat_map(|d| rtcp_packets(&d.data))
-        .filter(|p| p.packet_type == 203 && p.count >= 1 && p.first_ssrc() == Some(ssrc))
-        .count()
-}
-
 #[tokio::test]
 async fn options_lists_get_parameter() {
-    let server = start_server().await;
-    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let (server, mut client) = serve_and_connect().await;
     let response = client
         .request("OPTIONS", &url(&server, "sample"), &[])
         .await;
@@ -65,8 +51,7 @@ async fn options_lists_get_parameter() {
 
 #[tokio::test]
 async fn describe_returns_sdp_and_content_base() {
-    let server = start_server().await;
-    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let (server, mut client) = serve_and_connect().await;
     for path in ["sample", ""] {
         let request_url = url(&server, path);
         let response = client
@@ -123,8 +108,7 @@ async fn describe_returns_sdp_and_content_base() {
 
 #[tokio::test]
 async fn unknown_path_is_404() {
-    let server = start_server().await;
-    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let (server, mut client) = serve_and_connect().await;
     let response = client
         .request("DESCRIBE", &url(&server, "no/such/file"), &[])
         .await;
@@ -142,26 +126,16 @@ async fn unknown_path_is_404() {
 
 #[tokio::test]
 async fn pause_before_play_is_455() {
-    let server = start_server().await;
-    let mut client = RtspClient::connect(server.rtsp_addr).await;
-    let (video, _video_rtcp) = udp_pair().await;
-    let (audio, _audio_rtcp) = udp_pair().await;
-    let (session, base) = setup_udp_session(&mut client, &server, &video, &audio).await;
-    let response = client
-        .request("PAUSE", &base, &[("Session", &session)])
-        .await;
+    let mut udp = UdpSession::setup().await;
+    let response = udp.control.request("PAUSE").await;
     assert_eq!(response.status, 455, "{}", response.head);
     // The session is still usable.
-    let response = client
-        .request("PLAY", &base, &[("Session", &session)])
-        .await;
-    assert_eq!(response.status, 200, "{}", response.head);
+    udp.control.request_ok("PLAY").await;
 }
 
 #[tokio::test]
 async fn unknown_or_foreign_session_is_454() {
-    let server = start_server().await;
-    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let (server, mut client) = serve_and_connect().await;
     let base = url(&server, "sample");
     let response = client
         .request("PLAY", &base, &[("Session", "0123456789ABCDEF")])
@@ -169,15 +143,10 @@ async fn unknown_or_foreign_session_is_454() {
     assert_eq!(response.status, 454, "{}", response.head);
 
     // An interleaved session belongs to its connection alone.
-    let setup = client
-        .request(
-            "SETUP",
-            &format!("{base}/trackID=0"),
-            &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1")],
-        )
-        .await;
-    assert_eq!(setup.status, 200, "{}", setup.head);
-    let session = setup.session_id();
+    let session = client
+        .setup(&base, 0, "RTP/AVP/TCP;unicast;interleaved=0-1", None)
+        .await
+        .session_id();
     let mut other = RtspClient::connect(server.rtsp_addr).await;
     for method in ["PLAY", "TEARDOWN"] {
         let response = other.request(method, &base, &[("Session", &session)]).await;
@@ -187,16 +156,13 @@ async fn unknown_or_foreign_session_is_454() {
             response.head
         );
     }
-    let response = client
-        .request("PLAY", &base, &[("Session", &session)])
-        .await;
-    assert_eq!(response.status, 200, "owner's PLAY:\n{}", response.head);
+    // The owner's PLAY.
+    client.session_ok("PLAY", &base, &session).await;
 }
 
 #[tokio::test]
 async fn multicast_only_transport_is_461() {
-    let server = start_server().await;
-    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let (server, mut client) = serve_and_connect().await;
     let response = client
         .request(
             "SETUP",
@@ -221,14 +187,7 @@ async fn udp_play_delivers_rtp_and_sender_reports() {
     let (video, video_rtcp) = udp_pair().await;
     let (audio, audio_rtcp) = udp_pair().await;
     let base = url(&server, "sample");
-    let setup = client
-        .request(
-            "SETUP",
-            &format!("{base}/trackID=0"),
-            &[("Transport", &udp_transport(&video))],
-        )
-        .await;
-    assert_eq!(setup.status, 200, "{}", setup.head);
+    let setup = client.setup(&base, 0, &udp_transport(&video), None).await;
     let transport = setup.expect_header("Transport");
     let client_port = video.local_addr().unwrap().port();
     assert!(
@@ -254,20 +213,12 @@ async fn udp_play_delivers_rtp_and_sender_reports() {
         session.chars().all(|c| c.is_ascii_hexdigit()),
         "session id {session:?}"
     );
-    let setup = client
-        .request(
-            "SETUP",
-            &format!("{base}/trackID=1"),
-            &[("Transport", &udp_transport(&audio)), ("Session", &session)],
-        )
+    client
+        .setup(&base, 1, &udp_transport(&audio), Some(&session))
         .await;
-    assert_eq!(setup.status, 200, "{}", setup.head);
 
-    let play = client
-        .request("PLAY", &base, &[("Session", &session)])
-        .await;
+    let play = client.session_ok("PLAY", &base, &session).await;
     let played = Instant::now();
-    assert_eq!(play.status, 200, "{}", play.head);
     let (start, end) = play.npt_range();
     assert_eq!(start, 0.0, "{}", play.head);
     // Open-ended: the clip plays to its end (duration is in the SDP).
@@ -282,10 +233,7 @@ async fn udp_play_delivers_rtp_and_sender_reports() {
         recv_for(&video_rtcp, window),
         recv_for(&audio_rtcp, window),
     );
-    let teardown = client
-        .request("TEARDOWN", &base, &[("Session", &session)])
-        .await;
-    assert_eq!(teardown.status, 200, "{}", teardown.head);
+    client.session_ok("TEARDOWN", &base, &session).await;
 
     for (name, received, from) in [
         ("video RTP", &video_rx, server_rtp),
@@ -300,7 +248,7 @@ async fn udp_play_delivers_rtp_and_sender_reports() {
     }
 
     // Video: ~2 s of 30 fps, consecutive, one marker per frame.
-    let video_headers = headers_of(&video_rx);
+    let video_headers = rtp_headers(&video_rx);
     assert_consecutive(&video_headers, "video");
     let first = video_headers[0];
     assert_eq!(
@@ -353,7 +301,7 @@ async fn udp_play_delivers_rtp_and_sender_reports() {
     }
 
     // Audio: consecutive, timestamps advance in whole AAC frames.
-    let audio_headers = headers_of(&audio_rx);
+    let audio_headers = rtp_headers(&audio_rx);
     assert_consecutive(&audio_headers, "audio");
     assert_eq!(
         Some(audio_headers[0].seq),
@@ -381,12 +329,7 @@ async fn udp_play_delivers_rtp_and_sender_reports() {
         ("video", &video_rtcp_rx, first.ssrc),
         ("audio", &audio_rtcp_rx, audio_headers[0].ssrc),
     ] {
-        let packets = rtcp_packets(&received[0].data);
-        assert_eq!(
-            packets[0].packet_type, 200,
-            "{name}: first RTCP is not an SR: {packets:?}"
-        );
-        assert_eq!(packets[0].first_ssrc(), Some(ssrc), "{name} SR SSRC");
+        assert_sender_report(&received[0].data, ssrc, name);
         let delay = received[0].at.duration_since(played);
         assert!(
             delay < Duration::from_secs(1),
@@ -397,13 +340,10 @@ async fn udp_play_delivers_rtp_and_sender_reports() {
 
 #[tokio::test]
 async fn seek_starts_at_range_with_matching_timestamps() {
-    let server = start_server().await;
-    let mut client = RtspClient::connect(server.rtsp_addr).await;
-    let (video, video_rtcp) = udp_pair().await;
-    let (audio, _audio_rtcp) = udp_pair().await;
-    let (session, base) = setup_udp_session(&mut client, &server, &video, &audio).await;
-    let play = client
-        .request("PLAY", &base, &[("Session", &session), ("Range", "npt=5-")])
+    let mut udp = UdpSession::setup().await;
+    let play = udp
+        .control
+        .request_with("PLAY", &[("Range", "npt=5-")])
         .await;
     let played = Instant::now();
     assert_eq!(play.status, 200, "{}", play.head);
@@ -420,14 +360,14 @@ async fn seek_starts_at_range_with_matching_timestamps() {
     let limit = Duration::from_secs(9);
     let (rtp_rx, rtcp_rx) = tokio::join!(
         recv_for(
-            &video,
+            &udp.video,
             Duration::from_secs_f64(SAMPLE_DURATION_SECS - start + 1.5)
         ),
-        recv_until(&video_rtcp, limit, |d| rtcp_packets(&d.data)
+        recv_until(&udp.video_rtcp, limit, |d| rtcp_packets(&d.data)
             .iter()
             .any(|p| p.packet_type == 203)),
     );
-    let headers = headers_of(&rtp_rx);
+    let headers = rtp_headers(&rtp_rx);
     assert!(!headers.is_empty(), "no video after seek");
     assert_consecutive(&headers, "video after seek");
     assert_eq!(Some(headers[0].seq), info.seq, "first seq vs RTP-Info");
@@ -469,23 +409,20 @@ async fn seek_starts_at_range_with_matching_timestamps() {
 
 #[tokio::test]
 async fn pause_and_resume_continue_the_stream() {
-    let server = start_server().await;
-    let mut client = RtspClient::connect(server.rtsp_addr).await;
-    let (video, _video_rtcp) = udp_pair().await;
-    let (audio, _audio_rtcp) = udp_pair().await;
-    let (session, base) = setup_udp_session(&mut client, &server, &video, &audio).await;
-    let play = client
-        .request("PLAY", &base, &[("Session", &session)])
-        .await;
-    assert_eq!(play.status, 200, "{}", play.head);
+    // Everything stays bound (and open) to the end of the test.
+    let UdpSession {
+        server: _server,
+        mut control,
+        video,
+        video_rtcp: _video_rtcp,
+        audio,
+        audio_rtcp: _audio_rtcp,
+    } = UdpSession::playing().await;
     let two_secs = Duration::from_secs(2);
     let (video_before, audio_before) =
         tokio::join!(recv_for(&video, two_secs), recv_for(&audio, two_secs));
 
-    let pause = client
-        .request("PAUSE", &base, &[("Session", &session)])
-        .await;
-    assert_eq!(pause.status, 200, "{}", pause.head);
+    control.request_ok("PAUSE").await;
     let idle = Duration::from_millis(200);
     let (video_drained, audio_drained) = tokio::join!(
         drain(&video, idle, Duration::from_secs(1)),
@@ -501,10 +438,7 @@ async fn pause_and_resume_continue_the_stream() {
         audio_paused.len()
     );
 
-    let resume = client
-        .request("PLAY", &base, &[("Session", &session)])
-        .await;
-    assert_eq!(resume.status, 200, "{}", resume.head);
+    let resume = control.request_ok("PLAY").await;
     let (start, _) = resume.npt_range();
     assert!(
         (1.5..=3.0).contains(&start),
@@ -529,9 +463,9 @@ async fn pause_and_resume_continue_the_stream() {
             "trackID=1",
         ),
     ] {
-        let mut before = headers_of(before);
-        before.extend(headers_of(drained));
-        let after = headers_of(after);
+        let mut before = rtp_headers(before);
+        before.extend(rtp_headers(drained));
+        let after = rtp_headers(after);
         assert!(
             !before.is_empty() && !after.is_empty(),
             "{name}: nothing before or after the pause"
@@ -597,15 +531,14 @@ async fn pause_and_resume_continue_the_stream() {
 
 #[tokio::test]
 async fn teardown_stops_packets_and_sends_bye() {
-    let server = start_server().await;
-    let mut client = RtspClient::connect(server.rtsp_addr).await;
-    let (video, video_rtcp) = udp_pair().await;
-    let (audio, audio_rtcp) = udp_pair().await;
-    let (session, base) = setup_udp_session(&mut client, &server, &video, &audio).await;
-    let play = client
-        .request("PLAY", &base, &[("Session", &session)])
-        .await;
-    assert_eq!(play.status, 200, "{}", play.head);
+    let UdpSession {
+        server: _server,
+        mut control,
+        video,
+        video_rtcp,
+        audio,
+        audio_rtcp,
+    } = UdpSession::playing().await;
     let (video_rx, audio_rx) = tokio::join!(
         recv_for(&video, Duration::from_secs(1)),
         recv_for(&audio, Duration::from_secs(1))
@@ -617,10 +550,7 @@ async fn teardown_stops_packets_and_sends_bye() {
     let video_ssrc = rtp_header(&video_rx[0].data).ssrc;
     let audio_ssrc = rtp_header(&audio_rx[0].data).ssrc;
 
-    let teardown = client
-        .request("TEARDOWN", &base, &[("Session", &session)])
-        .await;
-    assert_eq!(teardown.status, 200, "{}", teardown.head);
+    control.request_ok("TEARDOWN").await;
     let window = Duration::from_millis(1200);
     let silence = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -652,22 +582,10 @@ async fn teardown_stops_packets_and_sends_bye() {
         video_late.len(),
         audio_late.len()
     );
-    assert_eq!(
-        byes_for(&video_rtcp_rx, video_ssrc),
-        1,
-        "video BYE after TEARDOWN: {:?}",
-        rtcp_types(&video_rtcp_rx)
-    );
-    assert_eq!(
-        byes_for(&audio_rtcp_rx, audio_ssrc),
-        1,
-        "audio BYE after TEARDOWN: {:?}",
-        rtcp_types(&audio_rtcp_rx)
-    );
+    assert_one_bye(&video_rtcp_rx, video_ssrc, "video BYE after TEARDOWN");
+    assert_one_bye(&audio_rtcp_rx, audio_ssrc, "audio BYE after TEARDOWN");
 
-    let response = client
-        .request("PLAY", &base, &[("Session", &session)])
-        .await;
+    let response = control.request("PLAY").await;
     assert_eq!(
         response.status, 454,
         "PLAY after TEARDOWN:\n{}",
@@ -682,32 +600,17 @@ async fn silent_session_times_out() {
     let (video, video_rtcp) = udp_pair().await;
     let (audio, _audio_rtcp) = udp_pair().await;
     let base = url(&server, "sample");
-    let setup = client
-        .request(
-            "SETUP",
-            &format!("{base}/trackID=0"),
-            &[("Transport", &udp_transport(&video))],
-        )
-        .await;
-    assert_eq!(setup.status, 200, "{}", setup.head);
+    let setup = client.setup(&base, 0, &udp_transport(&video), None).await;
     assert!(
         setup.expect_header("Session").ends_with(";timeout=2"),
         "{}",
         setup.head
     );
     let session = setup.session_id();
-    let setup = client
-        .request(
-            "SETUP",
-            &format!("{base}/trackID=1"),
-            &[("Transport", &udp_transport(&audio)), ("Session", &session)],
-        )
+    client
+        .setup(&base, 1, &udp_transport(&audio), Some(&session))
         .await;
-    assert_eq!(setup.status, 200, "{}", setup.head);
-    let play = client
-        .request("PLAY", &base, &[("Session", &session)])
-        .await;
-    assert_eq!(play.status, 200, "{}", play.head);
+    client.session_ok("PLAY", &base, &session).await;
     let started = Instant::now();
     let video_ssrc = {
         let first = recv_for(&video, Duration::from_millis(500)).await;
@@ -728,12 +631,7 @@ async fn silent_session_times_out() {
         late.len(),
         started.elapsed()
     );
-    assert_eq!(
-        byes_for(&rtcp_rx, video_ssrc),
-        1,
-        "BYE on timeout: {:?}",
-        rtcp_types(&rtcp_rx)
-    );
+    assert_one_bye(&rtcp_rx, video_ssrc, "BYE on timeout");
     let response = client
         .request("GET_PARAMETER", &base, &[("Session", &session)])
         .await;
@@ -746,21 +644,13 @@ async fn silent_session_times_out() {
 
 #[tokio::test]
 async fn garbage_on_another_connection_does_not_disturb_playback() {
-    let server = start_server().await;
-    let mut client = RtspClient::connect(server.rtsp_addr).await;
-    let (video, _video_rtcp) = udp_pair().await;
-    let (audio, _audio_rtcp) = udp_pair().await;
-    let (session, base) = setup_udp_session(&mut client, &server, &video, &audio).await;
-    let play = client
-        .request("PLAY", &base, &[("Session", &session)])
-        .await;
-    assert_eq!(play.status, 200, "{}", play.head);
-
+    let mut udp = UdpSession::playing().await;
+    let rtsp_addr = udp.server.rtsp_addr;
     let garbage = async {
         tokio::time::sleep(Duration::from_millis(800)).await;
         let mut answers = Vec::new();
         for junk in [&b"\x00\x01GARBAGE\r\n\r\n"[..], b"NOT RTSP AT ALL\r\n\r\n"] {
-            let mut rogue = RtspClient::connect(server.rtsp_addr).await;
+            let mut rogue = RtspClient::connect(rtsp_addr).await;
             rogue.send_raw(junk).await;
             let answer = match rogue.read_message().await {
                 Some(Incoming::Response(response)) => response,
@@ -771,7 +661,7 @@ async fn garbage_on_another_connection_does_not_disturb_playback() {
         }
         answers
     };
-    let (received, answers) = tokio::join!(recv_for(&video, Duration::from_secs(3)), garbage);
+    let (received, answers) = tokio::join!(recv_for(&udp.video, Duration::from_secs(3)), garbage);
     for (junk, answer, closed) in answers {
         assert_eq!(answer.status, 400, "answer to {junk:?}:\n{}", answer.head);
         assert!(closed, "connection stays open after {junk:?}");
@@ -781,7 +671,7 @@ async fn garbage_on_another_connection_does_not_disturb_playback() {
         "only {} video packets in 3 s",
         received.len()
     );
-    assert_consecutive(&headers_of(&received), "video");
+    assert_consecutive(&rtp_headers(&received), "video");
     let worst = received
         .windows(2)
         .map(|w| w[1].at.duration_since(w[0].at))
@@ -791,55 +681,29 @@ async fn garbage_on_another_connection_does_not_disturb_playback() {
         worst < Duration::from_millis(500),
         "gap of {worst:?} in the video stream"
     );
-    let response = client
-        .request("GET_PARAMETER", &base, &[("Session", &session)])
-        .await;
-    assert_eq!(
-        response.status, 200,
-        "first client's control connection:\n{}",
-        response.head
-    );
+    // The first client's control connection still works.
+    udp.control.request_ok("GET_PARAMETER").await;
 }
 
 #[tokio::test]
 async fn interleaved_tcp_mixes_media_and_responses() {
-    let server = start_server().await;
-    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let (server, mut client) = serve_and_connect().await;
     let base = url(&server, "sample");
-    let setup = client
-        .request(
-            "SETUP",
-            &format!("{base}/trackID=0"),
-            &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1")],
-        )
-        .await;
-    assert_eq!(setup.status, 200, "{}", setup.head);
-    assert!(
-        setup.expect_header("Transport").contains("interleaved=0-1"),
-        "{}",
-        setup.head
-    );
-    let session = setup.session_id();
-    let setup = client
-        .request(
-            "SETUP",
-            &format!("{base}/trackID=1"),
-            &[
-                ("Transport", "RTP/AVP/TCP;unicast;interleaved=2-3"),
-                ("Session", &session),
-            ],
-        )
-        .await;
-    assert_eq!(setup.status, 200, "{}", setup.head);
-    assert!(
-        setup.expect_header("Transport").contains("interleaved=2-3"),
-        "{}",
-        setup.head
-    );
-    let play = client
-        .request("PLAY", &base, &[("Session", &session)])
-        .await;
-    assert_eq!(play.status, 200, "{}", play.head);
+    let mut session = None;
+    for (track, channels) in [(0, "interleaved=0-1"), (1, "interleaved=2-3")] {
+        let transport = format!("RTP/AVP/TCP;unicast;{channels}");
+        let setup = client
+            .setup(&base, track, &transport, session.as_deref())
+            .await;
+        assert!(
+            setup.expect_header("Transport").contains(channels),
+            "{}",
+            setup.head
+        );
+        session.get_or_insert_with(|| setup.session_id());
+    }
+    let session = session.unwrap();
+    let play = client.session_ok("PLAY", &base, &session).await;
     let video_info = play.rtp_info_for("trackID=0");
 
     let mut frames: Vec<(u8, Vec<u8>)> = std::mem::take(&mut client.skipped_frames);
@@ -880,11 +744,14 @@ async fn interleaved_tcp_mixes_media_and_responses() {
         [0, 1, 2, 3].into_iter().collect(),
         "interleaved channels used"
     );
-    let video: Vec<RtpHeader> = frames
-        .iter()
-        .filter(|(c, _)| *c == 0)
-        .map(|(_, p)| rtp_header(p))
-        .collect();
+    let rtp_on = |channel: u8| -> Vec<RtpHeader> {
+        frames
+            .iter()
+            .filter(|(c, _)| *c == channel)
+            .map(|(_, p)| rtp_header(p))
+            .collect()
+    };
+    let video = rtp_on(0);
     assert_consecutive(&video, "interleaved video");
     assert_eq!(Some(video[0].seq), video_info.seq);
     assert_eq!(Some(video[0].timestamp), video_info.rtptime);
@@ -894,33 +761,14 @@ async fn interleaved_tcp_mixes_media_and_responses() {
         (60..=80).contains(&markers),
         "{markers} marked video packets in 2.5 s"
     );
-    let audio: Vec<RtpHeader> = frames
-        .iter()
-        .filter(|(c, _)| *c == 2)
-        .map(|(_, p)| rtp_header(p))
-        .collect();
+    let audio = rtp_on(2);
     assert_consecutive(&audio, "interleaved audio");
     assert!(audio.iter().all(|h| h.payload_type == 97));
     for (channel, ssrc) in [(1u8, video[0].ssrc), (3, audio[0].ssrc)] {
-        let first_rtcp = frames
-            .iter()
-            .find(|(c, _)| *c == channel)
-            .map(|(_, p)| rtcp_packets(p))
-            .unwrap();
-        assert_eq!(
-            first_rtcp[0].packet_type, 200,
-            "channel {channel}: {first_rtcp:?}"
-        );
-        assert_eq!(
-            first_rtcp[0].first_ssrc(),
-            Some(ssrc),
-            "channel {channel} SR SSRC"
-        );
+        let (_, first_rtcp) = frames.iter().find(|(c, _)| *c == channel).unwrap();
+        assert_sender_report(first_rtcp, ssrc, &format!("channel {channel}"));
     }
-    let teardown = client
-        .request("TEARDOWN", &base, &[("Session", &session)])
-        .await;
-    assert_eq!(teardown.status, 200, "{}", teardown.head);
+    client.session_ok("TEARDOWN", &base, &session).await;
 }
 
 #[tokio::test]
@@ -956,8 +804,7 @@ async fn connections_over_the_per_address_limit_get_503() {
 
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
-    let server = start_server().await;
-    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let (server, mut client) = serve_and_connect().await;
     let base = url(&server, "sample");
     let pipelined = format!(
         "OPTIONS {base} RTSP/1.0\r\nCSeq: 11\r\n\r\n\

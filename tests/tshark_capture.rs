@@ -7,7 +7,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::ChildStderr;
 
 /// One row of `tshark -z rtp,streams`.
 #[derive(Debug)]
@@ -45,6 +46,23 @@ fn parse_streams(report: &str) -> Vec<RtpStream> {
         .collect()
 }
 
+/// Appends lines of `lines` to `out` until one for which `stop` is true
+/// (then true) or the end (then false).
+async fn collect_lines_until(
+    lines: &mut Lines<BufReader<ChildStderr>>,
+    out: &mut String,
+    stop: impl Fn(&str) -> bool,
+) -> bool {
+    while let Ok(Some(line)) = lines.next_line().await {
+        out.push_str(&line);
+        out.push('\n');
+        if stop(&line) {
+            return true;
+        }
+    }
+    false
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wireshark_sees_lossless_rtp_streams() {
     if !require_tool("dumpcap") || !require_tool("tshark") || !require_tool("ffmpeg") {
@@ -76,16 +94,12 @@ async fn wireshark_sees_lossless_rtp_streams() {
         .expect("spawning dumpcap");
     let mut stderr = BufReader::new(dumpcap.stderr.take().unwrap()).lines();
     let mut dumpcap_said = String::new();
-    let capturing = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Ok(Some(line)) = stderr.next_line().await {
-            dumpcap_said.push_str(&line);
-            dumpcap_said.push('\n');
-            if line.contains("Capturing on") {
-                return true;
-            }
-        }
-        false
-    })
+    let capturing = tokio::time::timeout(
+        Duration::from_secs(10),
+        collect_lines_until(&mut stderr, &mut dumpcap_said, |line| {
+            line.contains("Capturing on")
+        }),
+    )
     .await;
     assert!(
         matches!(capturing, Ok(true)),
@@ -96,35 +110,19 @@ async fn wireshark_sees_lossless_rtp_streams() {
     // Keep reading dumpcap's stderr so it never blocks on a full pipe.
     let stderr_task = tokio::spawn(async move {
         let mut rest = String::new();
-        while let Ok(Some(line)) = stderr.next_line().await {
-            rest.push_str(&line);
-            rest.push('\n');
-        }
+        collect_lines_until(&mut stderr, &mut rest, |_| false).await;
         rest
     });
 
-    let client = run_tool(
+    let url = url(&server, "sample");
+    run_ffmpeg(
         "ffmpeg",
+        "udp",
         &[
-            "-nostdin",
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "udp",
-            "-i",
-            &url(&server, "sample"),
-            "-map",
-            "0",
-            "-c",
-            "copy",
-            "-f",
-            "null",
-            "-",
+            "-nostdin", "-i", &url, "-map", "0", "-c", "copy", "-f", "null", "-",
         ],
-        Duration::from_secs(30),
     )
     .await;
-    assert!(client.status.success(), "ffmpeg failed:\n{}", client.stderr);
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = dumpcap.id().expect("dumpcap still running") as libc::pid_t;

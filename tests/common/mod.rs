@@ -50,6 +50,13 @@ pub async fn start_server_with(adjust: impl FnOnce(&mut Config)) -> RunningServe
         .expect("server starts")
 }
 
+/// [`start_server`] and a raw client connected to it.
+pub async fn serve_and_connect() -> (RunningServer, RtspClient) {
+    let server = start_server().await;
+    let client = RtspClient::connect(server.rtsp_addr).await;
+    (server, client)
+}
+
 /// `rtsp://<server>/<path>`.
 pub fn url(server: &RunningServer, path: &str) -> String {
     format!(
@@ -275,6 +282,38 @@ impl RtspClient {
     pub async fn request(&mut self, method: &str, url: &str, headers: &[(&str, &str)]) -> Response {
         let cseq = self.send_request(method, url, headers).await;
         self.response_for(cseq).await
+    }
+
+    /// Like [`RtspClient::request`]; panics unless the answer is 200 OK.
+    pub async fn request_ok(
+        &mut self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let response = self.request(method, url, headers).await;
+        assert_eq!(response.status, 200, "{method} {url}:\n{}", response.head);
+        response
+    }
+
+    /// `method` on `url` within `session`; panics unless 200 OK.
+    pub async fn session_ok(&mut self, method: &str, url: &str, session: &str) -> Response {
+        self.request_ok(method, url, &[("Session", session)]).await
+    }
+
+    /// SETUP of `<base>/trackID=<track>` with `transport`, joining
+    /// `session` if given; panics unless 200 OK.
+    pub async fn setup(
+        &mut self,
+        base: &str,
+        track: u8,
+        transport: &str,
+        session: Option<&str>,
+    ) -> Response {
+        let mut headers = vec![("Transport", transport)];
+        headers.extend(session.map(|id| ("Session", id)));
+        self.request_ok("SETUP", &format!("{base}/trackID={track}"), &headers)
+            .await
     }
 
     /// Reads until the response to `cseq`, keeping interleaved frames.
@@ -570,36 +609,155 @@ pub fn flat_map(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
-/// Sets up both tracks of `/sample` over UDP to the given port pairs and
-/// returns (session id, base URL).
-pub async fn setup_udp_session(
-    client: &mut RtspClient,
-    server: &RunningServer,
-    video: &UdpSocket,
-    audio: &UdpSocket,
-) -> (String, String) {
-    let base = url(server, "sample");
-    let setup = client
-        .request(
-            "SETUP",
-            &format!("{base}/trackID=0"),
-            &[("Transport", &udp_transport(video))],
-        )
-        .await;
-    assert_eq!(setup.status, 200, "SETUP video:\n{}", setup.head);
-    let session = setup.session_id();
-    let setup = client
-        .request(
-            "SETUP",
-            &format!("{base}/trackID=1"),
-            &[("Transport", &udp_transport(audio)), ("Session", &session)],
-        )
-        .await;
-    assert_eq!(setup.status, 200, "SETUP audio:\n{}", setup.head);
+/// A raw client on a fresh server with both tracks of `/sample` set up
+/// over UDP to their own port pairs.
+pub struct UdpSession {
+    /// The server.
+    pub server: RunningServer,
+    /// The control connection and its session.
+    pub control: SessionControl,
+    /// Client RTP socket of the video track.
+    pub video: UdpSocket,
+    /// Client RTCP socket of the video track.
+    pub video_rtcp: UdpSocket,
+    /// Client RTP socket of the audio track.
+    pub audio: UdpSocket,
+    /// Client RTCP socket of the audio track.
+    pub audio_rtcp: UdpSocket,
+}
+
+impl UdpSession {
+    /// Starts a server and sets up both tracks; the session is not playing.
+    pub async fn setup() -> UdpSession {
+        let (server, mut client) = serve_and_connect().await;
+        let (video, video_rtcp) = udp_pair().await;
+        let (audio, audio_rtcp) = udp_pair().await;
+        let base = url(&server, "sample");
+        let session = client
+            .setup(&base, 0, &udp_transport(&video), None)
+            .await
+            .session_id();
+        let audio_setup = client
+            .setup(&base, 1, &udp_transport(&audio), Some(&session))
+            .await;
+        assert_eq!(
+            audio_setup.session_id(),
+            session,
+            "audio SETUP joined another session"
+        );
+        UdpSession {
+            server,
+            control: SessionControl {
+                client,
+                session,
+                base,
+            },
+            video,
+            video_rtcp,
+            audio,
+            audio_rtcp,
+        }
+    }
+
+    /// [`UdpSession::setup`], then PLAY from the start (200 OK).
+    pub async fn playing() -> UdpSession {
+        let mut udp = UdpSession::setup().await;
+        udp.control.request_ok("PLAY").await;
+        udp
+    }
+}
+
+/// An RTSP connection with a session on a presentation.
+pub struct SessionControl {
+    /// The connection.
+    pub client: RtspClient,
+    /// The session id.
+    pub session: String,
+    /// The presentation URL.
+    pub base: String,
+}
+
+impl SessionControl {
+    /// `method` on the presentation within the session, with `extra`
+    /// headers after `Session`.
+    pub async fn request_with(&mut self, method: &str, extra: &[(&str, &str)]) -> Response {
+        let mut headers = vec![("Session", self.session.as_str())];
+        headers.extend_from_slice(extra);
+        self.client.request(method, &self.base, &headers).await
+    }
+
+    /// `method` on the presentation within the session.
+    pub async fn request(&mut self, method: &str) -> Response {
+        self.request_with(method, &[]).await
+    }
+
+    /// Like [`SessionControl::request`]; panics unless 200 OK.
+    pub async fn request_ok(&mut self, method: &str) -> Response {
+        self.client
+            .session_ok(method, &self.base, &self.session)
+            .await
+    }
+}
+
+/// The RTP headers of `datagrams`.
+pub fn rtp_headers(datagrams: &[Datagram]) -> Vec<RtpHeader> {
+    datagrams.iter().map(|d| rtp_header(&d.data)).collect()
+}
+
+/// Panics unless `datagrams` hold exactly one BYE listing `ssrc`.
+pub fn assert_one_bye(datagrams: &[Datagram], ssrc: u32, what: &str) {
+    let byes = datagrams
+        .iter()
+        .flat_map(|d| rtcp_packets(&d.data))
+        .filter(|p| p.packet_type == 203 && p.count >= 1 && p.first_ssrc() == Some(ssrc))
+        .count();
+    assert_eq!(byes, 1, "{what}: {:?}", rtcp_types(datagrams));
+}
+
+/// Panics unless the RTCP compound packet `compound` starts with a sender
+/// report from `ssrc`.
+pub fn assert_sender_report(compound: &[u8], ssrc: u32, what: &str) {
+    let packets = rtcp_packets(compound);
     assert_eq!(
-        setup.session_id(),
-        session,
-        "audio SETUP joined another session"
+        packets[0].packet_type, 200,
+        "{what}: first RTCP is not an SR: {packets:?}"
     );
-    (session, base)
+    assert_eq!(packets[0].first_ssrc(), Some(ssrc), "{what} SR SSRC");
+}
+
+/// Runs FFmpeg's `program` (`ffmpeg`, `ffprobe`) at `-v error` with
+/// `-rtsp_transport transport` and then `args`, within 30 s; panics unless
+/// it exits successfully.
+pub async fn run_ffmpeg(program: &str, transport: &str, args: &[&str]) -> ToolRun {
+    let mut all = vec!["-v", "error", "-rtsp_transport", transport];
+    all.extend_from_slice(args);
+    let run = run_tool(program, &all, Duration::from_secs(30)).await;
+    assert!(
+        run.status.success(),
+        "{program} {transport} failed: {}\n{}",
+        run.status,
+        run.stderr
+    );
+    run
+}
+
+/// Checks the decoded audio of the whole sample: `bytes` of stereo s16
+/// (4 bytes per sample frame) are 10 s at 48 kHz, +/- 5 AAC frames.
+/// Returns the sample count.
+pub fn assert_whole_sample_audio(bytes: usize, what: &str) -> usize {
+    let samples = bytes / 4;
+    let expected = (SAMPLE_DURATION_SECS * 48_000.0) as usize;
+    assert!(
+        samples.abs_diff(expected) <= 5 * AAC_FRAME_TICKS as usize,
+        "{what}: {samples} audio samples decoded, expected about {expected}"
+    );
+    samples
+}
+
+/// Panics unless the 10 s sample took real time (9 to 15 s) to play.
+pub fn assert_real_time(elapsed: Duration, what: &str) {
+    assert!(
+        elapsed >= Duration::from_secs(9) && elapsed < Duration::from_secs(15),
+        "{what}: 10 s sample played in {elapsed:?} (not real time)"
+    );
 }
