@@ -14,6 +14,7 @@
 //! - A sender report maps the wall clock to the stream time the same way
 //!   for every track, which is what lets clients line audio up with video.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -27,6 +28,10 @@ use crate::rtsp::transport::Delivery;
 /// How often a sender report goes out per track (RFC 3550 §6.2 suggests
 /// 5 s as the minimum interval).
 pub const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How far ahead of the next send the file is read, in stream seconds:
+/// more than any B-frame reorder delay, little enough to be cheap.
+const READ_AHEAD_SECS: f64 = 0.25;
 
 /// One set-up track of a session: its RTP state and where its packets go.
 #[derive(Debug)]
@@ -106,6 +111,19 @@ struct Segment {
     npt_start: f64,
 }
 
+/// An access unit read from the file with its times on the stream clock,
+/// fixed when it is read so a later seek or loop cannot move it.
+#[derive(Debug)]
+struct Scheduled {
+    au: AccessUnit,
+    /// Stream time it is sent at.
+    decode_at: f64,
+    /// Stream time its RTP timestamp carries.
+    present_at: f64,
+    /// File presentation time, for the Range of a resumed PLAY.
+    file_pts: f64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Ready,
@@ -123,11 +141,16 @@ pub struct SessionStream {
     loop_playback: bool,
     state: State,
     reader: Option<Mp4Reader>,
-    pending: Option<AccessUnit>,
+    /// Access units read ahead, in decode order. Normally one or two; at a
+    /// loop the next pass's first units (whose decode times precede the
+    /// presentation start) merge in before the old pass's last ones.
+    queue: VecDeque<Scheduled>,
+    /// Decode time of the last unit read in this pass, if any.
+    last_read: Option<f64>,
     segment: Segment,
     /// Wall instant of stream time zero; `None` before the first PLAY.
     anchor: Option<Instant>,
-    /// Highest stream time reached by any sent access unit's end.
+    /// Highest stream time reached by the end of any unit read so far.
     high_water: f64,
     batch: PacketBatch,
     rtcp: Vec<u8>,
@@ -145,7 +168,8 @@ impl SessionStream {
             loop_playback,
             state: State::Ready,
             reader: None,
-            pending: None,
+            queue: VecDeque::new(),
+            last_read: None,
             segment: Segment {
                 offset: 0.0,
                 npt_start: 0.0,
@@ -195,25 +219,27 @@ impl SessionStream {
 
     /// Starts or resumes playback (RFC 2326 §10.5). `start` is the Range
     /// start in npt seconds; `None` resumes where PAUSE stopped, or starts
-    /// at the beginning on the first PLAY.
+    /// at the beginning on the first PLAY and after the end.
     pub fn play(&mut self, now: Instant, start: Option<f64>) -> PlayStart {
-        let resume = start.is_none() && self.reader.is_some() && self.state != State::Ended;
+        let resume = start.is_none() && !self.queue.is_empty() && self.state != State::Ended;
         if !resume {
             self.seek(start.unwrap_or(0.0));
         }
-        let npt_start = if resume {
-            self.segment.npt_start + (self.high_water - self.segment.offset).max(0.0)
-        } else {
-            self.segment.npt_start
+        // The range starts at the next unit to send: after a seek the
+        // keyframe, after a pause wherever the pause left off.
+        let (npt_start, stream_start) = match (resume, self.queue.front()) {
+            (true, Some(next)) => (next.file_pts, next.present_at),
+            _ => (self.segment.npt_start, self.segment.offset),
         };
-        let next_decode = self
-            .pending
-            .as_ref()
-            .map(|au| self.stream_secs(au.dts, au.track))
-            .unwrap_or(self.high_water);
+        let next_decode = self.queue.front().map_or(self.high_water, |s| s.decode_at);
         self.anchor = Some(sub_secs(now, next_decode));
-        self.state = State::Playing;
-        let stream_start = self.segment.offset + (npt_start - self.segment.npt_start);
+        if self.state != State::Closed {
+            self.state = State::Playing;
+            if self.queue.is_empty() && self.reader.is_none() {
+                // Nothing left to play (a Range at the very end): say BYE.
+                self.end_of_stream();
+            }
+        }
         // The first report of each track follows its first RTP packet
         // (RFC 3550 §6.4: reports are for active senders); GStreamer
         // ignores a report sent before any data and only syncs at the next.
@@ -266,10 +292,7 @@ impl SessionStream {
             return None;
         }
         let anchor = self.anchor?;
-        let next_au = self
-            .pending
-            .as_ref()
-            .map(|au| add_secs(anchor, self.stream_secs(au.dts, au.track)));
+        let next_au = self.queue.front().map(|s| add_secs(anchor, s.decode_at));
         let next_report = self
             .tracks
             .iter()
@@ -300,19 +323,19 @@ impl SessionStream {
             return self.sender_report(pos, now, wall, false);
         }
         loop {
-            let au = self.pending.as_ref()?;
-            if add_secs(anchor, self.stream_secs(au.dts, au.track)) > now {
+            if add_secs(anchor, self.queue.front()?.decode_at) > now {
                 return None;
             }
-            let au = self.pending.take()?;
-            // Stamped before reading on: at end of file the next read may
-            // loop, which moves the segment this unit's times belong to.
+            let next = self.queue.pop_front()?;
+            self.fill();
             let packetized = self
                 .tracks
                 .iter()
-                .position(|t| t.info.index == au.track)
-                .filter(|&pos| self.packetize(pos, &au, now));
-            self.advance();
+                .position(|t| t.info.index == next.au.track)
+                .filter(|&pos| self.packetize(pos, &next, now));
+            if self.queue.is_empty() && self.reader.is_none() {
+                self.end_of_stream();
+            }
             if let Some(pos) = packetized {
                 return Some(Transmit::Rtp {
                     delivery: self.tracks[pos].delivery,
@@ -322,21 +345,18 @@ impl SessionStream {
         }
     }
 
-    /// Cuts `au` into the batch; false (and a log line) if it is unusable,
-    /// so a broken sample costs one frame, not the session.
-    fn packetize(&mut self, pos: usize, au: &AccessUnit, now: Instant) -> bool {
-        let pts_secs = self.stream_secs(au.pts, au.track);
-        let end_secs = pts_secs + f64::from(au.duration) / f64::from(self.timescale(au.track));
-        self.high_water = self.high_water.max(end_secs);
+    /// Cuts one access unit into the batch; false (and a log line) if it is
+    /// unusable, so a broken sample costs one frame, not the session.
+    fn packetize(&mut self, pos: usize, next: &Scheduled, now: Instant) -> bool {
         let track = &mut self.tracks[pos];
-        let timestamp = track.rtp_timestamp(pts_secs);
+        let timestamp = track.rtp_timestamp(next.present_at);
         self.batch.clear();
         if let Err(error) =
             track
                 .packetizer
-                .packetize(au, timestamp, &mut track.rtp, &mut self.batch)
+                .packetize(&next.au, timestamp, &mut track.rtp, &mut self.batch)
         {
-            tracing::warn!(track = au.track, pts = au.pts, %error, "skipping access unit");
+            tracing::warn!(track = next.au.track, pts = next.au.pts, %error, "skipping access unit");
             return false;
         }
         track.next_sender_report.get_or_insert(now);
@@ -377,80 +397,97 @@ impl SessionStream {
         self.sender_report(pos, now, wall, true)
     }
 
-    /// Opens a reader at `npt` and maps it after everything sent so far.
+    /// Drops what was read ahead, opens a reader at `npt` and maps it after
+    /// everything read so far, so timestamps never go backwards.
     fn seek(&mut self, npt: f64) {
+        self.queue.clear();
+        self.open_pass(npt);
+        self.fill();
+    }
+
+    fn open_pass(&mut self, npt: f64) {
         let reader = self.media.reader(npt);
         self.segment = Segment {
             offset: self.high_water,
             npt_start: reader.start_secs(),
         };
         self.reader = Some(reader);
-        self.advance();
+        self.last_read = None;
     }
 
-    /// Loads the next access unit of a set-up track into `pending`; at end
-    /// of file loops or ends the stream.
-    fn advance(&mut self) {
+    /// Reads ahead until the last unit read is due [`READ_AHEAD_SECS`]
+    /// after the queue's head. Within a pass the file is in decode order;
+    /// the margin lets the next pass of a loop, whose first decode times
+    /// precede its presentation start by the B-frame delay, be read before
+    /// those are due. At end of file it loops (each pass placed after the
+    /// last) or stops reading.
+    fn fill(&mut self) {
         let mut looped = false;
         loop {
+            let head = self.queue.front().map(|s| s.decode_at);
+            if matches!((head, self.last_read), (Some(head), Some(last)) if last > head + READ_AHEAD_SECS)
+            {
+                return;
+            }
             let Some(reader) = self.reader.as_mut() else {
                 return;
             };
             match reader.next_access_unit() {
                 Some(Ok(au)) => {
                     if self.tracks.iter().any(|t| t.info.index == au.track) {
-                        self.pending = Some(au);
-                        return;
+                        let scheduled = self.schedule(au);
+                        self.last_read = Some(scheduled.decode_at);
+                        let at = self
+                            .queue
+                            .partition_point(|s| s.decode_at <= scheduled.decode_at);
+                        self.queue.insert(at, scheduled);
                     }
                 }
                 Some(Err(error)) => {
                     tracing::warn!(%error, "media read failed; ending stream");
-                    self.end_of_stream();
-                    return;
+                    self.reader = None;
                 }
                 None if self.loop_playback && !looped => {
                     looped = true;
-                    self.seek_for_loop();
+                    self.open_pass(0.0);
                 }
-                None => {
-                    self.end_of_stream();
-                    return;
-                }
+                None => self.reader = None,
             }
         }
     }
 
-    fn seek_for_loop(&mut self) {
-        let reader = self.media.reader(0.0);
-        self.segment = Segment {
-            offset: self.high_water,
-            npt_start: reader.start_secs(),
-        };
-        self.reader = Some(reader);
+    /// Places `au` on the stream clock of the current pass.
+    fn schedule(&mut self, au: AccessUnit) -> Scheduled {
+        let timescale = f64::from(
+            self.media
+                .tracks()
+                .get(au.track)
+                .map(|t| t.timescale)
+                .filter(|&ts| ts > 0)
+                .unwrap_or(1),
+        );
+        let to_stream =
+            |ticks: i64| self.segment.offset + (ticks as f64 / timescale - self.segment.npt_start);
+        let present_at = to_stream(au.pts);
+        let decode_at = to_stream(au.dts);
+        self.high_water = self
+            .high_water
+            .max(present_at + f64::from(au.duration) / timescale);
+        Scheduled {
+            file_pts: au.pts as f64 / timescale,
+            decode_at,
+            present_at,
+            au,
+        }
     }
 
     fn end_of_stream(&mut self) {
         self.reader = None;
-        self.pending = None;
+        self.queue.clear();
         if self.state == State::Playing {
             self.bye_pending = self.tracks.iter().map(|t| t.info.index).collect();
             self.state = State::Ended;
         }
-    }
-
-    fn timescale(&self, track: usize) -> u32 {
-        self.media
-            .tracks()
-            .get(track)
-            .map(|t| t.timescale)
-            .filter(|&ts| ts > 0)
-            .unwrap_or(1)
-    }
-
-    /// Stream time of a file time value of `track`.
-    fn stream_secs(&self, ticks: i64, track: usize) -> f64 {
-        let file_secs = ticks as f64 / f64::from(self.timescale(track));
-        self.segment.offset + (file_secs - self.segment.npt_start)
     }
 }
 
@@ -859,6 +896,24 @@ mod tests {
                 .windows(2)
                 .all(|w| (1..=2048).contains(&w[1].wrapping_sub(w[0]))),
             "audio timestamps step forward by about one frame, across loops too"
+        );
+        let video_sent: Vec<Instant> = log
+            .rtp
+            .iter()
+            .filter(|s| s.track == 0 && s.marker)
+            .map(|s| s.at)
+            .collect();
+        // Across a loop the video pauses only for the time the audio track
+        // runs past the video's end (the next pass starts after both).
+        let video_info = &stream.media().tracks()[0];
+        let video_secs = video_info.duration as f64 / f64::from(video_info.timescale);
+        let allowed = Duration::from_secs_f64(
+            1.0 / 30.0 + (stream.media().duration_secs() - video_secs) + 0.002,
+        );
+        let longest_gap = video_sent.windows(2).map(|w| w[1] - w[0]).max();
+        assert!(
+            longest_gap.is_some_and(|gap| gap <= allowed),
+            "video keeps its pace across the loop: longest gap {longest_gap:?}, allowed {allowed:?}"
         );
     }
 }
