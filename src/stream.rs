@@ -147,6 +147,8 @@ pub struct SessionStream {
     queue: VecDeque<Scheduled>,
     /// Decode time of the last unit read in this pass, if any.
     last_read: Option<f64>,
+    /// File time at which reading stops (a Range end).
+    play_end: Option<f64>,
     segment: Segment,
     /// Wall instant of stream time zero; `None` before the first PLAY.
     anchor: Option<Instant>,
@@ -170,6 +172,7 @@ impl SessionStream {
             reader: None,
             queue: VecDeque::new(),
             last_read: None,
+            play_end: None,
             segment: Segment {
                 offset: 0.0,
                 npt_start: 0.0,
@@ -219,8 +222,11 @@ impl SessionStream {
 
     /// Starts or resumes playback (RFC 2326 §10.5). `start` is the Range
     /// start in npt seconds; `None` resumes where PAUSE stopped, or starts
-    /// at the beginning on the first PLAY and after the end.
-    pub fn play(&mut self, now: Instant, start: Option<f64>) -> PlayStart {
+    /// at the beginning on the first PLAY and after the end. `end`, if
+    /// any, is where the stream stops (the last units sent are those
+    /// decoded before it).
+    pub fn play(&mut self, now: Instant, start: Option<f64>, end: Option<f64>) -> PlayStart {
+        self.play_end = end;
         let resume = start.is_none() && !self.queue.is_empty() && self.state != State::Ended;
         if !resume {
             self.seek(start.unwrap_or(0.0));
@@ -434,7 +440,10 @@ impl SessionStream {
             };
             match reader.next_access_unit() {
                 Some(Ok(au)) => {
-                    if self.tracks.iter().any(|t| t.info.index == au.track) {
+                    let decode = au.dts as f64 / self.timescale(au.track);
+                    if self.play_end.is_some_and(|end| decode >= end) {
+                        self.reader = None;
+                    } else if self.tracks.iter().any(|t| t.info.index == au.track) {
                         let scheduled = self.schedule(au);
                         self.last_read = Some(scheduled.decode_at);
                         let at = self
@@ -458,14 +467,7 @@ impl SessionStream {
 
     /// Places `au` on the stream clock of the current pass.
     fn schedule(&mut self, au: AccessUnit) -> Scheduled {
-        let timescale = f64::from(
-            self.media
-                .tracks()
-                .get(au.track)
-                .map(|t| t.timescale)
-                .filter(|&ts| ts > 0)
-                .unwrap_or(1),
-        );
+        let timescale = self.timescale(au.track);
         let to_stream =
             |ticks: i64| self.segment.offset + (ticks as f64 / timescale - self.segment.npt_start);
         let present_at = to_stream(au.pts);
@@ -479,6 +481,18 @@ impl SessionStream {
             present_at,
             au,
         }
+    }
+
+    /// Ticks per second of a track's file times.
+    fn timescale(&self, track: usize) -> f64 {
+        let ticks = self
+            .media
+            .tracks()
+            .get(track)
+            .map(|t| t.timescale)
+            .filter(|&ts| ts > 0)
+            .unwrap_or(1);
+        f64::from(ticks)
     }
 
     fn end_of_stream(&mut self) {
@@ -643,7 +657,7 @@ mod tests {
     fn whole_sample_is_paced_in_real_time_with_presentation_timestamps() {
         let mut stream = sample_stream(false);
         let t0 = Instant::now();
-        let start = stream.play(t0, None);
+        let start = stream.play(t0, None, None);
         assert_eq!(start.npt_start, 0.0);
         let mut log = Log::default();
         run(&mut stream, t0, t0 + Duration::from_secs(1), &mut log);
@@ -721,7 +735,7 @@ mod tests {
         assert!(!stream.is_playing());
 
         let again = t0 + Duration::from_secs(15);
-        let replay = stream.play(again, None);
+        let replay = stream.play(again, None, None);
         assert_eq!(replay.npt_start, 0.0, "PLAY after the end starts over");
         let last_seq = log.rtp.iter().rev().find(|s| s.track == 0).map(|s| s.seq);
         assert_eq!(
@@ -742,7 +756,7 @@ mod tests {
     fn one_access_unit_per_batch_and_sender_reports_every_five_seconds() {
         let mut stream = sample_stream(false);
         let t0 = Instant::now();
-        stream.play(t0, None);
+        stream.play(t0, None, None);
         let mut log = Log::default();
         run(&mut stream, t0, t0 + Duration::from_secs(6), &mut log);
         let video_batches = frames(&log, 0).len() + frames(&log, 1).len();
@@ -765,7 +779,7 @@ mod tests {
     fn pause_and_resume_continue_sequence_and_timestamps() {
         let mut stream = sample_stream(false);
         let t0 = Instant::now();
-        let first = stream.play(t0, None);
+        let first = stream.play(t0, None, None);
         let mut log = Log::default();
         run(&mut stream, t0, t0 + Duration::from_secs(2), &mut log);
         stream.pause();
@@ -776,7 +790,7 @@ mod tests {
             "nothing scheduled while paused"
         );
         let resume_at = t0 + Duration::from_secs(5);
-        let resumed = stream.play(resume_at, None);
+        let resumed = stream.play(resume_at, None, None);
         assert!(
             (1.9..2.2).contains(&resumed.npt_start),
             "{}",
@@ -813,7 +827,7 @@ mod tests {
     fn seek_starts_at_keyframe_and_timestamps_keep_rising() {
         let mut stream = sample_stream(false);
         let t0 = Instant::now();
-        let first = stream.play(t0, None);
+        let first = stream.play(t0, None, None);
         let mut log = Log::default();
         run(&mut stream, t0, t0 + Duration::from_secs(1), &mut log);
         let before = log.rtp.len();
@@ -825,7 +839,7 @@ mod tests {
             .max()
             .expect("video");
         let seek_at = t0 + Duration::from_secs(1);
-        let seek = stream.play(seek_at, Some(5.0));
+        let seek = stream.play(seek_at, Some(5.0), None);
         assert!((4.0..=5.0).contains(&seek.npt_start), "{}", seek.npt_start);
         run(
             &mut stream,
@@ -848,10 +862,38 @@ mod tests {
     }
 
     #[test]
+    fn range_end_stops_after_the_units_decoded_before_it() {
+        let mut stream = sample_stream(false);
+        let t0 = Instant::now();
+        let start = stream.play(t0, Some(2.0), Some(5.0));
+        assert!((1.0..=2.0).contains(&start.npt_start));
+        let mut log = Log::default();
+        run(&mut stream, t0, t0 + Duration::from_secs(5), &mut log);
+        let video = frames(&log, 0).len() as f64;
+        let expected = (5.0 - start.npt_start) * 30.0;
+        assert!(
+            (video - expected).abs() <= 3.0,
+            "{video} frames for {expected}"
+        );
+        let last = log.rtp.last().expect("packets").at - t0;
+        // Sending starts at the keyframe's decode time, up to the B-frame
+        // delay before its presentation time.
+        assert!(
+            last < Duration::from_secs_f64(5.0 - start.npt_start + 0.1),
+            "{last:?}"
+        );
+        assert_eq!(
+            log.rtcp.iter().filter(|r| r.1 == 203).count(),
+            2,
+            "BYE at the end"
+        );
+    }
+
+    #[test]
     fn teardown_sends_bye_then_finishes() {
         let mut stream = sample_stream(false);
         let t0 = Instant::now();
-        stream.play(t0, None);
+        stream.play(t0, None, None);
         let mut log = Log::default();
         run(&mut stream, t0, t0 + Duration::from_millis(300), &mut log);
         let sent = log.rtp.len();
@@ -873,7 +915,7 @@ mod tests {
     fn looping_restarts_with_rising_timestamps() {
         let mut stream = sample_stream(true);
         let t0 = Instant::now();
-        let start = stream.play(t0, None);
+        let start = stream.play(t0, None, None);
         let mut log = Log::default();
         run(&mut stream, t0, t0 + Duration::from_secs(21), &mut log);
         let video = frames(&log, 0);

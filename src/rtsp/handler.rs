@@ -406,10 +406,10 @@ impl RtspHandler {
         actions: &mut Vec<Action>,
     ) -> Result<Response<Vec<u8>>, Refusal> {
         let url = request_url(request)?;
-        let start = match request.header(&headers::RANGE) {
-            Some(range) => parse_npt_start(range.as_str())
+        let range = match request.header(&headers::RANGE) {
+            Some(range) => parse_npt_range(range.as_str())
                 .ok_or_else(|| Refusal::new(457, format!("Invalid Range: {}", range.as_str())))?,
-            None => None,
+            None => NptRange::default(),
         };
         let id = self.session_id_for(request, ctx, &Method::Play)?;
         let header = self.session_header(&id);
@@ -419,7 +419,7 @@ impl RtspHandler {
             .ok_or_else(|| Refusal::new(454, "Session Not Found"))?;
         let mut stream = lock(&session.stream);
         let duration = stream.media().duration_secs();
-        if start.is_some_and(|s| s > duration) {
+        if range.start.is_some_and(|s| s > duration) {
             return Err(Refusal::new(
                 457,
                 format!("Invalid Range: beyond {duration:.3}"),
@@ -427,11 +427,14 @@ impl RtspHandler {
         }
         // PLAY without Range while playing changes nothing (RFC 2326 §10.5);
         // once the file has ended it plays it again from the start.
-        if session.state == SessionState::Playing && start.is_none() && stream.is_playing() {
+        if session.state == SessionState::Playing
+            && range == NptRange::default()
+            && stream.is_playing()
+        {
             drop(stream);
             return Ok(ok(cseq).header(headers::SESSION, header).build(Vec::new()));
         }
-        let started = stream.play(now, start);
+        let started = stream.play(now, range.start, range.end);
         drop(stream);
         session.state = SessionState::Playing;
         actions.push(Action::Wake {
@@ -451,10 +454,17 @@ impl RtspHandler {
             .join(",");
         Ok(ok(cseq)
             .header(headers::SESSION, header)
-            // Open-ended (RFC 2326 §12.29): the SDP already gives the
-            // duration, and GStreamer clips at a stated end the pictures
-            // its lip-sync delays by the B-frame reorder time.
-            .header(headers::RANGE, format!("npt={:.3}-", started.npt_start))
+            // Open-ended unless the client asked for an end (RFC 2326
+            // §12.29): the SDP already gives the duration, and GStreamer
+            // clips at a stated end the pictures its lip-sync delays by the
+            // B-frame reorder time.
+            .header(
+                headers::RANGE,
+                match range.end {
+                    Some(end) => format!("npt={:.3}-{end:.3}", started.npt_start),
+                    None => format!("npt={:.3}-", started.npt_start),
+                },
+            )
             .header(headers::RTP_INFO, rtp_info)
             .build(Vec::new()))
     }
@@ -707,25 +717,49 @@ fn next_free_channel(session: &Session) -> u8 {
         .unwrap_or(0)
 }
 
-/// Parses the start of an npt Range (RFC 2326 §3.6): `Some(None)` for an
-/// open or `now` start, `Some(Some(secs))` for a time, `None` if invalid.
-fn parse_npt_start(value: &str) -> Option<Option<f64>> {
+/// The times of an npt Range header (RFC 2326 §3.6, §12.29); `None`
+/// where it is open (or `now`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct NptRange {
+    start: Option<f64>,
+    end: Option<f64>,
+}
+
+/// Parses an npt Range; `None` if it is not a valid, forward npt range.
+fn parse_npt_range(value: &str) -> Option<NptRange> {
     let spec = value.split(';').next()?.trim();
     let times = spec
         .strip_prefix("npt")?
         .trim_start()
         .strip_prefix('=')?
         .trim();
-    let (start, _end) = times.split_once('-')?;
-    let start = start.trim();
-    if start.is_empty() || start == "now" {
+    let (start, end) = times.split_once('-')?;
+    let range = NptRange {
+        start: parse_npt_time(start.trim())?,
+        end: match end.trim() {
+            "now" => return None,
+            end => parse_npt_time(end)?,
+        },
+    };
+    match range {
+        NptRange {
+            start: Some(start),
+            end: Some(end),
+        } if end <= start => None,
+        range => Some(range),
+    }
+}
+
+/// One npt time: seconds or h:m:s with fractions; empty or `now` is open.
+fn parse_npt_time(text: &str) -> Option<Option<f64>> {
+    if text.is_empty() || text == "now" {
         return Some(None);
     }
-    let mut secs = 0.0;
-    let parts: Vec<&str> = start.split(':').collect();
+    let parts: Vec<&str> = text.split(':').collect();
     if parts.len() > 3 {
         return None;
     }
+    let mut secs = 0.0;
     for part in &parts {
         let value: f64 = part.parse().ok()?;
         if !value.is_finite() || value < 0.0 {

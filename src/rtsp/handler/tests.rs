@@ -397,15 +397,45 @@ fn session_count_per_connection_is_bounded() {
 
 #[test]
 fn npt_ranges_parse() {
-    assert_eq!(parse_npt_start("npt=5-"), Some(Some(5.0)));
-    assert_eq!(parse_npt_start("npt=5.25-10"), Some(Some(5.25)));
-    assert_eq!(parse_npt_start("npt = 0:01:02.5-"), Some(Some(62.5)));
-    assert_eq!(parse_npt_start("npt=now-"), Some(None));
-    assert_eq!(parse_npt_start("npt=-"), Some(None));
-    assert_eq!(parse_npt_start("clock=19961108T142300Z-"), None);
-    assert_eq!(parse_npt_start("npt=-3-"), Some(None));
-    assert_eq!(parse_npt_start("npt=abc-"), None);
-    assert_eq!(parse_npt_start("npt=NaN-"), None);
+    let range = |start, end| Some(NptRange { start, end });
+    assert_eq!(parse_npt_range("npt=5-"), range(Some(5.0), None));
+    assert_eq!(
+        parse_npt_range("npt=5.25-10"),
+        range(Some(5.25), Some(10.0))
+    );
+    assert_eq!(parse_npt_range("npt = 0:01:02.5-"), range(Some(62.5), None));
+    assert_eq!(parse_npt_range("npt=now-"), range(None, None));
+    assert_eq!(parse_npt_range("npt=-"), range(None, None));
+    assert_eq!(parse_npt_range("npt=-4"), range(None, Some(4.0)));
+    assert_eq!(
+        parse_npt_range("npt=0.000-12.000;time=19970123T153600Z"),
+        range(Some(0.0), Some(12.0))
+    );
+    assert_eq!(parse_npt_range("clock=19961108T142300Z-"), None);
+    assert_eq!(parse_npt_range("npt=-3-"), None);
+    assert_eq!(parse_npt_range("npt=5-2"), None, "backwards");
+    assert_eq!(parse_npt_range("npt=5-now"), None);
+    assert_eq!(parse_npt_range("npt=abc-"), None);
+    assert_eq!(parse_npt_range("npt=NaN-"), None);
+}
+
+#[test]
+fn range_end_stops_the_stream_and_is_echoed() {
+    let mut h = handler();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    let id = setup_both(&mut h, &c, now);
+    let play = h.handle(
+        &request(
+            Method::Play,
+            BASE,
+            &[("Session", &id), ("Range", "npt=2-5")],
+        ),
+        &c,
+        now,
+    );
+    assert_eq!(status(&play), 200);
+    assert_eq!(header(&play.response, "Range"), Some("npt=2.000-5.000"));
 }
 
 #[test]
