@@ -434,7 +434,11 @@ impl RtspHandler {
             drop(stream);
             return Ok(ok(cseq).header(headers::SESSION, header).build(Vec::new()));
         }
-        let started = stream.play(now, range.start, range.end);
+        // An end at or past the duration means "to the end" (GStreamer asks
+        // npt=0-<duration from the SDP, rounded to ms>) and is answered
+        // open-ended.
+        let end = range.end.filter(|&end| end < duration - 0.001);
+        let started = stream.play(now, range.start, end);
         drop(stream);
         session.state = SessionState::Playing;
         actions.push(Action::Wake {
@@ -460,7 +464,7 @@ impl RtspHandler {
             // B-frame reorder time.
             .header(
                 headers::RANGE,
-                match range.end {
+                match end {
                     Some(end) => format!("npt={:.3}-{end:.3}", started.npt_start),
                     None => format!("npt={:.3}-", started.npt_start),
                 },

@@ -436,6 +436,20 @@ fn range_end_stops_the_stream_and_is_echoed() {
     );
     assert_eq!(status(&play), 200);
     assert_eq!(header(&play.response, "Range"), Some("npt=2.000-5.000"));
+    let to_the_end = h.handle(
+        &request(
+            Method::Play,
+            BASE,
+            &[("Session", &id), ("Range", "npt=0-10.5")],
+        ),
+        &c,
+        now,
+    );
+    assert_eq!(
+        header(&to_the_end.response, "Range"),
+        Some("npt=0.000-"),
+        "an end past the duration plays to the end, open-ended"
+    );
 }
 
 #[test]
