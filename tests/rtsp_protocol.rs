@@ -819,3 +819,43 @@ async fn pipelined_requests_are_answered_in_order() {
     assert!(describe.body_text().contains("m=audio"));
     assert_eq!(client.response_for(13).await.status, 404);
 }
+
+#[tokio::test]
+async fn udp_session_outlives_its_connection_and_frees_the_slot() {
+    let udp = UdpSession::playing().await;
+    let UdpSession {
+        server,
+        control,
+        video,
+        ..
+    } = udp;
+    let SessionControl {
+        client,
+        session,
+        base,
+    } = control;
+    drop(client);
+    let after_close = recv_for(&video, Duration::from_millis(500)).await;
+    assert!(
+        after_close.len() > 20,
+        "UDP media continues after the RTSP connection closes ({} packets)",
+        after_close.len()
+    );
+    // All 64 per-address slots are free again: the closed connection's
+    // slot is not held by its still-playing session.
+    let mut open = Vec::new();
+    for _ in 0..64 {
+        let mut client = RtspClient::connect(server.rtsp_addr).await;
+        assert_eq!(client.request("OPTIONS", &base, &[]).await.status, 200);
+        open.push(client);
+    }
+    // The same client, on a new connection, still controls its session.
+    let teardown = open[0]
+        .request("TEARDOWN", &base, &[("Session", &session)])
+        .await;
+    assert_eq!(teardown.status, 200, "{}", teardown.head);
+    drain(&video, Duration::from_millis(200), Duration::from_secs(2)).await;
+    assert!(recv_for(&video, Duration::from_millis(500))
+        .await
+        .is_empty());
+}

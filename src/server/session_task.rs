@@ -29,7 +29,9 @@ pub(super) fn run_actions(
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(session_id.clone(), notify.clone());
                 let shared = shared.clone();
-                let connection = connection.cloned();
+                // Weak: a UDP session outlives its RTSP connection, and must
+                // not keep that connection's writer (and socket) open.
+                let connection = connection.map(mpsc::Sender::downgrade);
                 tokio::spawn(async move {
                     drive(&shared, &stream, &notify, connection).await;
                     shared
@@ -49,7 +51,7 @@ async fn drive(
     shared: &Shared,
     stream: &Mutex<SessionStream>,
     notify: &Notify,
-    connection: Option<mpsc::Sender<Bytes>>,
+    connection: Option<mpsc::WeakSender<Bytes>>,
 ) {
     loop {
         let deadline = {
@@ -78,7 +80,8 @@ async fn drive(
 
 /// Hands one batch to the socket without waiting: a viewer that cannot
 /// keep up loses packets; nobody else waits for it.
-fn send(shared: &Shared, transmit: Transmit<'_>, connection: Option<&mpsc::Sender<Bytes>>) {
+fn send(shared: &Shared, transmit: Transmit<'_>, connection: Option<&mpsc::WeakSender<Bytes>>) {
+    let connection = || connection.and_then(mpsc::WeakSender::upgrade);
     match transmit {
         Transmit::Rtp {
             delivery: Delivery::Udp { rtp, .. },
@@ -100,7 +103,7 @@ fn send(shared: &Shared, transmit: Transmit<'_>, connection: Option<&mpsc::Sende
             delivery: Delivery::Interleaved { rtp_channel, .. },
             batch,
         } => {
-            if let Some(connection) = connection {
+            if let Some(connection) = connection() {
                 let frame = Bytes::copy_from_slice(batch.interleaved(rtp_channel));
                 if connection.try_send(frame).is_err() {
                     tracing::debug!("interleaved writer full or closed; access unit dropped");
@@ -111,7 +114,7 @@ fn send(shared: &Shared, transmit: Transmit<'_>, connection: Option<&mpsc::Sende
             delivery: Delivery::Interleaved { rtcp_channel, .. },
             packet,
         } => {
-            if let Some(connection) = connection {
+            if let Some(connection) = connection() {
                 let mut frame = Vec::with_capacity(packet.len() + 4);
                 frame.push(b'$');
                 frame.push(rtcp_channel);
