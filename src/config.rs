@@ -23,6 +23,8 @@ pub struct Config {
     pub max_sessions: usize,
     /// Sessions one RTSP connection holds at most.
     pub max_sessions_per_connection: usize,
+    /// Sessions one client address holds at most, across its connections.
+    pub max_sessions_per_address: usize,
 }
 
 impl Default for Config {
@@ -37,6 +39,7 @@ impl Default for Config {
             session_timeout_secs: 60,
             max_sessions: 1024,
             max_sessions_per_connection: 16,
+            max_sessions_per_address: 64,
         }
     }
 }

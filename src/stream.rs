@@ -231,12 +231,6 @@ impl SessionStream {
         if !resume {
             self.seek(start.unwrap_or(0.0));
         }
-        // The range starts at the next unit to send: after a seek the
-        // keyframe, after a pause wherever the pause left off.
-        let (npt_start, stream_start) = match (resume, self.queue.front()) {
-            (true, Some(next)) => (next.file_pts, next.present_at),
-            _ => (self.segment.npt_start, self.segment.offset),
-        };
         let next_decode = self.queue.front().map_or(self.high_water, |s| s.decode_at);
         self.anchor = Some(sub_secs(now, next_decode));
         if self.state != State::Closed {
@@ -252,6 +246,26 @@ impl SessionStream {
         for track in &mut self.tracks {
             track.next_sender_report = None;
         }
+        if resume {
+            self.position()
+        } else {
+            self.play_start(self.segment.npt_start, self.segment.offset)
+        }
+    }
+
+    /// Where the stream is: the next unit to send, its npt and the RTP
+    /// timestamp and sequence number it will carry (RFC 2326 §12.33).
+    pub fn position(&self) -> PlayStart {
+        match self.queue.front() {
+            Some(next) => self.play_start(next.file_pts, next.present_at),
+            None => self.play_start(
+                self.segment.npt_start + (self.high_water - self.segment.offset),
+                self.high_water,
+            ),
+        }
+    }
+
+    fn play_start(&self, npt_start: f64, stream_start: f64) -> PlayStart {
         PlayStart {
             npt_start,
             tracks: self
@@ -505,20 +519,20 @@ impl SessionStream {
     }
 }
 
+/// `instant` moved by `secs` (either sign), saturating rather than
+/// panicking: times come from files, which may be hostile.
 fn add_secs(instant: Instant, secs: f64) -> Instant {
-    if secs >= 0.0 {
-        instant + Duration::from_secs_f64(secs)
+    let delta = Duration::try_from_secs_f64(secs.abs()).unwrap_or(Duration::MAX);
+    let moved = if secs >= 0.0 {
+        instant.checked_add(delta)
     } else {
-        sub_secs(instant, -secs)
-    }
+        instant.checked_sub(delta)
+    };
+    moved.unwrap_or(instant)
 }
 
 fn sub_secs(instant: Instant, secs: f64) -> Instant {
-    if secs < 0.0 {
-        return add_secs(instant, -secs);
-    }
-    let delta = Duration::from_secs_f64(secs);
-    instant.checked_sub(delta).unwrap_or(instant)
+    add_secs(instant, -secs)
 }
 
 fn signed_secs(a: Instant, b: Instant) -> f64 {

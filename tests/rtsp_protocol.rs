@@ -859,3 +859,30 @@ async fn udp_session_outlives_its_connection_and_frees_the_slot() {
         .await
         .is_empty());
 }
+
+#[tokio::test]
+async fn shutdown_ends_every_session_with_bye() {
+    let UdpSession {
+        server,
+        video,
+        video_rtcp,
+        ..
+    } = UdpSession::playing().await;
+    assert!(!recv_for(&video, Duration::from_millis(300))
+        .await
+        .is_empty());
+    server.shutdown();
+    let reports = recv_until(&video_rtcp, Duration::from_secs(2), |d| {
+        rtcp_packets(&d.data).iter().any(|p| p.packet_type == 203)
+    })
+    .await;
+    assert!(
+        rtcp_types(&reports).contains(&203),
+        "BYE at shutdown: {:?}",
+        rtcp_types(&reports)
+    );
+    drain(&video, Duration::from_millis(200), Duration::from_secs(2)).await;
+    assert!(recv_for(&video, Duration::from_millis(500))
+        .await
+        .is_empty());
+}

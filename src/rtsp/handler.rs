@@ -11,7 +11,7 @@ use rtsp_types::{headers, Method, Request, Response, StatusCode, Url, Version};
 use super::session::{ConnectionId, Owner, Session, SessionState};
 use super::transport::{self, Delivery, TransportError};
 use crate::media::catalog::{Catalog, ResolveError};
-use crate::media::mp4::{MediaError, Mp4Media};
+use crate::media::mp4::Mp4Media;
 use crate::rtcp::RtcpPacket;
 use crate::sdp;
 use crate::stream::{SessionStream, TrackOutput};
@@ -36,6 +36,8 @@ pub struct HandlerSettings {
     pub session_timeout: Duration,
     /// Sessions one connection may hold (CVE-2021-39283: bound state).
     pub max_sessions_per_connection: usize,
+    /// Sessions one client address may hold, across its connections.
+    pub max_sessions_per_address: usize,
     /// Sessions the whole server may hold.
     pub max_sessions: usize,
 }
@@ -130,14 +132,30 @@ impl RtspHandler {
         ctx: &RequestContext,
         now: Instant,
     ) -> Handled {
+        // CSeq is 1*DIGIT (RFC 2326 §12.17); anything else is not echoed.
         let Some(cseq) = request
             .header(&headers::CSEQ)
             .map(|v| v.as_str().trim().to_string())
+            .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
         else {
-            return refused(None, Refusal::new(400, "Missing CSeq"));
+            return refused(
+                None,
+                Refusal::new(400, "Bad Request: missing or invalid CSeq"),
+            );
         };
         if request.version() != Version::V1_0 {
             return refused(Some(&cseq), Refusal::new(505, "RTSP Version Not Supported"));
+        }
+        // No option extensions are supported (RFC 2326 §12.32).
+        let required = [headers::REQUIRE, headers::PROXY_REQUIRE]
+            .iter()
+            .find_map(|name| request.header(name).map(|v| v.as_str().to_string()));
+        if let Some(required) = required {
+            let mut handled = refused(Some(&cseq), Refusal::new(551, "Option not supported"));
+            handled
+                .response
+                .insert_header(headers::UNSUPPORTED, required);
+            return handled;
         }
         self.refresh_liveness(request, ctx, now);
         let mut actions = Vec::new();
@@ -238,6 +256,14 @@ impl RtspHandler {
             .collect()
     }
 
+    /// Tears down every session (server shutdown).
+    pub fn teardown_all(&mut self) -> Vec<Action> {
+        let ids: Vec<String> = self.sessions.keys().cloned().collect();
+        ids.iter()
+            .filter_map(|id| self.remove_session(id))
+            .collect()
+    }
+
     fn remove_session(&mut self, id: &str) -> Option<Action> {
         let session = self.sessions.remove(id)?;
         self.rtcp_routes.retain(|_, routed| routed != id);
@@ -258,7 +284,7 @@ impl RtspHandler {
         let media = self.resolve(&mount)?;
         let body = sdp::describe(media.tracks(), media.duration_secs(), ctx.local.ip());
         Ok(ok(cseq)
-            .header(headers::CONTENT_BASE, content_base(url))
+            .header(headers::CONTENT_BASE, content_base(url, &mount))
             .header(headers::CONTENT_TYPE, "application/sdp")
             .build(body.into_bytes()))
     }
@@ -306,10 +332,11 @@ impl RtspHandler {
         let transport_header = request
             .header(&headers::TRANSPORT)
             .ok_or_else(|| Refusal::new(461, "Unsupported Transport: no Transport header"))?;
-        let free_channel = existing
-            .as_ref()
-            .map(|id| next_free_channel(&self.sessions[id]))
-            .unwrap_or(0);
+        let used_channels = self.channels_in_use(ctx.connection, existing.as_deref(), track);
+        let free_channel = (0..=254u8)
+            .step_by(2)
+            .find(|c| !used_channels.contains(c) && !used_channels.contains(&(c + 1)))
+            .unwrap_or(u8::MAX);
         let negotiated = transport::negotiate(
             transport_header.as_str(),
             ctx.peer.ip(),
@@ -324,6 +351,18 @@ impl RtspHandler {
                 Refusal::new(400, format!("Bad Request: Transport {why}"))
             }
         })?;
+        if let Delivery::Interleaved {
+            rtp_channel,
+            rtcp_channel,
+        } = negotiated.delivery
+        {
+            if used_channels.contains(&rtp_channel) || used_channels.contains(&rtcp_channel) {
+                return Err(Refusal::new(
+                    461,
+                    "Unsupported Transport: interleaved channels already in use",
+                ));
+            }
+        }
         let interleaved = matches!(negotiated.delivery, Delivery::Interleaved { .. });
         let other_connection = existing
             .as_ref()
@@ -354,7 +393,7 @@ impl RtspHandler {
                 id
             }
             None => {
-                self.check_session_limits(ctx.connection)?;
+                self.check_session_limits(ctx)?;
                 let mut stream = SessionStream::new(
                     media,
                     format!("rtpcast@{}", ctx.local.ip()),
@@ -425,26 +464,25 @@ impl RtspHandler {
                 format!("Invalid Range: beyond {duration:.3}"),
             ));
         }
-        // PLAY without Range while playing changes nothing (RFC 2326 §10.5);
-        // once the file has ended it plays it again from the start.
-        if session.state == SessionState::Playing
-            && range == NptRange::default()
-            && stream.is_playing()
-        {
-            drop(stream);
-            return Ok(ok(cseq).header(headers::SESSION, header).build(Vec::new()));
-        }
         // An end at or past the duration means "to the end" (GStreamer asks
         // npt=0-<duration from the SDP, rounded to ms>) and is answered
         // open-ended.
         let end = range.end.filter(|&end| end < duration - 0.001);
-        let started = stream.play(now, range.start, end);
+        // PLAY without Range while playing changes nothing (RFC 2326 §10.5)
+        // but still says where the stream is; once the file has ended it
+        // plays it again from the start.
+        let started = if range == NptRange::default() && stream.is_playing() {
+            stream.position()
+        } else {
+            let started = stream.play(now, range.start, end);
+            actions.push(Action::Wake {
+                session_id: id.clone(),
+            });
+            started
+        };
         drop(stream);
         session.state = SessionState::Playing;
-        actions.push(Action::Wake {
-            session_id: id.clone(),
-        });
-        let base = aggregate_url(url);
+        let base = presentation_url(url, &session.mount);
         let rtp_info = started
             .tracks
             .iter()
@@ -571,13 +609,21 @@ impl RtspHandler {
         Ok(session)
     }
 
-    fn check_session_limits(&self, connection: ConnectionId) -> Result<(), Refusal> {
+    fn check_session_limits(&self, ctx: &RequestContext) -> Result<(), Refusal> {
         let on_connection = self
             .sessions
             .values()
-            .filter(|s| s.owner.connection == connection)
+            .filter(|s| s.owner.connection == ctx.connection)
+            .count();
+        // UDP sessions outlive their connection, so a per-connection cap
+        // alone would let one address take every session by reconnecting.
+        let from_address = self
+            .sessions
+            .values()
+            .filter(|s| s.owner.ip == ctx.peer.ip())
             .count();
         if on_connection >= self.settings.max_sessions_per_connection
+            || from_address >= self.settings.max_sessions_per_address
             || self.sessions.len() >= self.settings.max_sessions
         {
             return Err(Refusal::new(453, "Not Enough Bandwidth: too many sessions"));
@@ -593,14 +639,43 @@ impl RtspHandler {
                 tracing::warn!(path = %path, "refused a path that escapes the media root");
                 Refusal::new(404, format!("Not Found: {path}"))
             }
-            ResolveError::Media(MediaError::Io(error)) => Refusal::new(
-                500,
-                format!("Internal Server Error: reading media: {error}"),
-            ),
             ResolveError::Media(error) => {
-                Refusal::new(415, format!("Unsupported Media Type: {error}"))
+                // The details stay in the log: they describe our files.
+                tracing::warn!(mount, %error, "media cannot be served");
+                Refusal::new(500, "Internal Server Error: media cannot be played")
             }
         })
+    }
+
+    /// Interleaved channels taken on `connection` by its sessions' tracks,
+    /// other than `track` of session `setting_up` (being set up again).
+    fn channels_in_use(
+        &self,
+        connection: ConnectionId,
+        setting_up: Option<&str>,
+        track: usize,
+    ) -> Vec<u8> {
+        let mut used = Vec::new();
+        for session in self.sessions.values() {
+            if session.owner.connection != connection {
+                continue;
+            }
+            for output in lock(&session.stream).tracks() {
+                let replaced =
+                    Some(session.id.as_str()) == setting_up && output.info.index == track;
+                if let (
+                    false,
+                    Delivery::Interleaved {
+                        rtp_channel,
+                        rtcp_channel,
+                    },
+                ) = (replaced, output.delivery)
+                {
+                    used.extend([rtp_channel, rtcp_channel]);
+                }
+            }
+        }
+        used
     }
 
     /// Points the RTCP sources of every track of session `id` at it.
@@ -650,8 +725,11 @@ fn ok(cseq: &str) -> rtsp_types::ResponseBuilder {
 }
 
 fn refused(cseq: Option<&str>, refusal: Refusal) -> Handled {
+    // Reasons may quote the request; control characters would let a client
+    // split its own response.
+    let reason: String = refusal.reason.chars().filter(|c| !c.is_control()).collect();
     let mut builder = Response::builder(Version::V1_0, StatusCode::from(refusal.status))
-        .reason_phrase(refusal.reason)
+        .reason_phrase(reason)
         .header(headers::SERVER, SERVER_NAME);
     if let Some(cseq) = cseq {
         builder = builder.header(headers::CSEQ, cseq);
@@ -694,31 +772,23 @@ fn split_track(path: &str) -> (String, Option<usize>) {
     (mount.to_string(), None)
 }
 
-/// Content-Base for DESCRIBE: the request URL without query, with a
-/// trailing slash so relative `a=control` values join under it.
-fn content_base(url: &Url) -> String {
-    format!("{}/", aggregate_url(url))
+/// Content-Base for DESCRIBE (RFC 2326 §12.11): the presentation URL
+/// with a trailing slash so relative `a=control` values join under it.
+fn content_base(url: &Url, mount: &str) -> String {
+    format!("{}/", presentation_url(url, mount))
 }
 
-/// The request URL without query, fragment or trailing slash.
-fn aggregate_url(url: &Url) -> String {
+/// The URL of the presentation at `mount` as the client addressed the
+/// server, without credentials, query, fragment or trailing slash.
+fn presentation_url(url: &Url, mount: &str) -> String {
     let mut base = url.clone();
     base.set_query(None);
     base.set_fragment(None);
+    // Fails only for URLs that cannot carry credentials: nothing to strip.
+    let _ = base.set_username("");
+    let _ = base.set_password(None);
+    base.set_path(mount);
     base.as_str().trim_end_matches('/').to_string()
-}
-
-fn next_free_channel(session: &Session) -> u8 {
-    let stream = lock(&session.stream);
-    stream
-        .tracks()
-        .iter()
-        .filter_map(|t| match t.delivery {
-            Delivery::Interleaved { rtcp_channel, .. } => rtcp_channel.checked_add(1),
-            Delivery::Udp { .. } => None,
-        })
-        .max()
-        .unwrap_or(0)
 }
 
 /// The times of an npt Range header (RFC 2326 §3.6, §12.29); `None`

@@ -73,13 +73,13 @@ pub(super) async fn serve(
                     session_task::run_actions(&shared, handled.actions, Some(&tx));
                 }
                 Ok(Some(Incoming::Interleaved { channel, payload })) => {
-                    if channel % 2 == 1 {
-                        shared.handler().handle_rtcp(
-                            RtcpSource::Interleaved(id, channel),
-                            &payload,
-                            Instant::now(),
-                        );
-                    }
+                    // The handler knows which channels carry RTCP; others
+                    // (a client's RTP, or nothing) are dropped there.
+                    shared.handler().handle_rtcp(
+                        RtcpSource::Interleaved(id, channel),
+                        &payload,
+                        Instant::now(),
+                    );
                 }
                 Ok(Some(Incoming::Response)) => {}
                 Err(error) => {

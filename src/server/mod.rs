@@ -54,15 +54,41 @@ pub struct RunningServer {
     pub rtsp_addr: SocketAddr,
     /// The server RTP port (RTCP is the next one).
     pub rtp_port: u16,
+    shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl RunningServer {
-    /// Stops accepting and receiving (sessions' tasks end as their
-    /// connections close).
+    /// Stops accepting and receiving, and tears down every session: each
+    /// sends its BYE (RFC 3550 §6.6) and its task ends.
     pub fn shutdown(self) {
         for task in self.tasks {
             task.abort();
+        }
+        let actions = self.shared.handler().teardown_all();
+        session_task::run_actions(&self.shared, actions, None);
+    }
+}
+
+/// Gives back a client address's connection slot when its connection task
+/// ends, however it ends.
+struct ConnectionSlot {
+    shared: Arc<Shared>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .shared
+            .connections_per_ip
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
         }
     }
 }
@@ -89,6 +115,7 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
         loop_playback: config.loop_playback,
         session_timeout: Duration::from_secs(config.session_timeout_secs),
         max_sessions_per_connection: config.max_sessions_per_connection,
+        max_sessions_per_address: config.max_sessions_per_address,
         max_sessions: config.max_sessions,
     };
     let shared = Arc::new(Shared {
@@ -98,6 +125,7 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
         connections_per_ip: Mutex::new(HashMap::new()),
     });
     let rtsp_addr = listener.local_addr()?;
+    let shared_for_handle = shared.clone();
     let tasks = vec![
         tokio::spawn(accept_loop(listener, shared.clone())),
         tokio::spawn(rtcp_receive_loop(shared.clone())),
@@ -107,6 +135,7 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
     Ok(RunningServer {
         rtsp_addr,
         rtp_port,
+        shared: shared_for_handle,
         tasks,
     })
 }
@@ -136,20 +165,15 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             *count += 1;
         }
         next_id += 1;
+        let slot = ConnectionSlot {
+            shared: shared.clone(),
+            ip: peer.ip(),
+        };
         let shared = shared.clone();
         let id = next_id;
         tokio::spawn(async move {
-            connection::serve(shared.clone(), socket, peer, id).await;
-            let mut counts = shared
-                .connections_per_ip
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if let Some(count) = counts.get_mut(&peer.ip()) {
-                *count -= 1;
-                if *count == 0 {
-                    counts.remove(&peer.ip());
-                }
-            }
+            connection::serve(shared, socket, peer, id).await;
+            drop(slot);
         });
     }
 }

@@ -12,6 +12,7 @@ fn handler() -> RtspHandler {
             loop_playback: false,
             session_timeout: Duration::from_secs(60),
             max_sessions_per_connection: 4,
+            max_sessions_per_address: 6,
             max_sessions: 100,
         },
     )
@@ -199,6 +200,38 @@ fn play_answers_rtp_info_for_every_track_and_range() {
         .actions
         .iter()
         .any(|a| matches!(a, Action::Wake { .. })));
+}
+
+#[test]
+fn every_play_answer_carries_rtp_info_for_the_presentation() {
+    let mut h = handler();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    let id = setup_both(&mut h, &c, now);
+    let first = h.handle(&request(Method::Play, BASE, &[("Session", &id)]), &c, now);
+    assert_eq!(status(&first), 200);
+    // Again while playing, on a track URL with credentials and a query.
+    let again = h.handle(
+        &request(
+            Method::Play,
+            "rtsp://user:secret@127.0.0.1:5544/sample/trackID=0?x=1",
+            &[("Session", &id)],
+        ),
+        &c,
+        now,
+    );
+    assert_eq!(status(&again), 200);
+    assert!(again.actions.is_empty(), "nothing restarts");
+    let rtp_info = header(&again.response, "RTP-Info").expect("RTP-Info while playing");
+    assert!(
+        rtp_info.starts_with(&format!("url={BASE}/trackID=0;seq=")),
+        "{rtp_info}"
+    );
+    assert!(
+        rtp_info.contains(&format!("url={BASE}/trackID=1;seq=")),
+        "{rtp_info}"
+    );
+    assert!(header(&again.response, "Range").is_some());
 }
 
 #[test]
@@ -393,6 +426,86 @@ fn session_count_per_connection_is_bounded() {
         assert_eq!(status(&h.handle(&setup, &c, now)), 200);
     }
     assert_eq!(status(&h.handle(&setup, &c, now)), 453);
+}
+
+#[test]
+fn sessions_per_address_are_bounded_across_connections() {
+    let mut h = handler();
+    let now = Instant::now();
+    let setup = request(
+        Method::Setup,
+        &format!("{BASE}/trackID=0"),
+        &[("Transport", "RTP/AVP;unicast;client_port=6000-6001")],
+    );
+    for connection in 0..6 {
+        assert_eq!(
+            status(&h.handle(&setup, &ctx(connection / 2, [127, 0, 0, 1]), now)),
+            200
+        );
+    }
+    assert_eq!(status(&h.handle(&setup, &ctx(9, [127, 0, 0, 1]), now)), 453);
+    assert_eq!(
+        status(&h.handle(&setup, &ctx(9, [127, 0, 0, 2]), now)),
+        200,
+        "other clients unaffected"
+    );
+}
+
+#[test]
+fn cseq_must_be_digits_and_required_options_are_refused() {
+    let mut h = handler();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    let mut bad = request(Method::Options, BASE, &[]);
+    bad.insert_header(headers::CSEQ, "7\r\nX-Injected: 1");
+    let handled = h.handle(&bad, &c, now);
+    assert_eq!(status(&handled), 400);
+    assert_eq!(header(&handled.response, "CSeq"), None);
+    let require = h.handle(
+        &request(Method::Play, BASE, &[("Require", "funky-feature")]),
+        &c,
+        now,
+    );
+    assert_eq!(status(&require), 551);
+    assert_eq!(
+        header(&require.response, "Unsupported"),
+        Some("funky-feature")
+    );
+}
+
+#[test]
+fn interleaved_channels_never_collide_on_one_connection() {
+    let mut h = handler();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    let tcp = |channels: &str| {
+        request(
+            Method::Setup,
+            &format!("{BASE}/trackID=0"),
+            &[("Transport", channels)],
+        )
+    };
+    let first = h.handle(&tcp("RTP/AVP/TCP;unicast;interleaved=0-1"), &c, now);
+    assert_eq!(status(&first), 200);
+    let clash = h.handle(&tcp("RTP/AVP/TCP;unicast;interleaved=0-1"), &c, now);
+    assert_eq!(status(&clash), 461, "another session on the same channels");
+    let chosen = h.handle(&tcp("RTP/AVP/TCP;unicast"), &c, now);
+    assert_eq!(status(&chosen), 200);
+    assert!(
+        header(&chosen.response, "Transport").is_some_and(|t| t.contains("interleaved=2-3")),
+        "{:?}",
+        header(&chosen.response, "Transport")
+    );
+    let other_connection = h.handle(
+        &tcp("RTP/AVP/TCP;unicast;interleaved=0-1"),
+        &ctx(2, [127, 0, 0, 1]),
+        now,
+    );
+    assert_eq!(
+        status(&other_connection),
+        200,
+        "channels are per connection"
+    );
 }
 
 #[test]
