@@ -206,6 +206,10 @@ impl SessionStream {
             None => {
                 self.tracks.push(output);
                 self.tracks.sort_by_key(|t| t.info.index);
+                // The reader reads only set-up tracks: the next PLAY opens
+                // a new one.
+                self.reader = None;
+                self.queue.clear();
             }
         }
     }
@@ -426,7 +430,11 @@ impl SessionStream {
     }
 
     fn open_pass(&mut self, npt: f64) {
-        let reader = self.media.reader(npt);
+        let tracks = &self.tracks;
+        let reader = self
+            .media
+            .reader(npt)
+            .only_tracks(|index| tracks.iter().any(|t| t.info.index == index));
         self.segment = Segment {
             offset: self.high_water,
             npt_start: reader.start_secs(),
@@ -457,7 +465,7 @@ impl SessionStream {
                     let decode = au.dts as f64 / self.timescale(au.track);
                     if self.play_end.is_some_and(|end| decode >= end) {
                         self.reader = None;
-                    } else if self.tracks.iter().any(|t| t.info.index == au.track) {
+                    } else {
                         let scheduled = self.schedule(au);
                         self.last_read = Some(scheduled.decode_at);
                         let at = self
@@ -467,8 +475,8 @@ impl SessionStream {
                     }
                 }
                 Some(Err(error)) => {
-                    tracing::warn!(%error, "media read failed; ending stream");
-                    self.reader = None;
+                    // One unreadable sample costs one unit, not the session.
+                    tracing::warn!(%error, "media read failed; skipping the sample");
                 }
                 None if self.loop_playback && !looped => {
                     looped = true;
@@ -901,6 +909,23 @@ mod tests {
             2,
             "BYE at the end"
         );
+    }
+
+    #[test]
+    fn a_single_set_up_track_plays_alone() {
+        let media = Catalog::bundled_sample()
+            .expect("sample")
+            .resolve("/")
+            .expect("mount");
+        let mut stream = SessionStream::new(media.clone(), "test".into(), false);
+        let audio = media.tracks()[1].clone();
+        stream.set_up_track(TrackOutput::new(audio, udp(6002), 97, MTU));
+        let t0 = Instant::now();
+        stream.play(t0, None, None);
+        let mut log = Log::default();
+        run(&mut stream, t0, t0 + Duration::from_secs(11), &mut log);
+        assert!(log.rtp.iter().all(|s| s.track == 1));
+        assert!((466..=472).contains(&frames(&log, 1).len()));
     }
 
     #[test]

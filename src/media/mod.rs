@@ -85,32 +85,3 @@ pub struct AccessUnit {
     /// with length prefixes of `nal_length_size` bytes).
     pub data: Bytes,
 }
-
-/// Converts `ticks` from one clock rate to another, rounding to nearest.
-pub fn rescale(ticks: i64, from: u32, to: u32) -> i64 {
-    if from == to || from == 0 {
-        return ticks;
-    }
-    let num = ticks as i128 * to as i128;
-    let den = from as i128;
-    let half = den / 2;
-    let rounded = if num >= 0 {
-        (num + half) / den
-    } else {
-        (num - half) / den
-    };
-    rounded as i64
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rescale_rounds_to_nearest() {
-        assert_eq!(rescale(512, 15360, 90_000), 3000);
-        assert_eq!(rescale(1, 3, 2), 1);
-        assert_eq!(rescale(-512, 15360, 90_000), -3000);
-        assert_eq!(rescale(1024, 48_000, 48_000), 1024);
-    }
-}

@@ -28,8 +28,6 @@ pub struct RtpStreamState {
     pub packet_count: u32,
     /// Payload octets sent so far (sender's octet count, §6.4.1).
     pub octet_count: u32,
-    /// Timestamp of the last packet sent, if any.
-    pub last_timestamp: Option<u32>,
 }
 
 impl RtpStreamState {
@@ -46,7 +44,6 @@ impl RtpStreamState {
             next_seq: first_seq,
             packet_count: 0,
             octet_count: 0,
-            last_timestamp: None,
         }
     }
 }
@@ -107,7 +104,6 @@ impl PacketBatch {
         stream.next_seq = stream.next_seq.wrapping_add(1);
         stream.packet_count = stream.packet_count.wrapping_add(1);
         stream.octet_count = stream.octet_count.wrapping_add(payload_len as u32);
-        stream.last_timestamp = Some(timestamp);
     }
 
     /// The RTP packets, without interleaved framing, in order.
@@ -128,11 +124,6 @@ impl PacketBatch {
             self.buf[start + 2..start + 4].copy_from_slice(&len.to_be_bytes());
         }
         &self.buf
-    }
-
-    /// Total size in bytes of the RTP packets in the batch.
-    pub fn rtp_bytes(&self) -> usize {
-        self.packets.iter().map(|&(_, len)| len).sum()
     }
 }
 
@@ -156,7 +147,6 @@ mod tests {
         assert_eq!(stream.next_seq, 1);
         assert_eq!(stream.packet_count, 2);
         assert_eq!(stream.octet_count, 4);
-        assert_eq!(stream.last_timestamp, Some(0x0102_0304));
     }
 
     #[test]
@@ -165,9 +155,8 @@ mod tests {
         let mut batch = PacketBatch::new();
         batch.push(&mut stream, 5, false, &[b"xy"]);
         batch.push(&mut stream, 5, true, &[b"z"]);
-        let rtp_bytes = batch.rtp_bytes();
         let wire = batch.interleaved(2).to_vec();
-        assert_eq!(wire.len(), rtp_bytes + 2 * INTERLEAVED_PREFIX_LEN);
+        assert_eq!(wire.len(), (12 + 2) + (12 + 1) + 2 * INTERLEAVED_PREFIX_LEN);
         assert_eq!(&wire[..4], &[b'$', 2, 0, 14]);
         assert_eq!(&wire[18..22], &[b'$', 2, 0, 13]);
         batch.clear();

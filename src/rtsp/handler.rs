@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rtsp_types::{headers, Method, Request, Response, StatusCode, Url, Version};
 
@@ -189,7 +189,13 @@ impl RtspHandler {
 
     /// Handles an RTCP compound packet the client sent on `from` (its RTCP
     /// port) or on an interleaved channel: liveness plus reception stats.
-    pub fn handle_rtcp(&mut self, source: RtcpSource, packet: &[u8], now: Instant) {
+    pub fn handle_rtcp(
+        &mut self,
+        source: RtcpSource,
+        packet: &[u8],
+        now: Instant,
+        wall: SystemTime,
+    ) {
         let Some(session) = self
             .rtcp_routes
             .get(&source)
@@ -211,12 +217,14 @@ impl RtspHandler {
             };
             for block in blocks {
                 if let Some(track) = stream.record_report(block) {
+                    let round_trip = block.round_trip_time(crate::rtcp::ntp_timestamp(wall));
                     tracing::debug!(
                         session = %session.id,
                         track,
-                        fraction_lost = block.fraction_lost,
+                        lost_percent = block.fraction_lost_percent(),
                         cumulative_lost = block.cumulative_lost,
                         jitter = block.jitter,
+                        ?round_trip,
                         "receiver report"
                     );
                 }

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -79,6 +79,7 @@ pub(super) async fn serve(
                         RtcpSource::Interleaved(id, channel),
                         &payload,
                         Instant::now(),
+                        SystemTime::now(),
                     );
                 }
                 Ok(Some(Incoming::Response)) => {}

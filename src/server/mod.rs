@@ -204,6 +204,7 @@ async fn rtcp_receive_loop(shared: Arc<Shared>) {
                     RtcpSource::Udp(from),
                     &buf[..len],
                     std::time::Instant::now(),
+                    std::time::SystemTime::now(),
                 );
             }
             Err(error) => {

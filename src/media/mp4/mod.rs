@@ -376,6 +376,17 @@ impl Mp4Reader {
         self.start_secs
     }
 
+    /// Leaves out the tracks for which `keep` is false: their samples are
+    /// neither read from the file nor returned.
+    pub fn only_tracks(mut self, keep: impl Fn(usize) -> bool) -> Self {
+        for (track, next) in self.next.iter_mut().enumerate() {
+            if !keep(track) {
+                *next = self.media.samples[track].len();
+            }
+        }
+        self
+    }
+
     /// The next access unit in decode order over all tracks, `None` at the
     /// end. An error concerns one sample (e.g. the file was truncated since
     /// it was opened); reading continues with the next one.

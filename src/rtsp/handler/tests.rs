@@ -686,8 +686,8 @@ fn receiver_reports_are_routed_by_source_and_keep_sessions_alive() {
     let video_rtcp = RtcpSource::Udp(SocketAddr::from(([127, 0, 0, 1], 6001)));
     let stranger = RtcpSource::Udp(SocketAddr::from(([127, 0, 0, 1], 6999)));
     let late = now + Duration::from_secs(50);
-    h.handle_rtcp(stranger, &report, late);
-    h.handle_rtcp(video_rtcp, b"\xce\xfa\xed\xfe", late);
+    h.handle_rtcp(stranger, &report, late, SystemTime::now());
+    h.handle_rtcp(video_rtcp, b"\xce\xfa\xed\xfe", late, SystemTime::now());
     assert_eq!(lock(&h.sessions[&id].stream).tracks()[0].last_report, None);
     assert_eq!(
         h.expire_sessions(now + Duration::from_secs(61)).len(),
@@ -702,7 +702,7 @@ fn receiver_reports_are_routed_by_source_and_keep_sessions_alive() {
     };
     report.clear();
     crate::rtcp::write_receiver_report(0x1234, &[block], &mut report);
-    h.handle_rtcp(video_rtcp, &report, late);
+    h.handle_rtcp(video_rtcp, &report, late, SystemTime::now());
     assert_eq!(
         lock(&h.sessions[&id].stream).tracks()[0].last_report,
         Some(block)
@@ -712,6 +712,6 @@ fn receiver_reports_are_routed_by_source_and_keep_sessions_alive() {
         "RTCP is liveness"
     );
     assert_eq!(h.expire_sessions(now + Duration::from_secs(111)).len(), 1);
-    h.handle_rtcp(video_rtcp, &report, late);
+    h.handle_rtcp(video_rtcp, &report, late, SystemTime::now());
     assert_eq!(h.session_count(), 0, "routes of removed sessions are gone");
 }
