@@ -78,22 +78,32 @@ impl TrackOutput {
 pub struct PlayStart {
     /// Normal play time where playback starts, in seconds.
     pub npt_start: f64,
-    /// Per set-up track: track index, first sequence number, RTP timestamp
-    /// of `npt_start`.
-    pub tracks: Vec<(usize, u16, u32)>,
+    /// One entry per set-up track.
+    pub tracks: Vec<TrackStart>,
+}
+
+/// One track's `RTP-Info` entry (RFC 2326 §12.33).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackStart {
+    /// Index of the track in the file.
+    pub track: usize,
+    /// Sequence number of the first packet sent from `npt_start`.
+    pub seq: u16,
+    /// RTP timestamp that corresponds to `npt_start`.
+    pub rtptime: u32,
 }
 
 /// Something to send now.
 #[derive(Debug)]
 pub enum Transmit<'a> {
-    /// The RTP packets of one access unit of `track`, to send as one batch.
+    /// The RTP packets of one access unit, to send as one batch.
     Rtp {
         /// Where to send.
         delivery: Delivery,
         /// The packets.
         batch: &'a mut PacketBatch,
     },
-    /// A compound RTCP packet for `track`.
+    /// A compound RTCP packet of one track.
     Rtcp {
         /// Where to send (its RTCP port or channel).
         delivery: Delivery,
@@ -275,7 +285,11 @@ impl SessionStream {
             tracks: self
                 .tracks
                 .iter()
-                .map(|t| (t.info.index, t.rtp.next_seq, t.rtp_timestamp(stream_start)))
+                .map(|t| TrackStart {
+                    track: t.info.index,
+                    seq: t.rtp.next_seq,
+                    rtptime: t.rtp_timestamp(stream_start),
+                })
                 .collect(),
         }
     }
@@ -701,7 +715,7 @@ mod tests {
             300,
             "every video access unit, marker on the last packet"
         );
-        let base = start.tracks[0].2;
+        let base = start.tracks[0].rtptime;
         let mut offsets: Vec<u32> = video.iter().map(|ts| ts.wrapping_sub(base)).collect();
         assert_ne!(
             offsets,
@@ -737,7 +751,7 @@ mod tests {
                 .filter(|s| s.track == track)
                 .map(|s| s.seq)
                 .collect();
-            assert_eq!(seqs[0], start.tracks[track].1);
+            assert_eq!(seqs[0], start.tracks[track].seq);
             assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
         }
         let last = log.rtp.last().expect("packets").at;
@@ -761,7 +775,7 @@ mod tests {
         assert_eq!(replay.npt_start, 0.0, "PLAY after the end starts over");
         let last_seq = log.rtp.iter().rev().find(|s| s.track == 0).map(|s| s.seq);
         assert_eq!(
-            Some(replay.tracks[0].1),
+            Some(replay.tracks[0].seq),
             last_seq.map(|s| s.wrapping_add(1))
         );
         let sent = log.rtp.len();
@@ -818,7 +832,7 @@ mod tests {
             "{}",
             resumed.npt_start
         );
-        assert_eq!(resumed.tracks[0].1, last_video.seq.wrapping_add(1));
+        assert_eq!(resumed.tracks[0].seq, last_video.seq.wrapping_add(1));
         run(
             &mut stream,
             resume_at,
@@ -838,7 +852,7 @@ mod tests {
         // timeline: no jump backwards, no gap for the pause.
         let mut offsets: Vec<u32> = frames(&log, 0)
             .iter()
-            .map(|ts| ts.wrapping_sub(first.tracks[0].2))
+            .map(|ts| ts.wrapping_sub(first.tracks[0].rtptime))
             .collect();
         offsets.sort_unstable();
         assert_eq!(offsets.len(), 300);
@@ -857,7 +871,7 @@ mod tests {
             .rtp
             .iter()
             .filter(|s| s.track == 0)
-            .map(|s| s.timestamp.wrapping_sub(first.tracks[0].2))
+            .map(|s| s.timestamp.wrapping_sub(first.tracks[0].rtptime))
             .max()
             .expect("video");
         let seek_at = t0 + Duration::from_secs(1);
@@ -875,12 +889,12 @@ mod tests {
             .copied()
             .collect();
         assert_eq!(
-            after[0].timestamp, seek.tracks[0].2,
+            after[0].timestamp, seek.tracks[0].rtptime,
             "keyframe carries RTP-Info rtptime"
         );
         assert!(after
             .iter()
-            .all(|s| s.timestamp.wrapping_sub(first.tracks[0].2) > max_before));
+            .all(|s| s.timestamp.wrapping_sub(first.tracks[0].rtptime) > max_before));
     }
 
     #[test]
@@ -965,7 +979,7 @@ mod tests {
         );
         let mut offsets: Vec<u32> = video
             .iter()
-            .map(|ts| ts.wrapping_sub(start.tracks[0].2))
+            .map(|ts| ts.wrapping_sub(start.tracks[0].rtptime))
             .collect();
         offsets.sort_unstable();
         offsets.dedup();

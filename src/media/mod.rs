@@ -46,8 +46,8 @@ impl CodecParams {
         }
     }
 
-    /// True for video tracks, whose RTP packets carry the marker bit on the
-    /// last packet of each access unit.
+    /// True for video tracks: they anchor seeks (keyframes) and are
+    /// described as `m=video` (RFC 4566 §5.14).
     pub fn is_video(&self) -> bool {
         matches!(self, CodecParams::H264 { .. })
     }

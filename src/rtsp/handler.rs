@@ -494,10 +494,12 @@ impl RtspHandler {
         let rtp_info = started
             .tracks
             .iter()
-            .map(|(index, seq, rtptime)| {
+            .map(|t| {
                 format!(
-                    "url={base}/{};seq={seq};rtptime={rtptime}",
-                    sdp::track_control(*index)
+                    "url={base}/{};seq={};rtptime={}",
+                    sdp::track_control(t.track),
+                    t.seq,
+                    t.rtptime
                 )
             })
             .collect::<Vec<_>>()

@@ -55,8 +55,8 @@ pub enum TransportError {
 ///
 /// UDP packets always go to `client_ip`: a `destination` parameter is
 /// ignored, because honouring it would let anyone aim a stream at a third
-/// party (RFC 2326 §12.39 and §16 warn of this). `server_rtp_port` is the even port
-/// of the server's RTP/RTCP pair; `free_channel` is the first of two unused
+/// party (RFC 2326 §12.39 and §16 warn of this). `server_rtp_port` is the RTP port
+/// of the server's RTP/RTCP pair (RTCP on the next); `free_channel` is the first of two unused
 /// interleaved channels, used when an `RTP/AVP/TCP` offer names none.
 ///
 /// Malformed alternatives are skipped like unsupported ones; the header is
@@ -149,8 +149,8 @@ fn negotiate_one(
                     rtp: SocketAddr::new(client_ip, rtp),
                     rtcp: SocketAddr::new(client_ip, rtcp),
                 },
-                // u32 so a misconfigured 65535 cannot overflow; the server
-                // allocates even ports, so the pair always fits.
+                // u32 so 65535 cannot overflow here; binding refuses an RTP
+                // port without a next port for RTCP anyway.
                 reply: format!(
                     "RTP/AVP;unicast;client_port={rtp}-{rtcp};server_port={server_rtp_port}-{}",
                     u32::from(server_rtp_port) + 1
