@@ -78,6 +78,13 @@ impl AacPacketizer {
                 continue;
             }
             let group = &aus[first..first + count];
+            if let [au] = group {
+                // One AU, the usual case: written straight into the batch.
+                let length = headers_length(1).to_be_bytes();
+                out.push(stream, au_ts, true, &[&length, &au_header(au.len()), au]);
+                first += 1;
+                continue;
+            }
             self.scratch.clear();
             self.scratch
                 .extend_from_slice(&headers_length(group.len()).to_be_bytes());
