@@ -20,6 +20,10 @@ static BUNDLED_SAMPLE: &[u8] = include_bytes!("../../media/sample.mp4");
 /// Mount name of the bundled sample (besides `/`).
 const SAMPLE_NAME: &str = "sample";
 
+/// Opened files kept beyond those being played, so requests for every
+/// file of a large folder cannot exhaust memory or file descriptors.
+const MAX_CACHED_MEDIA: usize = 64;
+
 /// Bounds for walking a directory to list its mounts, so a huge or cyclic
 /// tree cannot stall startup.
 const MAX_WALK_DEPTH: usize = 8;
@@ -183,10 +187,12 @@ impl Catalog {
         }
         // Parsed without the lock held: other requests need not wait for it.
         let media = Mp4Media::open(path)?;
-        self.cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(path.to_path_buf(), (modified, Arc::clone(&media)));
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= MAX_CACHED_MEDIA {
+            // Bound memory and open files: forget what no session plays.
+            cache.retain(|_, (_, cached)| Arc::strong_count(cached) > 1);
+        }
+        cache.insert(path.to_path_buf(), (modified, Arc::clone(&media)));
         Ok(media)
     }
 
@@ -390,6 +396,27 @@ mod tests {
         assert!(
             is_not_found(catalog.resolve("/")),
             "ambiguous with two clips"
+        );
+    }
+
+    #[test]
+    fn cache_forgets_media_nobody_plays() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let original = dir.path().join("clip0.mp4");
+        fs::write(&original, SAMPLE).expect("write");
+        for i in 1..MAX_CACHED_MEDIA + 8 {
+            fs::hard_link(&original, dir.path().join(format!("clip{i}.mp4"))).expect("link");
+        }
+        let catalog = Catalog::from_path(dir.path()).expect("dir");
+        let playing = catalog.resolve("/clip0.mp4").expect("clip0");
+        for i in 1..MAX_CACHED_MEDIA + 8 {
+            catalog.resolve(&format!("/clip{i}.mp4")).expect("clip");
+        }
+        let cached = catalog.cache.lock().expect("cache").len();
+        assert!(cached <= MAX_CACHED_MEDIA, "{cached} cached");
+        assert!(
+            Arc::ptr_eq(&playing, &catalog.resolve("/clip0.mp4").expect("clip0")),
+            "media in use stays cached"
         );
     }
 
