@@ -768,6 +768,17 @@ fn session_id(request: &Request<Vec<u8>>) -> Option<String> {
     (!id.is_empty()).then(|| id.to_string())
 }
 
+/// The mount a DESCRIBE or SETUP will open, so the I/O layer can open it
+/// (file reads, moov parsing) before taking the handler's lock.
+pub fn media_needed(request: &Request<Vec<u8>>) -> Option<String> {
+    match request.method() {
+        Method::Describe | Method::Setup => {
+            request.request_uri().map(|url| split_track(url.path()).0)
+        }
+        _ => None,
+    }
+}
+
 /// Splits a URL path into the mount path and an optional track index from
 /// a trailing `trackID=N` segment.
 fn split_track(path: &str) -> (String, Option<usize>) {

@@ -29,6 +29,7 @@ const MAX_CONNECTIONS_PER_IP: usize = 64;
 #[derive(Debug)]
 struct Shared {
     handler: Mutex<RtspHandler>,
+    catalog: Arc<Catalog>,
     udp: UdpPair,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
     connections_per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
@@ -118,8 +119,10 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
         max_sessions_per_address: config.max_sessions_per_address,
         max_sessions: config.max_sessions,
     };
+    let catalog = Arc::new(catalog);
     let shared = Arc::new(Shared {
-        handler: Mutex::new(RtspHandler::new(Arc::new(catalog), settings)),
+        handler: Mutex::new(RtspHandler::new(catalog.clone(), settings)),
+        catalog,
         udp,
         wakers: Mutex::new(HashMap::new()),
         connections_per_ip: Mutex::new(HashMap::new()),
