@@ -33,7 +33,8 @@ pub const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 /// more than any B-frame reorder delay, little enough to be cheap.
 const READ_AHEAD_SECS: f64 = 0.25;
 
-/// One set-up track of a session: its RTP state and where its packets go.
+/// One set-up track of a session: its RTP state (RFC 3550 §5.1) and where
+/// its packets go (RFC 2326 §12.39).
 #[derive(Debug)]
 pub struct TrackOutput {
     /// The track's description.
@@ -142,7 +143,9 @@ enum State {
     Closed,
 }
 
-/// The sending side of one RTSP session.
+/// The sending side of one RTSP session: pacing, RTP timestamps
+/// (RFC 3550 §5.1), sender reports and BYE (§6.4.1, §6.6), PLAY/PAUSE
+/// positions (RFC 2326 §10.5, §10.6).
 #[derive(Debug)]
 pub struct SessionStream {
     media: Arc<Mp4Media>,

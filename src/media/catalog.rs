@@ -43,7 +43,8 @@ pub enum ResolveError {
     Media(#[from] MediaError),
 }
 
-/// The media served by this server, by URL path.
+/// The media served by this server, by the path of the request URL
+/// (RFC 2326 §3.2).
 #[derive(Debug)]
 pub struct Catalog {
     mounts: Mounts,

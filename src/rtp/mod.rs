@@ -48,7 +48,8 @@ impl RtpStreamState {
     }
 }
 
-/// A reusable buffer holding the RTP packets of one access unit.
+/// A reusable buffer holding the RTP packets (RFC 3550 §5.1) of one access
+/// unit, each behind room for its interleaved framing (RFC 2326 §10.12).
 #[derive(Debug, Default)]
 pub struct PacketBatch {
     buf: Vec<u8>,

@@ -16,8 +16,8 @@ use crate::rtcp::RtcpPacket;
 use crate::sdp;
 use crate::stream::{SessionStream, TrackOutput};
 
-/// Methods listed in `Public:` (clients use GET_PARAMETER as keep-alive only
-/// when listed here).
+/// Methods listed in `Public:` (RFC 2326 §10.1, §12.28); clients use
+/// GET_PARAMETER as keep-alive only when listed here.
 pub const PUBLIC_METHODS: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER";
 
 /// Value of the `Server:` header.
@@ -97,7 +97,8 @@ impl Refusal {
     }
 }
 
-/// All sessions of the server and the methods that act on them.
+/// All sessions of the server and the methods that act on them
+/// (RFC 2326 §10).
 #[derive(Debug)]
 pub struct RtspHandler {
     catalog: Arc<Catalog>,

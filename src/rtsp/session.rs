@@ -89,7 +89,7 @@ impl Owner {
     }
 }
 
-/// One RTSP session.
+/// One RTSP session (RFC 2326 §3.8, §12.37).
 #[derive(Debug)]
 pub struct Session {
     /// The session identifier (RFC 2326 §12.37), 64 random bits in hex.

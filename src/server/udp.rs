@@ -57,7 +57,8 @@ impl UdpPair {
     }
 }
 
-/// Sends `packets` to `dest` with as few `sendmmsg(2)` calls as possible,
+/// Sends the RTP packets (RFC 3550 §5) of one access unit to `dest` with
+/// as few `sendmmsg(2)` calls as possible,
 /// without blocking: packets the kernel cannot take now are dropped, so
 /// a viewer whose socket buffer is full never delays another. Returns
 /// how many packets went out.
