@@ -15,6 +15,7 @@
 //!   for every track, which is what lets clients line audio up with video.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -28,6 +29,14 @@ use crate::rtsp::transport::Delivery;
 /// How often a sender report goes out per track (RFC 3550 §6.2 suggests
 /// 5 s as the minimum interval).
 pub const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Most RTP bytes sent to one UDP viewer at once: a larger access unit (a
+/// big keyframe) goes out in chunks [`BURST_GAP`] apart, so it does not
+/// overflow the receiver's socket buffer (Linux defaults to ~208 KiB).
+pub const BURST_BYTES: usize = 64 * 1024;
+
+/// Pause between the chunks of a large access unit.
+pub const BURST_GAP: Duration = Duration::from_millis(1);
 
 /// How far ahead of the next send the file is read, in stream seconds:
 /// more than any B-frame reorder delay, little enough to be cheap.
@@ -97,12 +106,16 @@ pub struct TrackStart {
 /// Something to send now.
 #[derive(Debug)]
 pub enum Transmit<'a> {
-    /// The RTP packets of one access unit, to send as one batch.
+    /// RTP packets of one access unit, to send as one batch: all of them,
+    /// or over UDP a chunk of a large one.
     Rtp {
         /// Where to send.
         delivery: Delivery,
-        /// The packets.
+        /// The access unit's packets.
         batch: &'a mut PacketBatch,
+        /// Which of them to send now (always all for interleaved delivery,
+        /// where TCP paces itself).
+        packets: Range<usize>,
     },
     /// A compound RTCP packet of one track.
     Rtcp {
@@ -133,6 +146,15 @@ struct Scheduled {
     present_at: f64,
     /// File presentation time, for the Range of a resumed PLAY.
     file_pts: f64,
+}
+
+/// The rest of a large access unit still to send.
+#[derive(Debug, Clone, Copy)]
+struct Spread {
+    delivery: Delivery,
+    /// Index in the batch of the next packet to send.
+    next: usize,
+    due: Instant,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +190,10 @@ pub struct SessionStream {
     /// Highest stream time reached by the end of any unit read so far.
     high_water: f64,
     batch: PacketBatch,
+    /// Chunks of the batch still to send; the next unit waits for them.
+    spread: Option<Spread>,
+    /// [`BURST_BYTES`], lowered by tests.
+    burst_bytes: usize,
     rtcp: Vec<u8>,
     /// Tracks whose BYE is still to be sent (RFC 3550 §6.6).
     bye_pending: Vec<usize>,
@@ -193,6 +219,8 @@ impl SessionStream {
             anchor: None,
             high_water: 0.0,
             batch: PacketBatch::new(),
+            spread: None,
+            burst_bytes: BURST_BYTES,
             rtcp: Vec::with_capacity(128),
             bye_pending: Vec::new(),
         }
@@ -333,7 +361,10 @@ impl SessionStream {
             return None;
         }
         let anchor = self.anchor?;
-        let next_au = self.queue.front().map(|s| add_secs(anchor, s.decode_at));
+        let next_au = match &self.spread {
+            Some(spread) => Some(spread.due),
+            None => self.queue.front().map(|s| add_secs(anchor, s.decode_at)),
+        };
         let next_report = self
             .tracks
             .iter()
@@ -363,6 +394,12 @@ impl SessionStream {
             self.tracks[pos].next_sender_report = Some(now + SENDER_REPORT_INTERVAL);
             return self.sender_report(pos, now, wall, false);
         }
+        if let Some(spread) = self.spread {
+            if spread.due > now {
+                return None;
+            }
+            return Some(self.chunk(spread.delivery, spread.next, now));
+        }
         loop {
             if add_secs(anchor, self.queue.front()?.decode_at) > now {
                 return None;
@@ -378,11 +415,28 @@ impl SessionStream {
                 self.end_of_stream();
             }
             if let Some(pos) = packetized {
-                return Some(Transmit::Rtp {
-                    delivery: self.tracks[pos].delivery,
-                    batch: &mut self.batch,
-                });
+                return Some(self.chunk(self.tracks[pos].delivery, 0, now));
             }
+        }
+    }
+
+    /// The batch's packets from `start` that go out now: all of them over
+    /// TCP, at most [`BURST_BYTES`] over UDP with the rest due
+    /// [`BURST_GAP`] later.
+    fn chunk(&mut self, delivery: Delivery, start: usize, now: Instant) -> Transmit<'_> {
+        let end = match delivery {
+            Delivery::Udp { .. } => self.batch.chunk_end(start, self.burst_bytes),
+            Delivery::Interleaved { .. } => self.batch.len(),
+        };
+        self.spread = (end < self.batch.len()).then_some(Spread {
+            delivery,
+            next: end,
+            due: now + BURST_GAP,
+        });
+        Transmit::Rtp {
+            delivery,
+            batch: &mut self.batch,
+            packets: start..end,
         }
     }
 
@@ -631,9 +685,13 @@ mod tests {
         while now <= to {
             while let Some(transmit) = stream.poll_transmit(now, SystemTime::now()) {
                 match transmit {
-                    Transmit::Rtp { delivery, batch } => {
+                    Transmit::Rtp {
+                        delivery,
+                        batch,
+                        packets,
+                    } => {
                         log.batches += 1;
-                        for packet in batch.packets() {
+                        for packet in batch.packets_in(packets) {
                             assert!(packet.len() <= MTU);
                             log.rtp.push(Sent {
                                 track: track_of(delivery),
@@ -925,6 +983,50 @@ mod tests {
             log.rtcp.iter().filter(|r| r.1 == 203).count(),
             2,
             "BYE at the end"
+        );
+    }
+
+    #[test]
+    fn large_access_units_are_spread_over_a_few_milliseconds() {
+        let mut stream = sample_stream(false);
+        // The sample's keyframes are ~19 KB; a 4 KB limit makes them large.
+        stream.burst_bytes = 4000;
+        let t0 = Instant::now();
+        let start = stream.play(t0, None, None);
+        let mut log = Log::default();
+        run(&mut stream, t0, t0 + Duration::from_secs(2), &mut log);
+        let keyframe_ts = start.tracks[0].rtptime;
+        let keyframe: Vec<&Sent> = log
+            .rtp
+            .iter()
+            .filter(|s| s.track == 0 && s.timestamp == keyframe_ts)
+            .collect();
+        let first = keyframe.first().expect("keyframe").at;
+        let last = keyframe.last().expect("keyframe").at;
+        let chunks = keyframe.windows(2).filter(|w| w[1].at > w[0].at).count() + 1;
+        assert!(chunks >= 4, "{} packets in {chunks} chunks", keyframe.len());
+        assert!(last - first >= BURST_GAP * (chunks as u32 - 1));
+        assert!(
+            last - first < Duration::from_millis(30),
+            "{:?}",
+            last - first
+        );
+        for track in 0..2 {
+            let seqs: Vec<u16> = log
+                .rtp
+                .iter()
+                .filter(|s| s.track == track)
+                .map(|s| s.seq)
+                .collect();
+            assert!(
+                seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+                "track {track} in order"
+            );
+        }
+        let video = frames(&log, 0).len();
+        assert!(
+            (59..=62).contains(&video),
+            "{video} frames in 2 s: pace kept"
         );
     }
 

@@ -115,6 +115,30 @@ impl PacketBatch {
         })
     }
 
+    /// The packets with indices in `range`, without interleaved framing.
+    pub fn packets_in(
+        &self,
+        range: std::ops::Range<usize>,
+    ) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        let len = range.len();
+        self.packets().skip(range.start).take(len)
+    }
+
+    /// End (exclusive) of the run of packets from `start` whose RTP bytes
+    /// add up to at most `max_bytes`; at least one packet.
+    pub fn chunk_end(&self, start: usize, max_bytes: usize) -> usize {
+        let mut bytes = 0;
+        let mut end = start;
+        for &(_, len) in self.packets.iter().skip(start) {
+            if end > start && bytes + len > max_bytes {
+                break;
+            }
+            bytes += len;
+            end += 1;
+        }
+        end
+    }
+
     /// Fills in the `$ channel length` prefix of every packet (RFC 2326
     /// §10.12) and returns the whole batch as one contiguous TCP payload.
     pub fn interleaved(&mut self, channel: u8) -> &[u8] {
@@ -162,5 +186,20 @@ mod tests {
         assert_eq!(&wire[18..22], &[b'$', 2, 0, 13]);
         batch.clear();
         assert!(batch.is_empty());
+    }
+
+    #[test]
+    fn chunks_hold_whole_packets_up_to_a_byte_limit() {
+        let mut stream = RtpStreamState::new(96, 1, 0);
+        let mut batch = PacketBatch::new();
+        for _ in 0..5 {
+            batch.push(&mut stream, 0, false, &[&[0; 88]]);
+        }
+        assert_eq!(batch.chunk_end(0, 200), 2, "two 100-byte packets");
+        assert_eq!(batch.chunk_end(2, 200), 4);
+        assert_eq!(batch.chunk_end(4, 200), 5);
+        assert_eq!(batch.chunk_end(0, 10), 1, "at least one packet");
+        let seqs: Vec<u8> = batch.packets_in(2..4).map(|p| p[3]).collect();
+        assert_eq!(seqs, [2, 3]);
     }
 }

@@ -86,8 +86,9 @@ fn send(shared: &Shared, transmit: Transmit<'_>, connection: Option<&mpsc::WeakS
         Transmit::Rtp {
             delivery: Delivery::Udp { rtp, .. },
             batch,
+            packets,
         } => {
-            if let Err(error) = udp::send_batch(&shared.udp.rtp, rtp, batch.packets()) {
+            if let Err(error) = udp::send_batch(&shared.udp.rtp, rtp, batch.packets_in(packets)) {
                 tracing::debug!(%rtp, %error, "RTP send failed");
             }
         }
@@ -102,6 +103,7 @@ fn send(shared: &Shared, transmit: Transmit<'_>, connection: Option<&mpsc::WeakS
         Transmit::Rtp {
             delivery: Delivery::Interleaved { rtp_channel, .. },
             batch,
+            ..
         } => {
             if let Some(connection) = connection() {
                 let frame = Bytes::copy_from_slice(batch.interleaved(rtp_channel));
