@@ -357,14 +357,14 @@ impl SessionStream {
         if !self.bye_pending.is_empty() {
             return self.anchor;
         }
+        if let Some(spread) = self.spread.filter(|_| self.state != State::Closed) {
+            return Some(spread.due);
+        }
         if self.state != State::Playing {
             return None;
         }
         let anchor = self.anchor?;
-        let next_au = match &self.spread {
-            Some(spread) => Some(spread.due),
-            None => self.queue.front().map(|s| add_secs(anchor, s.decode_at)),
-        };
+        let next_au = self.queue.front().map(|s| add_secs(anchor, s.decode_at));
         let next_report = self
             .tracks
             .iter()
@@ -382,6 +382,14 @@ impl SessionStream {
         if let Some(index) = self.bye_pending.pop() {
             return self.bye(index, now, wall);
         }
+        // The rest of a spread access unit goes out even after PAUSE: its
+        // packets are numbered, and RTP-Info of the next PLAY counts on it.
+        if let Some(spread) = self.spread.filter(|_| self.state != State::Closed) {
+            if spread.due > now {
+                return None;
+            }
+            return Some(self.chunk(spread.delivery, spread.next, now));
+        }
         if self.state != State::Playing {
             return None;
         }
@@ -393,12 +401,6 @@ impl SessionStream {
         {
             self.tracks[pos].next_sender_report = Some(now + SENDER_REPORT_INTERVAL);
             return self.sender_report(pos, now, wall, false);
-        }
-        if let Some(spread) = self.spread {
-            if spread.due > now {
-                return None;
-            }
-            return Some(self.chunk(spread.delivery, spread.next, now));
         }
         loop {
             if add_secs(anchor, self.queue.front()?.decode_at) > now {
@@ -1028,6 +1030,31 @@ mod tests {
             (59..=62).contains(&video),
             "{video} frames in 2 s: pace kept"
         );
+    }
+
+    #[test]
+    fn pause_mid_spread_still_finishes_the_access_unit() {
+        let mut stream = sample_stream(false);
+        stream.burst_bytes = 4000;
+        let t0 = Instant::now();
+        stream.play(t0, None, None);
+        let mut log = Log::default();
+        // Only the first chunk of the keyframe goes out at t0.
+        while let Some(transmit) = stream.poll_transmit(t0, SystemTime::now()) {
+            if let Transmit::Rtp { .. } = transmit {
+                break;
+            }
+        }
+        stream.pause();
+        run(&mut stream, t0, t0 + Duration::from_millis(50), &mut log);
+        assert!(
+            !log.rtp.is_empty(),
+            "the rest of the keyframe went out while paused"
+        );
+        assert!(stream.poll_timeout().is_none(), "then nothing until PLAY");
+        let last = log.rtp.last().expect("packets").seq;
+        let resumed = stream.play(t0 + Duration::from_secs(1), None, None);
+        assert_eq!(resumed.tracks[0].seq, last.wrapping_add(1));
     }
 
     #[test]
