@@ -1,0 +1,529 @@
+//! Timeline, pacing and RTCP of one viewer, driven on the bundled sample
+//! with simulated time.
+
+use super::*;
+use crate::media::catalog::Catalog;
+use std::net::SocketAddr;
+
+const MTU: usize = 1400;
+
+fn udp(port: u16) -> Delivery {
+    Delivery::Udp {
+        rtp: SocketAddr::from(([127, 0, 0, 1], port)),
+        rtcp: SocketAddr::from(([127, 0, 0, 1], port + 1)),
+    }
+}
+
+fn sample_media() -> Arc<Mp4Media> {
+    Catalog::bundled_sample()
+        .expect("sample")
+        .resolve("/")
+        .expect("mount")
+}
+
+fn sample_stream(loop_playback: bool) -> SessionStream {
+    let media = sample_media();
+    let mut stream = SessionStream::new(media.clone(), "test".into(), loop_playback);
+    for info in media.tracks() {
+        let port = 6000 + 2 * info.index as u16;
+        stream.set_up_track(TrackOutput::new(
+            info.clone(),
+            udp(port),
+            96 + info.index as u8,
+            MTU,
+        ));
+    }
+    stream
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    track: usize,
+    seq: u16,
+    timestamp: u32,
+    marker: bool,
+    at: Instant,
+}
+
+/// One compound RTCP packet sent: its sender report, and whether it ended
+/// with BYE.
+#[derive(Debug, Clone, Copy)]
+struct Report {
+    track: usize,
+    bye: bool,
+    sender: SenderReport,
+    at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    rtp: Vec<Sent>,
+    rtcp: Vec<Report>,
+    batches: usize,
+}
+
+impl Log {
+    /// Compound packets that carried a BYE.
+    fn byes(&self) -> usize {
+        self.rtcp.iter().filter(|r| r.bye).count()
+    }
+
+    /// Sender reports of `track` without BYE.
+    fn sender_reports(&self, track: usize) -> Vec<Report> {
+        self.rtcp
+            .iter()
+            .filter(|r| r.track == track && !r.bye)
+            .copied()
+            .collect()
+    }
+
+    /// Panics unless the sequence numbers of `track` are consecutive.
+    fn assert_consecutive(&self, track: usize) {
+        let seqs: Vec<u16> = self
+            .rtp
+            .iter()
+            .filter(|s| s.track == track)
+            .map(|s| s.seq)
+            .collect();
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+            "track {track}: sequence numbers not consecutive"
+        );
+    }
+}
+
+fn track_of(delivery: Delivery) -> usize {
+    match delivery {
+        Delivery::Udp { rtp, .. } => usize::from((rtp.port() - 6000) / 2),
+        Delivery::Interleaved { rtp_channel, .. } => usize::from(rtp_channel / 2),
+    }
+}
+
+/// Drives the stream in 1 ms steps from `from` to `to`.
+fn run(stream: &mut SessionStream, from: Instant, to: Instant, log: &mut Log) {
+    let mut now = from;
+    while now <= to {
+        while let Some(transmit) = stream.poll_transmit(now, SystemTime::now()) {
+            match transmit {
+                Transmit::Rtp {
+                    delivery,
+                    batch,
+                    packets,
+                } => {
+                    log.batches += 1;
+                    for packet in batch.packets_in(packets) {
+                        assert!(packet.len() <= MTU);
+                        log.rtp.push(Sent {
+                            track: track_of(delivery),
+                            seq: u16::from_be_bytes([packet[2], packet[3]]),
+                            timestamp: u32::from_be_bytes([
+                                packet[4], packet[5], packet[6], packet[7],
+                            ]),
+                            marker: packet[1] & 0x80 != 0,
+                            at: now,
+                        });
+                    }
+                }
+                Transmit::Rtcp { delivery, packet } => {
+                    let packets = rtcp::parse_compound(packet).expect("valid RTCP");
+                    let sender = packets.iter().find_map(|p| match p {
+                        rtcp::RtcpPacket::SenderReport { report, .. } => Some(*report),
+                        _ => None,
+                    });
+                    log.rtcp.push(Report {
+                        track: track_of(delivery),
+                        bye: packets
+                            .iter()
+                            .any(|p| matches!(p, rtcp::RtcpPacket::Bye { .. })),
+                        sender: sender.expect("every compound starts with an SR"),
+                        at: now,
+                    });
+                }
+            }
+        }
+        match stream.poll_timeout() {
+            Some(due) if due <= to => now = due.max(now + Duration::from_millis(1)),
+            _ => return,
+        }
+    }
+}
+
+fn frames(log: &Log, track: usize) -> Vec<u32> {
+    let mut timestamps: Vec<u32> = log
+        .rtp
+        .iter()
+        .filter(|s| s.track == track && s.marker)
+        .map(|s| s.timestamp)
+        .collect();
+    timestamps.dedup();
+    timestamps
+}
+
+#[test]
+fn whole_sample_is_paced_in_real_time_with_presentation_timestamps() {
+    let mut stream = sample_stream(false);
+    let t0 = Instant::now();
+    let start = stream.play(t0, None, None);
+    assert_eq!(start.npt_start, 0.0);
+    let mut log = Log::default();
+    run(&mut stream, t0, t0 + Duration::from_secs(1), &mut log);
+    let first_second = frames(&log, 0).len();
+    assert!(
+        (29..=32).contains(&first_second),
+        "{first_second} video frames in 1 s"
+    );
+    run(
+        &mut stream,
+        t0 + Duration::from_secs(1),
+        t0 + Duration::from_secs(12),
+        &mut log,
+    );
+
+    let video = frames(&log, 0);
+    assert_eq!(
+        video.len(),
+        300,
+        "every video access unit, marker on the last packet"
+    );
+    let base = start.tracks[0].rtptime;
+    let mut offsets: Vec<u32> = video.iter().map(|ts| ts.wrapping_sub(base)).collect();
+    assert_ne!(
+        offsets,
+        {
+            let mut sorted = offsets.clone();
+            sorted.sort_unstable();
+            sorted
+        },
+        "B-frames: presentation timestamps are not in decode order"
+    );
+    offsets.sort_unstable();
+    assert!(
+        offsets.windows(2).all(|w| w[1] - w[0] == 3000),
+        "30 fps at 90 kHz"
+    );
+    assert_eq!(
+        offsets[0], 0,
+        "RTP-Info rtptime is the first frame's timestamp"
+    );
+
+    let audio = frames(&log, 1);
+    assert!(
+        (466..=472).contains(&audio.len()),
+        "{} AAC frames",
+        audio.len()
+    );
+    assert!(audio.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 1024));
+
+    for track in 0..2 {
+        let first = log.rtp.iter().find(|s| s.track == track).expect("packets");
+        assert_eq!(first.seq, start.tracks[track].seq);
+        log.assert_consecutive(track);
+    }
+    let last = log.rtp.last().expect("packets").at;
+    let span = last - t0;
+    assert!(
+        span > Duration::from_millis(9800) && span < Duration::from_millis(10100),
+        "{span:?}"
+    );
+    assert_eq!(log.byes(), 2, "BYE per track at end of stream");
+    assert!(stream.poll_timeout().is_none());
+    assert!(!stream.is_playing());
+
+    let again = t0 + Duration::from_secs(15);
+    let replay = stream.play(again, None, None);
+    assert_eq!(replay.npt_start, 0.0, "PLAY after the end starts over");
+    let last_seq = log.rtp.iter().rev().find(|s| s.track == 0).map(|s| s.seq);
+    assert_eq!(
+        Some(replay.tracks[0].seq),
+        last_seq.map(|s| s.wrapping_add(1))
+    );
+    let sent = log.rtp.len();
+    run(
+        &mut stream,
+        again,
+        again + Duration::from_millis(100),
+        &mut log,
+    );
+    assert!(log.rtp.len() > sent);
+}
+
+#[test]
+fn one_access_unit_per_batch_and_sender_reports_every_five_seconds() {
+    let mut stream = sample_stream(false);
+    let t0 = Instant::now();
+    stream.play(t0, None, None);
+    let mut log = Log::default();
+    run(&mut stream, t0, t0 + Duration::from_secs(6), &mut log);
+    let video_batches = frames(&log, 0).len() + frames(&log, 1).len();
+    assert_eq!(
+        log.batches, video_batches,
+        "each batch holds exactly one access unit"
+    );
+    let reports = log.sender_reports(0);
+    assert_eq!(reports.len(), 2, "an SR at PLAY and one 5 s later");
+    assert_eq!(reports[0].at, t0);
+    assert!(
+        reports[0].sender.packet_count > 0,
+        "first SR follows the first RTP packet"
+    );
+    assert_eq!(reports[1].at - t0, SENDER_REPORT_INTERVAL);
+    // The SR maps wall time to the stream clock: 5 s later, 450 000 ticks
+    // later, as RTP timestamps advance with media time.
+    let elapsed = reports[1]
+        .sender
+        .rtp_timestamp
+        .wrapping_sub(reports[0].sender.rtp_timestamp);
+    assert_eq!(elapsed, 450_000);
+}
+
+#[test]
+fn pause_and_resume_continue_sequence_and_timestamps() {
+    let mut stream = sample_stream(false);
+    let t0 = Instant::now();
+    let first = stream.play(t0, None, None);
+    let mut log = Log::default();
+    run(&mut stream, t0, t0 + Duration::from_secs(2), &mut log);
+    stream.pause();
+    let before = log.rtp.len();
+    let last_video = *log.rtp.iter().rev().find(|s| s.track == 0).expect("video");
+    assert!(
+        stream.poll_timeout().is_none(),
+        "nothing scheduled while paused"
+    );
+    let resume_at = t0 + Duration::from_secs(5);
+    let resumed = stream.play(resume_at, None, None);
+    assert!(
+        (1.9..2.2).contains(&resumed.npt_start),
+        "{}",
+        resumed.npt_start
+    );
+    assert_eq!(resumed.tracks[0].seq, last_video.seq.wrapping_add(1));
+    run(
+        &mut stream,
+        resume_at,
+        resume_at + Duration::from_secs(10),
+        &mut log,
+    );
+    let after = log.rtp[before..]
+        .iter()
+        .find(|s| s.track == 0)
+        .expect("video after resume");
+    assert_eq!(
+        after.seq,
+        last_video.seq.wrapping_add(1),
+        "sequence continues"
+    );
+    // Every frame of the file went out exactly once, on one continuous
+    // timeline: no jump backwards, no gap for the pause.
+    let mut offsets: Vec<u32> = frames(&log, 0)
+        .iter()
+        .map(|ts| ts.wrapping_sub(first.tracks[0].rtptime))
+        .collect();
+    offsets.sort_unstable();
+    assert_eq!(offsets.len(), 300);
+    assert!(offsets.windows(2).all(|w| w[1] - w[0] == 3000));
+}
+
+#[test]
+fn seek_starts_at_keyframe_and_timestamps_keep_rising() {
+    let mut stream = sample_stream(false);
+    let t0 = Instant::now();
+    let first = stream.play(t0, None, None);
+    let mut log = Log::default();
+    run(&mut stream, t0, t0 + Duration::from_secs(1), &mut log);
+    let before = log.rtp.len();
+    let max_before = log
+        .rtp
+        .iter()
+        .filter(|s| s.track == 0)
+        .map(|s| s.timestamp.wrapping_sub(first.tracks[0].rtptime))
+        .max()
+        .expect("video");
+    let seek_at = t0 + Duration::from_secs(1);
+    let seek = stream.play(seek_at, Some(5.0), None);
+    assert!((4.0..=5.0).contains(&seek.npt_start), "{}", seek.npt_start);
+    run(
+        &mut stream,
+        seek_at,
+        seek_at + Duration::from_millis(500),
+        &mut log,
+    );
+    let after: Vec<Sent> = log.rtp[before..]
+        .iter()
+        .filter(|s| s.track == 0)
+        .copied()
+        .collect();
+    assert_eq!(
+        after[0].timestamp, seek.tracks[0].rtptime,
+        "keyframe carries RTP-Info rtptime"
+    );
+    assert!(after
+        .iter()
+        .all(|s| s.timestamp.wrapping_sub(first.tracks[0].rtptime) > max_before));
+}
+
+#[test]
+fn range_end_stops_after_the_units_decoded_before_it() {
+    let mut stream = sample_stream(false);
+    let t0 = Instant::now();
+    let start = stream.play(t0, Some(2.0), Some(5.0));
+    assert!((1.0..=2.0).contains(&start.npt_start));
+    let mut log = Log::default();
+    run(&mut stream, t0, t0 + Duration::from_secs(5), &mut log);
+    let video = frames(&log, 0).len() as f64;
+    let expected = (5.0 - start.npt_start) * 30.0;
+    assert!(
+        (video - expected).abs() <= 3.0,
+        "{video} frames for {expected}"
+    );
+    let last = log.rtp.last().expect("packets").at - t0;
+    // Sending starts at the keyframe's decode time, up to the B-frame
+    // delay before its presentation time.
+    assert!(
+        last < Duration::from_secs_f64(5.0 - start.npt_start + 0.1),
+        "{last:?}"
+    );
+    assert_eq!(log.byes(), 2, "BYE at the end");
+}
+
+#[test]
+fn large_access_units_are_spread_over_a_few_milliseconds() {
+    let mut stream = sample_stream(false);
+    // The sample's keyframes are ~19 KB; a 4 KB limit makes them large.
+    stream.burst_bytes = 4000;
+    let t0 = Instant::now();
+    let start = stream.play(t0, None, None);
+    let mut log = Log::default();
+    run(&mut stream, t0, t0 + Duration::from_secs(2), &mut log);
+    let keyframe_ts = start.tracks[0].rtptime;
+    let keyframe: Vec<&Sent> = log
+        .rtp
+        .iter()
+        .filter(|s| s.track == 0 && s.timestamp == keyframe_ts)
+        .collect();
+    let first = keyframe.first().expect("keyframe").at;
+    let last = keyframe.last().expect("keyframe").at;
+    let chunks = keyframe.windows(2).filter(|w| w[1].at > w[0].at).count() + 1;
+    assert!(chunks >= 4, "{} packets in {chunks} chunks", keyframe.len());
+    assert!(last - first >= BURST_GAP * (chunks as u32 - 1));
+    assert!(
+        last - first < Duration::from_millis(30),
+        "{:?}",
+        last - first
+    );
+    log.assert_consecutive(0);
+    log.assert_consecutive(1);
+    let video = frames(&log, 0).len();
+    assert!(
+        (59..=62).contains(&video),
+        "{video} frames in 2 s: pace kept"
+    );
+}
+
+#[test]
+fn pause_mid_spread_still_finishes_the_access_unit() {
+    let mut stream = sample_stream(false);
+    stream.burst_bytes = 4000;
+    let t0 = Instant::now();
+    stream.play(t0, None, None);
+    let mut log = Log::default();
+    // Only the first chunk of the keyframe goes out at t0.
+    while let Some(transmit) = stream.poll_transmit(t0, SystemTime::now()) {
+        if let Transmit::Rtp { .. } = transmit {
+            break;
+        }
+    }
+    stream.pause();
+    run(&mut stream, t0, t0 + Duration::from_millis(50), &mut log);
+    assert!(
+        !log.rtp.is_empty(),
+        "the rest of the keyframe went out while paused"
+    );
+    assert!(stream.poll_timeout().is_none(), "then nothing until PLAY");
+    let last = log.rtp.last().expect("packets").seq;
+    let resumed = stream.play(t0 + Duration::from_secs(1), None, None);
+    assert_eq!(resumed.tracks[0].seq, last.wrapping_add(1));
+}
+
+#[test]
+fn a_single_set_up_track_plays_alone() {
+    let media = sample_media();
+    let mut stream = SessionStream::new(media.clone(), "test".into(), false);
+    let audio = media.tracks()[1].clone();
+    stream.set_up_track(TrackOutput::new(audio, udp(6002), 97, MTU));
+    let t0 = Instant::now();
+    stream.play(t0, None, None);
+    let mut log = Log::default();
+    run(&mut stream, t0, t0 + Duration::from_secs(11), &mut log);
+    assert!(log.rtp.iter().all(|s| s.track == 1));
+    assert!((466..=472).contains(&frames(&log, 1).len()));
+}
+
+#[test]
+fn teardown_sends_bye_then_finishes() {
+    let mut stream = sample_stream(false);
+    let t0 = Instant::now();
+    stream.play(t0, None, None);
+    let mut log = Log::default();
+    run(&mut stream, t0, t0 + Duration::from_millis(300), &mut log);
+    let sent = log.rtp.len();
+    stream.teardown();
+    run(
+        &mut stream,
+        t0 + Duration::from_millis(300),
+        t0 + Duration::from_secs(2),
+        &mut log,
+    );
+    assert_eq!(log.rtp.len(), sent, "no RTP after TEARDOWN");
+    assert_eq!(log.byes(), 2);
+    assert!(stream.is_finished());
+    stream.teardown();
+    assert!(stream.is_finished(), "TEARDOWN twice is harmless");
+}
+
+#[test]
+fn looping_restarts_with_rising_timestamps() {
+    let mut stream = sample_stream(true);
+    let t0 = Instant::now();
+    let start = stream.play(t0, None, None);
+    let mut log = Log::default();
+    run(&mut stream, t0, t0 + Duration::from_secs(21), &mut log);
+    let video = frames(&log, 0);
+    assert!(
+        video.len() >= 600,
+        "{} frames in 21 s of looping",
+        video.len()
+    );
+    let mut offsets: Vec<u32> = video
+        .iter()
+        .map(|ts| ts.wrapping_sub(start.tracks[0].rtptime))
+        .collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    assert!(offsets.len() >= 600, "no timestamp reused across the loop");
+    assert_eq!(log.byes(), 0, "no BYE while looping");
+    let audio = frames(&log, 1);
+    assert!(
+        audio
+            .windows(2)
+            .all(|w| (1..=2048).contains(&w[1].wrapping_sub(w[0]))),
+        "audio timestamps step forward by about one frame, across loops too"
+    );
+    let video_sent: Vec<Instant> = log
+        .rtp
+        .iter()
+        .filter(|s| s.track == 0 && s.marker)
+        .map(|s| s.at)
+        .collect();
+    // Across a loop the video pauses only for the time the audio track
+    // runs past the video's end (the next pass starts after both).
+    let video_info = &stream.media().tracks()[0];
+    let video_secs = video_info.duration as f64 / f64::from(video_info.timescale);
+    let allowed =
+        Duration::from_secs_f64(1.0 / 30.0 + (stream.media().duration_secs() - video_secs) + 0.002);
+    let longest_gap = video_sent.windows(2).map(|w| w[1] - w[0]).max();
+    assert!(
+        longest_gap.is_some_and(|gap| gap <= allowed),
+        "video keeps its pace across the loop: longest gap {longest_gap:?}, allowed {allowed:?}"
+    );
+}
