@@ -13,6 +13,13 @@ pub const RTP_HEADER_LEN: usize = 12;
 /// Bytes reserved before each packet for `$`, channel and length.
 pub const INTERLEAVED_PREFIX_LEN: usize = 4;
 
+/// The `$ channel length` prefix of an interleaved frame (RFC 2326
+/// §10.12).
+pub fn interleaved_prefix(channel: u8, len: u16) -> [u8; INTERLEAVED_PREFIX_LEN] {
+    let [high, low] = len.to_be_bytes();
+    [b'$', channel, high, low]
+}
+
 /// Sender-side state of one RTP stream (one track of one session): the
 /// values RFC 3550 §5.1 requires to be random at start, and the counters
 /// the sender report (§6.4.1) needs.
@@ -143,10 +150,8 @@ impl PacketBatch {
     /// §10.12) and returns the whole batch as one contiguous TCP payload.
     pub fn interleaved(&mut self, channel: u8) -> &[u8] {
         for &(start, len) in &self.packets {
-            let len = len as u16;
-            self.buf[start] = b'$';
-            self.buf[start + 1] = channel;
-            self.buf[start + 2..start + 4].copy_from_slice(&len.to_be_bytes());
+            self.buf[start..start + INTERLEAVED_PREFIX_LEN]
+                .copy_from_slice(&interleaved_prefix(channel, len as u16));
         }
         &self.buf
     }

@@ -40,9 +40,14 @@ impl Shared {
         self.handler.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The session tasks' wake-up handles; a poisoned lock still yields
+    /// the map, which a panic cannot leave half-updated.
+    fn wakers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Notify>>> {
+        self.wakers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn wake(&self, session_id: &str) {
-        let wakers = self.wakers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(notify) = wakers.get(session_id) {
+        if let Some(notify) = self.wakers().get(session_id) {
             notify.notify_one();
         }
     }

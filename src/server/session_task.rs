@@ -8,6 +8,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, Notify};
 
 use super::{udp, Shared};
+use crate::rtp::interleaved_prefix;
 use crate::rtsp::handler::{lock, Action};
 use crate::rtsp::transport::Delivery;
 use crate::stream::{SessionStream, Transmit};
@@ -23,22 +24,14 @@ pub(super) fn run_actions(
         match action {
             Action::Spawn { session_id, stream } => {
                 let notify = Arc::new(Notify::new());
-                shared
-                    .wakers
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(session_id.clone(), notify.clone());
+                shared.wakers().insert(session_id.clone(), notify.clone());
                 let shared = shared.clone();
                 // Weak: a UDP session outlives its RTSP connection, and must
                 // not keep that connection's writer (and socket) open.
                 let connection = connection.map(mpsc::Sender::downgrade);
                 tokio::spawn(async move {
                     drive(&shared, &stream, &notify, connection).await;
-                    shared
-                        .wakers
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&session_id);
+                    shared.wakers().remove(&session_id);
                     tracing::debug!(session = %session_id, "session task ended");
                 });
             }
@@ -117,12 +110,8 @@ fn send(shared: &Shared, transmit: Transmit<'_>, connection: Option<&mpsc::WeakS
             packet,
         } => {
             if let Some(connection) = connection() {
-                let mut frame = Vec::with_capacity(packet.len() + 4);
-                frame.push(b'$');
-                frame.push(rtcp_channel);
-                frame.extend_from_slice(&(packet.len() as u16).to_be_bytes());
-                frame.extend_from_slice(packet);
-                let _ = connection.try_send(frame.into());
+                let prefix = interleaved_prefix(rtcp_channel, packet.len() as u16);
+                let _ = connection.try_send([&prefix[..], packet].concat().into());
             }
         }
     }
