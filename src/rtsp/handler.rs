@@ -557,7 +557,7 @@ impl RtspHandler {
     }
 
     fn get_parameter(
-        &mut self,
+        &self,
         request: &Request<Vec<u8>>,
         ctx: &RequestContext,
         cseq: &str,
