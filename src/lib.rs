@@ -14,4 +14,5 @@ pub mod rtp;
 pub mod rtsp;
 pub mod sdp;
 pub mod server;
-pub mod stream;
+pub mod source;
+pub mod viewer;

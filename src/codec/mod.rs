@@ -1,11 +1,14 @@
-//! RTP payload formats: access unit → RTP payloads, and the SDP `rtpmap`
-//! and `fmtp` values for each codec.
+//! RTP payload formats: access unit → RTP payloads (payload bytes and
+//! marker bits only; each viewer's sender writes the headers), and the SDP
+//! `rtpmap` and `fmtp` values for each codec.
 
 pub mod aac;
 pub mod h264;
+mod payloads;
+
+pub use payloads::{Payload, PayloadWriter, Payloads};
 
 use crate::media::{AccessUnit, CodecParams};
-use crate::rtp::{PacketBatch, RtpStreamState};
 
 /// Errors while cutting an access unit into RTP payloads.
 #[derive(Debug, thiserror::Error)]
@@ -47,18 +50,23 @@ impl Packetizer {
         }
     }
 
-    /// Appends the RTP packets of `au`, stamped with `rtp_timestamp`, to
-    /// `out`.
+    /// Cuts `au` into RTP payloads (RFC 3550 §5.1 leaves the header to the
+    /// sender). On error `out` holds nothing of this unit.
     pub fn packetize(
         &mut self,
         au: &AccessUnit,
-        rtp_timestamp: u32,
-        stream: &mut RtpStreamState,
-        out: &mut PacketBatch,
-    ) -> Result<(), CodecError> {
-        match self {
-            Packetizer::H264(p) => p.packetize(&au.data, au.keyframe, rtp_timestamp, stream, out),
-            Packetizer::Aac(p) => p.packetize(&[&au.data[..]], rtp_timestamp, stream, out),
+        out: &mut PayloadWriter,
+    ) -> Result<Payloads, CodecError> {
+        let result = match self {
+            Packetizer::H264(p) => p.packetize(&au.data, au.keyframe, out),
+            Packetizer::Aac(p) => p.packetize(&[&au.data[..]], out),
+        };
+        match result {
+            Ok(()) => Ok(out.finish()),
+            Err(error) => {
+                out.discard();
+                Err(error)
+            }
         }
     }
 }
@@ -81,4 +89,20 @@ pub fn fmtp(codec: &CodecParams) -> String {
         CodecParams::H264 { sps, pps, .. } => h264::fmtp(sps, pps),
         CodecParams::Aac { config, .. } => aac::fmtp(config),
     }
+}
+
+/// Whole RTP packets (header and payload) of `payloads` for `stream` at
+/// `timestamp`, for tests that check bytes on the wire.
+#[cfg(test)]
+pub(crate) fn wire_packets(
+    payloads: &Payloads,
+    stream: &mut crate::rtp::RtpStreamState,
+    timestamp: u32,
+) -> Vec<Vec<u8>> {
+    let mut batch = crate::rtp::PacketBatch::new();
+    batch.push_unit(stream, timestamp, payloads);
+    batch
+        .packets_in(0..batch.len())
+        .map(|(h, p)| [h, p].concat())
+        .collect()
 }

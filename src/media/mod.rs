@@ -85,3 +85,24 @@ pub struct AccessUnit {
     /// with length prefixes of `nal_length_size` bytes).
     pub data: Bytes,
 }
+
+/// An access unit before its bytes are read: where they are in the file,
+/// and its times. Readers yield these so the I/O layer, not the timeline,
+/// does the reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleRef {
+    /// Index of the track it belongs to.
+    pub track: usize,
+    /// Decode time in the track's timescale ticks.
+    pub dts: i64,
+    /// Presentation time in the track's timescale ticks.
+    pub pts: i64,
+    /// Duration in the track's timescale ticks.
+    pub duration: u32,
+    /// True for sync samples.
+    pub keyframe: bool,
+    /// Byte offset of the sample in its file.
+    pub offset: u64,
+    /// Size of the sample in bytes.
+    pub size: u32,
+}

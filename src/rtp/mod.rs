@@ -1,11 +1,14 @@
-//! RTP fixed header (RFC 3550 §5.1), per-stream sequence/timestamp/SSRC state
-//! and the packet batch that packetizers write into.
-//!
-//! Packets of one access unit are written back to back into one reusable
-//! buffer, each preceded by four bytes reserved for the RTSP interleaved
-//! framing (RFC 2326 §10.12), so the same batch is sent over UDP (skipping
-//! the reserve) or TCP (one write of the whole buffer) without copying or
-//! allocating per packet.
+//! RTP fixed header (RFC 3550 §5.1), per-stream sequence/timestamp/SSRC
+//! state, and one viewer's packets of an access unit: its own headers in
+//! front of the payloads the packetizer cut once for everybody.
+
+mod delivery;
+
+pub use delivery::Delivery;
+
+use bytes::Bytes;
+
+use crate::codec::Payloads;
 
 /// Length of the RTP fixed header without CSRCs (RFC 3550 §5.1).
 pub const RTP_HEADER_LEN: usize = 12;
@@ -38,11 +41,6 @@ pub struct RtpStreamState {
 }
 
 impl RtpStreamState {
-    /// A new stream with a random SSRC and initial sequence number.
-    pub fn new_random(payload_type: u8) -> Self {
-        Self::new(payload_type, rand::random(), rand::random())
-    }
-
     /// A new stream with the given SSRC and first sequence number.
     pub fn new(payload_type: u8, ssrc: u32, first_seq: u16) -> Self {
         RtpStreamState {
@@ -53,15 +51,38 @@ impl RtpStreamState {
             octet_count: 0,
         }
     }
+
+    /// The fixed header of the next packet (RFC 3550 §5.1: V=2, no
+    /// padding, no extension, no CSRC), counting it and its `payload_len`
+    /// bytes for the sender report (§6.4.1).
+    pub fn next_header(
+        &mut self,
+        timestamp: u32,
+        marker: bool,
+        payload_len: usize,
+    ) -> [u8; RTP_HEADER_LEN] {
+        let mut header = [0; RTP_HEADER_LEN];
+        header[0] = 0x80;
+        header[1] = (u8::from(marker) << 7) | (self.payload_type & 0x7f);
+        header[2..4].copy_from_slice(&self.next_seq.to_be_bytes());
+        header[4..8].copy_from_slice(&timestamp.to_be_bytes());
+        header[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.packet_count = self.packet_count.wrapping_add(1);
+        self.octet_count = self.octet_count.wrapping_add(payload_len as u32);
+        header
+    }
 }
 
-/// A reusable buffer holding the RTP packets (RFC 3550 §5.1) of one access
-/// unit, each behind room for its interleaved framing (RFC 2326 §10.12).
+/// One viewer's RTP packets of one access unit (RFC 3550 §5.1): the
+/// viewer's own 12-byte headers, each behind four bytes reserved for the
+/// interleaved framing (RFC 2326 §10.12), in front of payloads shared with
+/// every other viewer of the unit. Sent over UDP as two iovecs per packet,
+/// over TCP as a vectored write; the payload bytes are never copied.
 #[derive(Debug, Default)]
 pub struct PacketBatch {
-    buf: Vec<u8>,
-    /// Start offset (of the interleaved prefix) and RTP length of each packet.
-    packets: Vec<(usize, usize)>,
+    heads: Vec<[u8; INTERLEAVED_PREFIX_LEN + RTP_HEADER_LEN]>,
+    payloads: Vec<Bytes>,
 }
 
 impl PacketBatch {
@@ -72,63 +93,78 @@ impl PacketBatch {
 
     /// Empties the batch, keeping its capacity.
     pub fn clear(&mut self) {
-        self.buf.clear();
-        self.packets.clear();
+        self.heads.clear();
+        self.payloads.clear();
     }
 
     /// Number of packets in the batch.
     pub fn len(&self) -> usize {
-        self.packets.len()
+        self.heads.len()
     }
 
     /// True when the batch holds no packet.
     pub fn is_empty(&self) -> bool {
-        self.packets.is_empty()
+        self.heads.is_empty()
     }
 
-    /// Appends one RTP packet whose payload is the concatenation of
-    /// `payload_parts`, taking the next sequence number of `stream`
-    /// (RFC 3550 §5.1: V=2, no padding, no extension, no CSRC).
+    /// Appends one RTP packet carrying `payload`, taking the next sequence
+    /// number of `stream` (RFC 3550 §5.1: V=2, no padding, no extension, no
+    /// CSRC).
     pub fn push(
         &mut self,
         stream: &mut RtpStreamState,
         timestamp: u32,
         marker: bool,
-        payload_parts: &[&[u8]],
+        payload: Bytes,
     ) {
-        let payload_len: usize = payload_parts.iter().map(|p| p.len()).sum();
-        let start = self.buf.len();
-        self.buf.extend_from_slice(&[0; INTERLEAVED_PREFIX_LEN]);
-        self.buf.push(0x80);
-        self.buf
-            .push((u8::from(marker) << 7) | (stream.payload_type & 0x7f));
-        self.buf.extend_from_slice(&stream.next_seq.to_be_bytes());
-        self.buf.extend_from_slice(&timestamp.to_be_bytes());
-        self.buf.extend_from_slice(&stream.ssrc.to_be_bytes());
-        for part in payload_parts {
-            self.buf.extend_from_slice(part);
+        let mut head = [0; INTERLEAVED_PREFIX_LEN + RTP_HEADER_LEN];
+        head[INTERLEAVED_PREFIX_LEN..].copy_from_slice(&stream.next_header(
+            timestamp,
+            marker,
+            payload.len(),
+        ));
+        self.heads.push(head);
+        self.payloads.push(payload);
+    }
+
+    /// Appends a packet for each of `payloads`, the unit's RTP timestamp
+    /// being `timestamp` (plus each payload's offset).
+    pub fn push_unit(&mut self, stream: &mut RtpStreamState, timestamp: u32, payloads: &Payloads) {
+        for payload in payloads.iter() {
+            self.push(
+                stream,
+                timestamp.wrapping_add(payload.ts_offset),
+                payload.marker,
+                payload.bytes,
+            );
         }
-        self.packets.push((start, RTP_HEADER_LEN + payload_len));
-        stream.next_seq = stream.next_seq.wrapping_add(1);
-        stream.packet_count = stream.packet_count.wrapping_add(1);
-        stream.octet_count = stream.octet_count.wrapping_add(payload_len as u32);
     }
 
-    /// The RTP packets, without interleaved framing, in order.
-    pub fn packets(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
-        self.packets.iter().map(move |&(start, len)| {
-            let rtp = start + INTERLEAVED_PREFIX_LEN;
-            &self.buf[rtp..rtp + len]
-        })
+    /// Appends copies of `other`'s packets in `range`: their headers by
+    /// value, their payloads shared (no payload byte is copied).
+    pub fn extend_from(&mut self, other: &PacketBatch, range: std::ops::Range<usize>) {
+        self.heads.extend_from_slice(&other.heads[range.clone()]);
+        self.payloads.extend(other.payloads[range].iter().cloned());
     }
 
-    /// The packets with indices in `range`, without interleaved framing.
+    /// Packet `index` as its RTP header and its payload.
+    pub fn packet(&self, index: usize) -> (&[u8], &Bytes) {
+        (
+            &self.heads[index][INTERLEAVED_PREFIX_LEN..],
+            &self.payloads[index],
+        )
+    }
+
+    /// The packets with indices in `range`, each as its RTP header and its
+    /// payload.
     pub fn packets_in(
         &self,
         range: std::ops::Range<usize>,
-    ) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
-        let len = range.len();
-        self.packets().skip(range.start).take(len)
+    ) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> + '_ {
+        self.heads[range.clone()]
+            .iter()
+            .zip(&self.payloads[range])
+            .map(|(head, payload)| (&head[INTERLEAVED_PREFIX_LEN..], &payload[..]))
     }
 
     /// End (exclusive) of the run of packets from `start` whose RTP bytes
@@ -136,7 +172,8 @@ impl PacketBatch {
     pub fn chunk_end(&self, start: usize, max_bytes: usize) -> usize {
         let mut bytes = 0;
         let mut end = start;
-        for &(_, len) in self.packets.iter().skip(start) {
+        for payload in self.payloads.iter().skip(start) {
+            let len = RTP_HEADER_LEN + payload.len();
             if end > start && bytes + len > max_bytes {
                 break;
             }
@@ -146,51 +183,119 @@ impl PacketBatch {
         end
     }
 
-    /// Fills in the `$ channel length` prefix of every packet (RFC 2326
-    /// §10.12) and returns the whole batch as one contiguous TCP payload.
-    pub fn interleaved(&mut self, channel: u8) -> &[u8] {
-        for &(start, len) in &self.packets {
-            self.buf[start..start + INTERLEAVED_PREFIX_LEN]
-                .copy_from_slice(&interleaved_prefix(channel, len as u16));
+    /// Takes the packets out as interleaved frames on `channel` (RFC 2326
+    /// §10.12), each `$ channel length` prefix filled in, leaving the batch
+    /// empty.
+    pub fn take_interleaved(&mut self, channel: u8) -> InterleavedPackets {
+        for (head, payload) in self.heads.iter_mut().zip(&self.payloads) {
+            let len = (RTP_HEADER_LEN + payload.len()) as u16;
+            head[..INTERLEAVED_PREFIX_LEN].copy_from_slice(&interleaved_prefix(channel, len));
         }
-        &self.buf
+        InterleavedPackets {
+            heads: std::mem::take(&mut self.heads),
+            payloads: std::mem::take(&mut self.payloads),
+        }
+    }
+}
+
+/// RTP packets framed for an RTSP connection (RFC 2326 §10.12): for each,
+/// its `$` prefix and RTP header in one 16-byte piece, then its shared
+/// payload. Written with vectored writes.
+#[derive(Debug, Default)]
+pub struct InterleavedPackets {
+    heads: Vec<[u8; INTERLEAVED_PREFIX_LEN + RTP_HEADER_LEN]>,
+    payloads: Vec<Bytes>,
+}
+
+impl InterleavedPackets {
+    /// The pieces to write, in order: prefix and header, payload, prefix
+    /// and header, payload...
+    pub fn pieces(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.heads
+            .iter()
+            .zip(&self.payloads)
+            .flat_map(|(head, payload)| [&head[..], &payload[..]])
+    }
+
+    /// Bytes on the wire in all.
+    pub fn wire_len(&self) -> usize {
+        self.heads.len() * (INTERLEAVED_PREFIX_LEN + RTP_HEADER_LEN)
+            + self.payloads.iter().map(Bytes::len).sum::<usize>()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::PayloadWriter;
+
+    fn packet(batch: &PacketBatch, index: usize) -> Vec<u8> {
+        let (header, payload) = batch.packet(index);
+        [header, &payload[..]].concat()
+    }
 
     #[test]
     fn header_fields_follow_rfc3550() {
         let mut stream = RtpStreamState::new(96, 0xdead_beef, 0xffff);
         let mut batch = PacketBatch::new();
-        batch.push(&mut stream, 0x0102_0304, true, &[b"ab", b"c"]);
-        batch.push(&mut stream, 0x0102_0304, false, &[b"d"]);
-        let packets: Vec<&[u8]> = batch.packets().collect();
+        batch.push(&mut stream, 0x0102_0304, true, Bytes::from_static(b"abc"));
+        batch.push(&mut stream, 0x0102_0304, false, Bytes::from_static(b"d"));
         assert_eq!(
-            packets[0],
-            &[0x80, 0xe0, 0xff, 0xff, 1, 2, 3, 4, 0xde, 0xad, 0xbe, 0xef, b'a', b'b', b'c']
+            packet(&batch, 0),
+            [0x80, 0xe0, 0xff, 0xff, 1, 2, 3, 4, 0xde, 0xad, 0xbe, 0xef, b'a', b'b', b'c']
         );
         // Sequence number wraps from 65535 to 0; marker clear.
-        assert_eq!(&packets[1][..4], &[0x80, 0x60, 0x00, 0x00]);
+        assert_eq!(&packet(&batch, 1)[..4], &[0x80, 0x60, 0x00, 0x00]);
         assert_eq!(stream.next_seq, 1);
         assert_eq!(stream.packet_count, 2);
         assert_eq!(stream.octet_count, 4);
     }
 
     #[test]
+    fn unit_payloads_get_headers_with_their_offsets_and_markers() {
+        let mut writer = PayloadWriter::new();
+        writer.push(false, 0, &[b"xy"]);
+        writer.push(true, 1024, &[b"z"]);
+        let payloads = writer.finish();
+        let mut stream = RtpStreamState::new(97, 1, 10);
+        let mut batch = PacketBatch::new();
+        batch.push_unit(&mut stream, u32::MAX, &payloads);
+        let packets: Vec<(Vec<u8>, Vec<u8>)> = batch
+            .packets_in(0..2)
+            .map(|(h, p)| (h.to_vec(), p.to_vec()))
+            .collect();
+        assert_eq!(
+            packets[0].0,
+            [0x80, 97, 0, 10, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1]
+        );
+        assert_eq!(packets[0].1, b"xy");
+        // The offset wraps around the 32-bit timestamp; marker set.
+        assert_eq!(
+            packets[1].0,
+            [0x80, 0x80 | 97, 0, 11, 0, 0, 3, 0xff, 0, 0, 0, 1]
+        );
+        // The payload is the writer's bytes, not a copy.
+        let (_, shared) = batch.packet(1);
+        assert_eq!(
+            shared.as_ptr(),
+            payloads.iter().nth(1).unwrap().bytes.as_ptr()
+        );
+    }
+
+    #[test]
     fn interleaved_framing_prefixes_each_packet() {
         let mut stream = RtpStreamState::new(97, 1, 10);
         let mut batch = PacketBatch::new();
-        batch.push(&mut stream, 5, false, &[b"xy"]);
-        batch.push(&mut stream, 5, true, &[b"z"]);
-        let wire = batch.interleaved(2).to_vec();
-        assert_eq!(wire.len(), (12 + 2) + (12 + 1) + 2 * INTERLEAVED_PREFIX_LEN);
-        assert_eq!(&wire[..4], &[b'$', 2, 0, 14]);
-        assert_eq!(&wire[18..22], &[b'$', 2, 0, 13]);
-        batch.clear();
+        batch.push(&mut stream, 5, false, Bytes::from_static(b"xy"));
+        batch.push(&mut stream, 5, true, Bytes::from_static(b"z"));
+        let frames = batch.take_interleaved(2);
         assert!(batch.is_empty());
+        let wire: Vec<u8> = frames.pieces().flatten().copied().collect();
+        assert_eq!(wire.len(), (12 + 2) + (12 + 1) + 2 * INTERLEAVED_PREFIX_LEN);
+        assert_eq!(frames.wire_len(), wire.len());
+        assert_eq!(&wire[..4], &[b'$', 2, 0, 14]);
+        assert_eq!(&wire[16..18], b"xy");
+        assert_eq!(&wire[18..22], &[b'$', 2, 0, 13]);
     }
 
     #[test]
@@ -198,13 +303,15 @@ mod tests {
         let mut stream = RtpStreamState::new(96, 1, 0);
         let mut batch = PacketBatch::new();
         for _ in 0..5 {
-            batch.push(&mut stream, 0, false, &[&[0; 88]]);
+            batch.push(&mut stream, 0, false, Bytes::from(vec![0; 88]));
         }
         assert_eq!(batch.chunk_end(0, 200), 2, "two 100-byte packets");
         assert_eq!(batch.chunk_end(2, 200), 4);
         assert_eq!(batch.chunk_end(4, 200), 5);
         assert_eq!(batch.chunk_end(0, 10), 1, "at least one packet");
-        let seqs: Vec<u8> = batch.packets_in(2..4).map(|p| p[3]).collect();
+        let seqs: Vec<u8> = batch.packets_in(2..4).map(|(h, _)| h[3]).collect();
         assert_eq!(seqs, [2, 3]);
+        batch.clear();
+        assert!(batch.is_empty());
     }
 }

@@ -14,7 +14,8 @@ use crate::media::catalog::{Catalog, ResolveError};
 use crate::media::mp4::Mp4Media;
 use crate::rtcp::RtcpPacket;
 use crate::sdp;
-use crate::stream::{SessionStream, TrackOutput};
+use crate::viewer::{StreamStart, TrackSender, Viewer};
+use rand::{rngs::StdRng, Rng, SeedableRng};
 
 /// Methods listed in `Public:` (RFC 2326 §10.1, §12.28); clients use
 /// GET_PARAMETER as keep-alive only when listed here.
@@ -40,6 +41,10 @@ pub struct HandlerSettings {
     pub max_sessions_per_address: usize,
     /// Sessions the whole server may hold.
     pub max_sessions: usize,
+    /// Seed of the generator for session ids, SSRCs, first sequence
+    /// numbers and timestamp bases (RFC 3550 §5.1): from the OS in the
+    /// server, fixed in tests so runs replay exactly.
+    pub rng_seed: [u8; 32],
 }
 
 /// Where a request came from.
@@ -61,7 +66,7 @@ pub enum Action {
         /// The session id.
         session_id: String,
         /// Its sender.
-        stream: Arc<Mutex<SessionStream>>,
+        stream: Arc<Mutex<Viewer>>,
     },
     /// A session's schedule changed (play, pause, teardown): poll it again.
     Wake {
@@ -107,6 +112,7 @@ pub struct RtspHandler {
     /// Which session an incoming RTCP packet belongs to, by where it came
     /// from, so a receiver report costs a lookup, not a scan of sessions.
     rtcp_routes: HashMap<RtcpSource, String>,
+    rng: StdRng,
 }
 
 impl RtspHandler {
@@ -114,6 +120,7 @@ impl RtspHandler {
     pub fn new(catalog: Arc<Catalog>, settings: HandlerSettings) -> Self {
         RtspHandler {
             catalog,
+            rng: StdRng::from_seed(settings.rng_seed),
             settings,
             sessions: HashMap::new(),
             rtcp_routes: HashMap::new(),
@@ -217,7 +224,7 @@ impl RtspHandler {
                 _ => continue,
             };
             for block in blocks {
-                if let Some(track) = stream.record_report(block) {
+                if let Some(track) = stream.record_report(block, wall) {
                     let round_trip = block.round_trip_time(crate::rtcp::ntp_timestamp(wall));
                     tracing::debug!(
                         session = %session.id,
@@ -384,11 +391,17 @@ impl RtspHandler {
                 "Unsupported Transport: interleave on the session's own connection",
             ));
         }
-        let output = TrackOutput::new(
+        let start = StreamStart {
+            ssrc: self.rng.gen(),
+            first_seq: self.rng.gen(),
+            timestamp_base: self.rng.gen(),
+        };
+        let output = TrackSender::new(
             info,
             negotiated.delivery,
             sdp::payload_type(track),
             self.settings.mtu,
+            start,
         );
         let id = match existing {
             Some(id) => {
@@ -403,16 +416,16 @@ impl RtspHandler {
             }
             None => {
                 self.check_session_limits(ctx)?;
-                let mut stream = SessionStream::new(
+                let mut stream = Viewer::new(
                     media,
                     format!("rtpcast@{}", ctx.local.ip()),
                     self.settings.loop_playback,
                 );
                 stream.set_up_track(output);
                 let stream = Arc::new(Mutex::new(stream));
-                let mut id = Session::new_id();
+                let mut id = Session::new_id(&mut self.rng);
                 while self.sessions.contains_key(&id) {
-                    id = Session::new_id();
+                    id = Session::new_id(&mut self.rng);
                 }
                 tracing::info!(session = %id, peer = %ctx.peer, mount = %mount, "session created");
                 actions.push(Action::Spawn {
@@ -723,7 +736,7 @@ pub enum RtcpSource {
 
 /// Locks a session's stream; a poisoned lock (a panic elsewhere) still
 /// yields the data, since the stream's state stays consistent per call.
-pub fn lock(stream: &Mutex<SessionStream>) -> MutexGuard<'_, SessionStream> {
+pub fn lock(stream: &Mutex<Viewer>) -> MutexGuard<'_, Viewer> {
     stream
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

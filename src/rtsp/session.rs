@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rtsp_types::Method;
 
-use crate::stream::SessionStream;
+use crate::viewer::Viewer;
 
 /// Identifies one RTSP TCP connection for the lifetime of the server.
 pub type ConnectionId = u64;
@@ -100,8 +100,8 @@ pub struct Session {
     pub state: SessionState,
     /// URL path of the media (without track part).
     pub mount: String,
-    /// The sender, shared with the task that drives it.
-    pub stream: Arc<Mutex<SessionStream>>,
+    /// The viewer, shared with the task that drives it.
+    pub stream: Arc<Mutex<Viewer>>,
     /// Last RTSP request or RTCP packet from the client.
     pub last_activity: Instant,
     /// Idle time after which the session is torn down.
@@ -111,10 +111,11 @@ pub struct Session {
 }
 
 impl Session {
-    /// A fresh random session id: 64 bits from the thread CSPRNG
-    /// (security rule from CVE-2019-15232).
-    pub fn new_id() -> String {
-        format!("{:016X}", rand::random::<u64>())
+    /// A fresh random session id: 64 bits from `rng`, which must be a
+    /// CSPRNG seeded from the OS outside tests (security rule from
+    /// CVE-2019-15232).
+    pub fn new_id(rng: &mut impl rand::RngCore) -> String {
+        format!("{:016X}", rng.next_u64())
     }
 
     /// True when the client has been silent for longer than the timeout.
@@ -156,10 +157,14 @@ mod tests {
 
     #[test]
     fn session_ids_are_64_bit_hex_and_distinct() {
-        let a = Session::new_id();
-        let b = Session::new_id();
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::from_seed([1; 32]);
+        let a = Session::new_id(&mut rng);
+        let b = Session::new_id(&mut rng);
         assert_eq!(a.len(), 16);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+        let mut replay = rand::rngs::StdRng::from_seed([1; 32]);
+        assert_eq!(Session::new_id(&mut replay), a, "the seed decides the ids");
     }
 }

@@ -8,24 +8,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-/// Where a track's packets go, as agreed in SETUP (RFC 2326 §10.4, §12.39).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    /// UDP unicast to the client's RTP and RTCP ports (`client_port`).
-    Udp {
-        /// Destination of RTP packets.
-        rtp: SocketAddr,
-        /// Destination of RTCP packets.
-        rtcp: SocketAddr,
-    },
-    /// Interleaved on the RTSP TCP connection (RFC 2326 §10.12).
-    Interleaved {
-        /// Channel carrying RTP.
-        rtp_channel: u8,
-        /// Channel carrying RTCP.
-        rtcp_channel: u8,
-    },
-}
+pub use crate::rtp::Delivery;
 
 /// Result of negotiation: the delivery and the Transport header value of
 /// the SETUP response (RFC 2326 §12.39).

@@ -1,23 +1,57 @@
 //! One RTSP TCP connection: read, frame, hand requests to the handler,
 //! write responses and interleaved media.
 
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::{session_task, Shared};
+use crate::rtp::InterleavedPackets;
 use crate::rtsp::framing::{FramingError, Incoming, RtspFramer};
 use crate::rtsp::handler::{self, RequestContext, RtcpSource};
 use crate::rtsp::session::ConnectionId;
 
-/// Frames queued for the writer: responses plus interleaved media. Media
-/// beyond this is dropped for this viewer alone (see `session_task`).
-const WRITE_QUEUE: usize = 256;
+/// Frames queued for the writer: responses plus interleaved media. Video
+/// beyond half of this is skipped for this viewer alone (see
+/// `session_task`).
+pub(super) const WRITE_QUEUE: usize = 256;
+
+/// Bytes for a connection's writer.
+#[derive(Debug)]
+pub(super) enum Outgoing {
+    /// A response or an interleaved RTCP frame, whole.
+    Bytes(Bytes),
+    /// One access unit's interleaved RTP packets (RFC 2326 §10.12): each
+    /// viewer's headers in front of payloads shared with other viewers,
+    /// written with vectored writes.
+    Rtp(InterleavedPackets),
+}
+
+/// Writes `frame` whole, header and payload pieces gathered per call.
+async fn write_frame(writer: &mut OwnedWriteHalf, frame: &Outgoing) -> std::io::Result<()> {
+    match frame {
+        Outgoing::Bytes(bytes) => writer.write_all(bytes).await,
+        Outgoing::Rtp(packets) => {
+            let mut slices: Vec<IoSlice<'_>> = packets.pieces().map(IoSlice::new).collect();
+            let mut slices = &mut slices[..];
+            while !slices.is_empty() {
+                let written = writer.write_vectored(slices).await?;
+                if written == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                IoSlice::advance_slices(&mut slices, written);
+            }
+            Ok(())
+        }
+    }
+}
 
 /// Serves one connection until the client closes it or sends something
 /// unparseable.
@@ -37,10 +71,10 @@ pub(super) async fn serve(
     let _ = socket.set_nodelay(true);
     tracing::debug!(%peer, connection = id, "connection opened");
     let (mut reader, mut writer) = socket.into_split();
-    let (tx, mut rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+    let (tx, mut rx) = mpsc::channel::<Outgoing>(WRITE_QUEUE);
     let writer_task = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
-            if writer.write_all(&frame).await.is_err() {
+            if write_frame(&mut writer, &frame).await.is_err() {
                 break;
             }
         }
@@ -73,7 +107,7 @@ pub(super) async fn serve(
                     let handled = shared.handler().handle(&request, &ctx, Instant::now());
                     let mut bytes = Vec::with_capacity(512);
                     if handled.response.write(&mut bytes).is_err()
-                        || tx.send(bytes.into()).await.is_err()
+                        || tx.send(Outgoing::Bytes(bytes.into())).await.is_err()
                     {
                         break 'read;
                     }
@@ -106,7 +140,7 @@ pub(super) async fn serve(
                         .write(&mut bytes)
                         .is_ok()
                     {
-                        let _ = tx.send(bytes.into()).await;
+                        let _ = tx.send(Outgoing::Bytes(bytes.into())).await;
                     }
                     break 'read;
                 }

@@ -123,6 +123,7 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
         max_sessions_per_connection: config.max_sessions_per_connection,
         max_sessions_per_address: config.max_sessions_per_address,
         max_sessions: config.max_sessions,
+        rng_seed: rand::random(),
     };
     let catalog = Arc::new(catalog);
     let shared = Arc::new(Shared {

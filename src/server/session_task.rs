@@ -1,24 +1,34 @@
-//! Drives one session's [`SessionStream`]: sleeps until it is due, sends
-//! what it yields, and exits after teardown.
+//! Drives one session's [`Viewer`]: reads the samples it asks for, sends
+//! what it yields, sleeps until it is due, and exits after teardown. The
+//! viewer's lock is held only while the pure core computes: never across a
+//! file read or a send, so RTSP requests never wait behind either.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, Notify};
 
+use super::connection::{Outgoing, WRITE_QUEUE};
 use super::{udp, Shared};
-use crate::rtp::interleaved_prefix;
+use crate::media::mp4::Mp4Media;
+use crate::media::SampleRef;
+use crate::rtp::{interleaved_prefix, Delivery, PacketBatch};
 use crate::rtsp::handler::{lock, Action};
-use crate::rtsp::transport::Delivery;
-use crate::stream::{SessionStream, Transmit};
+use crate::viewer::{Transmit, Viewer};
+
+/// Free writer slots below which an interleaved viewer's video is skipped
+/// (to its next keyframe): the rest stays for audio, RTCP and responses.
+const VIDEO_RESERVE: usize = WRITE_QUEUE / 2;
+
+/// How long a BYE may wait for room on a congested connection.
+const BYE_WAIT: Duration = Duration::from_secs(10);
 
 /// Carries out the handler's actions. `connection` is the writer of the
 /// connection the request came on, for interleaved delivery.
 pub(super) fn run_actions(
     shared: &Arc<Shared>,
     actions: Vec<Action>,
-    connection: Option<&mpsc::Sender<Bytes>>,
+    connection: Option<&mpsc::Sender<Outgoing>>,
 ) {
     for action in actions {
         match action {
@@ -40,26 +50,74 @@ pub(super) fn run_actions(
     }
 }
 
+/// What one pass over the viewer produced, to act on without its lock.
+#[derive(Default)]
+struct Pass {
+    sends: Vec<Send>,
+    reads: Vec<(u64, SampleRef)>,
+    /// The media to read `reads` from, when there are any.
+    media: Option<Arc<Mp4Media>>,
+    deadline: Option<Instant>,
+    finished: bool,
+}
+
+/// One transmit, copied out of the viewer: headers by value, payloads
+/// shared, so the send happens after the lock is released.
+enum Send {
+    Rtp {
+        delivery: Delivery,
+        track: usize,
+        video: bool,
+        batch: PacketBatch,
+    },
+    Rtcp {
+        delivery: Delivery,
+        packet: Vec<u8>,
+        bye: bool,
+    },
+}
+
 async fn drive(
     shared: &Shared,
-    stream: &Mutex<SessionStream>,
+    viewer: &Mutex<Viewer>,
     notify: &Notify,
-    connection: Option<mpsc::WeakSender<Bytes>>,
+    connection: Option<mpsc::WeakSender<Outgoing>>,
 ) {
+    // Batches come back here after sending so steady state allocates
+    // nothing per packet.
+    let mut spare: Vec<PacketBatch> = Vec::new();
     loop {
-        let deadline = {
-            let mut stream = lock(stream);
-            let now = Instant::now();
-            let wall = SystemTime::now();
-            while let Some(transmit) = stream.poll_transmit(now, wall) {
-                send(shared, transmit, connection.as_ref());
+        let writer = connection.as_ref().and_then(mpsc::WeakSender::upgrade);
+        let pass = poll(viewer, writer.as_ref(), &mut spare);
+        let mut dropped = Vec::new();
+        for send in pass.sends {
+            spare.extend(deliver(shared, send, writer.as_ref(), &mut dropped));
+        }
+        if !dropped.is_empty() {
+            let mut viewer = lock(viewer);
+            for track in dropped {
+                viewer.unit_dropped(track);
             }
-            if stream.is_finished() {
-                return;
+        }
+        if pass.finished {
+            return;
+        }
+        if let Some(media) = pass.media {
+            // Positional reads of the page cache take microseconds; they
+            // happen here, with no lock held, never inside the core.
+            let read: Vec<_> = pass
+                .reads
+                .iter()
+                .map(|(id, sample)| (*id, media.read_sample(sample).map(|au| au.data)))
+                .collect();
+            let mut viewer = lock(viewer);
+            for (id, result) in read {
+                viewer.deliver(id, result);
             }
-            stream.poll_timeout()
-        };
-        match deadline {
+            continue;
+        }
+        drop(writer);
+        match pass.deadline {
             Some(deadline) => {
                 tokio::select! {
                     _ = notify.notified() => {}
@@ -71,48 +129,137 @@ async fn drive(
     }
 }
 
-/// Hands one batch to the socket without waiting: a viewer that cannot
-/// keep up loses packets; nobody else waits for it.
-fn send(shared: &Shared, transmit: Transmit<'_>, connection: Option<&mpsc::WeakSender<Bytes>>) {
-    let connection = || connection.and_then(mpsc::WeakSender::upgrade);
-    match transmit {
-        Transmit::Rtp {
+/// Runs the viewer's core for `now` under its lock and copies out what to
+/// do.
+fn poll(
+    viewer: &Mutex<Viewer>,
+    writer: Option<&mpsc::Sender<Outgoing>>,
+    spare: &mut Vec<PacketBatch>,
+) -> Pass {
+    let mut viewer = lock(viewer);
+    let mut pass = Pass::default();
+    viewer.set_congested(writer.is_some_and(|w| w.capacity() < VIDEO_RESERVE));
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    while let Some(transmit) = viewer.poll_transmit(now, wall) {
+        pass.sends.push(match transmit {
+            Transmit::Rtp {
+                delivery,
+                track,
+                batch,
+                packets,
+            } => {
+                let mut copy = spare.pop().unwrap_or_default();
+                copy.clear();
+                copy.extend_from(batch, packets);
+                Send::Rtp {
+                    delivery,
+                    track,
+                    video: false,
+                    batch: copy,
+                }
+            }
+            Transmit::Rtcp {
+                delivery,
+                packet,
+                bye,
+            } => Send::Rtcp {
+                delivery,
+                packet: packet.to_vec(),
+                bye,
+            },
+        });
+    }
+    for send in &mut pass.sends {
+        if let Send::Rtp { track, video, .. } = send {
+            *video = viewer
+                .tracks()
+                .iter()
+                .any(|t| t.info.index == *track && t.info.codec.is_video());
+        }
+    }
+    pass.reads = viewer.missing_reads().collect();
+    if !pass.reads.is_empty() {
+        pass.media = Some(viewer.media().clone());
+    }
+    pass.finished = viewer.is_finished();
+    pass.deadline = viewer.poll_timeout();
+    pass
+}
+
+/// Hands one send to its socket or connection without waiting: a viewer
+/// that cannot keep up loses its own units; nobody else waits for it.
+/// Returns the batch for reuse; pushes to `dropped` the track of a video
+/// unit the connection could not take.
+fn deliver(
+    shared: &Shared,
+    send: Send,
+    writer: Option<&mpsc::Sender<Outgoing>>,
+    dropped: &mut Vec<usize>,
+) -> Option<PacketBatch> {
+    match send {
+        Send::Rtp {
             delivery: Delivery::Udp { rtp, .. },
-            batch,
-            packets,
-        } => {
-            if let Err(error) = udp::send_batch(&shared.udp.rtp, rtp, batch.packets_in(packets)) {
-                tracing::debug!(%rtp, %error, "RTP send failed");
-            }
-        }
-        Transmit::Rtcp {
-            delivery: Delivery::Udp { rtcp, .. },
-            packet,
-        } => {
-            if let Err(error) = udp::send_one(&shared.udp.rtcp, rtcp, packet) {
-                tracing::debug!(%rtcp, %error, "RTCP send failed");
-            }
-        }
-        Transmit::Rtp {
-            delivery: Delivery::Interleaved { rtp_channel, .. },
             batch,
             ..
         } => {
-            if let Some(connection) = connection() {
-                let frame = Bytes::copy_from_slice(batch.interleaved(rtp_channel));
-                if connection.try_send(frame).is_err() {
-                    tracing::debug!("interleaved writer full or closed; access unit dropped");
+            if let Err(error) =
+                udp::send_batch(&shared.udp.rtp, rtp, batch.packets_in(0..batch.len()))
+            {
+                tracing::debug!(%rtp, %error, "RTP send failed");
+            }
+            Some(batch)
+        }
+        Send::Rtp {
+            delivery: Delivery::Interleaved { rtp_channel, .. },
+            track,
+            video,
+            mut batch,
+        } => {
+            let writer = writer?;
+            let frames = batch.take_interleaved(rtp_channel);
+            if writer.try_send(Outgoing::Rtp(frames)).is_err() {
+                tracing::debug!(
+                    track,
+                    "interleaved writer full or closed; access unit dropped"
+                );
+                if video {
+                    dropped.push(track);
                 }
             }
+            Some(batch)
         }
-        Transmit::Rtcp {
+        Send::Rtcp {
+            delivery: Delivery::Udp { rtcp, .. },
+            packet,
+            ..
+        } => {
+            if let Err(error) = udp::send_one(&shared.udp.rtcp, rtcp, &packet) {
+                tracing::debug!(%rtcp, %error, "RTCP send failed");
+            }
+            None
+        }
+        Send::Rtcp {
             delivery: Delivery::Interleaved { rtcp_channel, .. },
             packet,
+            bye,
         } => {
-            if let Some(connection) = connection() {
-                let prefix = interleaved_prefix(rtcp_channel, packet.len() as u16);
-                let _ = connection.try_send([&prefix[..], packet].concat().into());
+            let writer = writer?;
+            let prefix = interleaved_prefix(rtcp_channel, packet.len() as u16);
+            let frame = Outgoing::Bytes([&prefix[..], &packet].concat().into());
+            match writer.try_send(frame) {
+                Ok(()) => {}
+                // The end of the stream must reach a slow viewer too: BYE
+                // waits for room (bounded), a sender report need not.
+                Err(mpsc::error::TrySendError::Full(frame)) if bye => {
+                    let writer = writer.clone();
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(BYE_WAIT, writer.send(frame)).await;
+                    });
+                }
+                Err(_) => {}
             }
+            None
         }
     }
 }

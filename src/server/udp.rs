@@ -58,39 +58,41 @@ impl UdpPair {
 }
 
 /// Sends the RTP packets (RFC 3550 §5) of one access unit to `dest` with
-/// as few `sendmmsg(2)` calls as possible,
-/// without blocking: packets the kernel cannot take now are dropped, so
-/// a viewer whose socket buffer is full never delays another. Returns
-/// how many packets went out.
+/// as few `sendmmsg(2)` calls as possible, each packet gathered from two
+/// pieces (the viewer's header, the shared payload) so no payload is
+/// copied; without blocking: packets the kernel cannot take now are
+/// dropped, so a viewer whose socket buffer is full never delays another.
+/// Returns how many packets went out.
 pub fn send_batch<'a>(
     socket: &UdpSocket,
     dest: SocketAddr,
-    packets: impl ExactSizeIterator<Item = &'a [u8]>,
+    packets: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])>,
 ) -> io::Result<usize> {
     let addr = SockAddr::from(dest);
     let fd = socket.as_raw_fd();
     let mut sent = 0;
-    let mut iovecs: [libc::iovec; MAX_BATCH] = [libc::iovec {
+    let empty = libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,
-    }; MAX_BATCH];
+    };
+    let mut iovecs: [[libc::iovec; 2]; MAX_BATCH] = [[empty; 2]; MAX_BATCH];
     // SAFETY: mmsghdr is plain old data; all-zero is a valid value.
     let mut headers: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
     let mut packets = packets.peekable();
     while packets.peek().is_some() {
         let mut count = 0;
-        for packet in packets.by_ref().take(MAX_BATCH) {
-            iovecs[count] = libc::iovec {
-                iov_base: packet.as_ptr() as *mut libc::c_void,
-                iov_len: packet.len(),
-            };
+        for (header, payload) in packets.by_ref().take(MAX_BATCH) {
+            iovecs[count] = [header, payload].map(|piece| libc::iovec {
+                iov_base: piece.as_ptr() as *mut libc::c_void,
+                iov_len: piece.len(),
+            });
             count += 1;
         }
         for (header, iovec) in headers.iter_mut().zip(iovecs.iter_mut()).take(count) {
             header.msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
             header.msg_hdr.msg_namelen = addr.len();
-            header.msg_hdr.msg_iov = iovec as *mut libc::iovec;
-            header.msg_hdr.msg_iovlen = 1;
+            header.msg_hdr.msg_iov = iovec.as_mut_ptr();
+            header.msg_hdr.msg_iovlen = 2;
             header.msg_len = 0;
         }
         let mut offset = 0;
@@ -140,13 +142,15 @@ mod tests {
         let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let dest = receiver.local_addr().unwrap();
+        let headers: Vec<Vec<u8>> = (0..40u8).map(|i| vec![0x80, i]).collect();
         let payloads: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 10 + usize::from(i)]).collect();
-        let sent = send_batch(&sender, dest, payloads.iter().map(|p| &p[..])).unwrap();
+        let packets = headers.iter().zip(&payloads).map(|(h, p)| (&h[..], &p[..]));
+        let sent = send_batch(&sender, dest, packets).unwrap();
         assert_eq!(sent, 40);
         let mut buf = [0u8; 100];
-        for expected in &payloads {
+        for (header, payload) in headers.iter().zip(&payloads) {
             let (n, _) = receiver.recv_from(&mut buf).await.unwrap();
-            assert_eq!(&buf[..n], &expected[..]);
+            assert_eq!(&buf[..n], &[&header[..], &payload[..]].concat()[..]);
         }
     }
 

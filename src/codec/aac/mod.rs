@@ -6,7 +6,8 @@
 use std::fmt::Write as _;
 
 use super::CodecError;
-use crate::rtp::{PacketBatch, RtpStreamState, RTP_HEADER_LEN};
+use super::PayloadWriter;
+use crate::rtp::RTP_HEADER_LEN;
 
 /// Samples per AAC access unit, i.e. RTP clock ticks at the sampling rate.
 const SAMPLES_PER_AU: u32 = 1024;
@@ -29,9 +30,6 @@ const MIN_MTU: usize = RTP_HEADER_LEN + HEADERS_LENGTH_LEN + AU_HEADER_LEN + 1;
 #[derive(Debug)]
 pub struct AacPacketizer {
     mtu: usize,
-    /// Payload of a multi-AU packet, reused so packing does not allocate
-    /// once it has grown to the MTU.
-    scratch: Vec<u8>,
 }
 
 impl AacPacketizer {
@@ -41,28 +39,23 @@ impl AacPacketizer {
     pub fn new(mtu: usize) -> Self {
         Self {
             mtu: mtu.max(MIN_MTU),
-            scratch: Vec::new(),
         }
     }
 
-    /// Appends to `out` the RTP packets of the consecutive raw access units
-    /// `aus` (no ADTS header, 1024 samples each), the first stamped `ts`.
+    /// Appends to `out` the RTP payloads of the consecutive raw access
+    /// units `aus` (no ADTS header, 1024 samples each), the first at the
+    /// unit's timestamp.
     ///
     /// Whole AUs are packed together as long as they fit (RFC 3640 §3.2.2),
-    /// each packet stamped with its first AU's time (§3.2.1) and carrying
+    /// each packet stamped with its first AU's time (§3.2.1, the payload's
+    /// `ts_offset` counting 1024 ticks per earlier AU) and carrying
     /// the marker bit. An AU too large for a packet on its own is split into
     /// fragments that each repeat its AU-header with the full AU size, the
     /// marker set on the last fragment only (§3.2.3, §3.3.6).
     ///
     /// An AU above the 13-bit AU-size limit yields
     /// [`CodecError::AacTooLarge`] and no packets.
-    pub fn packetize(
-        &mut self,
-        aus: &[&[u8]],
-        ts: u32,
-        stream: &mut RtpStreamState,
-        out: &mut PacketBatch,
-    ) -> Result<(), CodecError> {
+    pub fn packetize(&self, aus: &[&[u8]], out: &mut PayloadWriter) -> Result<(), CodecError> {
         // Check every AU first so an error never leaves a partial batch.
         if let Some(au) = aus.iter().find(|au| au.len() > MAX_AU_SIZE) {
             return Err(CodecError::AacTooLarge(au.len()));
@@ -70,10 +63,10 @@ impl AacPacketizer {
         let room = self.mtu - RTP_HEADER_LEN - HEADERS_LENGTH_LEN;
         let mut first = 0;
         while let Some(&au) = aus.get(first) {
-            let au_ts = ts.wrapping_add(SAMPLES_PER_AU.wrapping_mul(first as u32));
+            let ts_offset = SAMPLES_PER_AU.wrapping_mul(first as u32);
             let count = aus_fitting(&aus[first..], room);
             if count == 0 {
-                fragment(au, room - AU_HEADER_LEN, au_ts, stream, out);
+                fragment(au, room - AU_HEADER_LEN, ts_offset, out);
                 first += 1;
                 continue;
             }
@@ -81,20 +74,19 @@ impl AacPacketizer {
             if let [au] = group {
                 // One AU, the usual case: written straight into the batch.
                 let length = headers_length(1).to_be_bytes();
-                out.push(stream, au_ts, true, &[&length, &au_header(au.len()), au]);
+                out.push(true, ts_offset, &[&length, &au_header(au.len()), au]);
                 first += 1;
                 continue;
             }
-            self.scratch.clear();
-            self.scratch
-                .extend_from_slice(&headers_length(group.len()).to_be_bytes());
-            for au in group {
-                self.scratch.extend_from_slice(&au_header(au.len()));
-            }
-            for au in group {
-                self.scratch.extend_from_slice(au);
-            }
-            out.push(stream, au_ts, true, &[&self.scratch]);
+            out.push_with(true, ts_offset, |buf| {
+                buf.extend_from_slice(&headers_length(group.len()).to_be_bytes());
+                for au in group {
+                    buf.extend_from_slice(&au_header(au.len()));
+                }
+                for au in group {
+                    buf.extend_from_slice(au);
+                }
+            });
             first += count;
         }
         Ok(())
@@ -116,19 +108,13 @@ fn aus_fitting(aus: &[&[u8]], room: usize) -> usize {
 
 /// Sends one AU as fragments of at most `max_fragment` bytes, each behind
 /// the same single AU-header giving the whole AU's size (RFC 3640 §3.2.3).
-fn fragment(
-    au: &[u8],
-    max_fragment: usize,
-    ts: u32,
-    stream: &mut RtpStreamState,
-    out: &mut PacketBatch,
-) {
+fn fragment(au: &[u8], max_fragment: usize, ts_offset: u32, out: &mut PayloadWriter) {
     let [len_hi, len_lo] = headers_length(1).to_be_bytes();
     let [size_hi, size_lo] = au_header(au.len());
     let headers = [len_hi, len_lo, size_hi, size_lo];
     let mut chunks = au.chunks(max_fragment).peekable();
     while let Some(chunk) = chunks.next() {
-        out.push(stream, ts, chunks.peek().is_none(), &[&headers, chunk]);
+        out.push(chunks.peek().is_none(), ts_offset, &[&headers, chunk]);
     }
 }
 
@@ -166,12 +152,12 @@ mod tests {
     use super::*;
 
     fn run(mtu: usize, aus: &[&[u8]], ts: u32) -> Vec<Vec<u8>> {
-        let mut stream = RtpStreamState::new(97, 7, 500);
-        let mut batch = PacketBatch::new();
+        let mut stream = crate::rtp::RtpStreamState::new(97, 7, 500);
+        let mut writer = PayloadWriter::new();
         AacPacketizer::new(mtu)
-            .packetize(aus, ts, &mut stream, &mut batch)
+            .packetize(aus, &mut writer)
             .expect("valid AUs");
-        batch.packets().map(<[u8]>::to_vec).collect()
+        crate::codec::wire_packets(&writer.finish(), &mut stream, ts)
     }
 
     fn au(len: usize, seed: u8) -> Vec<u8> {
@@ -252,13 +238,12 @@ mod tests {
 
     #[test]
     fn au_too_large_is_an_error() {
-        let mut stream = RtpStreamState::new(97, 7, 0);
-        let mut batch = PacketBatch::new();
+        let mut writer = PayloadWriter::new();
         let ok = au(100, 0);
         let huge = au(8192, 0);
-        let result = AacPacketizer::new(1400).packetize(&[&ok, &huge], 0, &mut stream, &mut batch);
+        let result = AacPacketizer::new(1400).packetize(&[&ok, &huge], &mut writer);
         assert!(matches!(result, Err(CodecError::AacTooLarge(8192))));
-        assert!(batch.is_empty());
+        assert!(writer.is_empty());
         // The largest describable AU still goes through.
         let max = au(MAX_AU_SIZE, 0);
         assert!(run(1400, &[&max], 0).iter().all(|p| p.len() <= 1400));

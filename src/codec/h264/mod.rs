@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 
 use super::CodecError;
-use crate::rtp::{PacketBatch, RtpStreamState, RTP_HEADER_LEN};
+use super::PayloadWriter;
+use crate::rtp::RTP_HEADER_LEN;
 
 const NAL_TYPE_IDR: u8 = 5;
 const NAL_TYPE_SPS: u8 = 7;
@@ -53,8 +54,8 @@ impl H264Packetizer {
         }
     }
 
-    /// Appends to `out` the RTP packets of one AVCC access unit `sample`,
-    /// all stamped `ts`, with the marker bit on the last one only
+    /// Appends to `out` the RTP payloads of one AVCC access unit `sample`,
+    /// all for the unit's timestamp, with the marker bit on the last one only
     /// (RFC 6184 §5.1). Access unit delimiters are dropped (they carry no
     /// picture data); an IDR access unit (a type 5 NAL or `keyframe`) is
     /// preceded by the configured SPS and PPS, and then any in-band copies
@@ -66,9 +67,7 @@ impl H264Packetizer {
         &mut self,
         sample: &[u8],
         keyframe: bool,
-        ts: u32,
-        stream: &mut RtpStreamState,
-        out: &mut PacketBatch,
+        out: &mut PayloadWriter,
     ) -> Result<(), CodecError> {
         let length_size = match self.nal_length_size {
             1 | 2 | 4 => usize::from(self.nal_length_size),
@@ -103,11 +102,11 @@ impl H264Packetizer {
         let mut pending = None;
         for nal in params.chain(nals) {
             if let Some(previous) = pending.replace(nal) {
-                send_nal(self.mtu, previous, ts, false, stream, out);
+                send_nal(self.mtu, previous, false, out);
             }
         }
         if let Some(last) = pending {
-            send_nal(self.mtu, last, ts, true, stream, out);
+            send_nal(self.mtu, last, true, out);
         }
         Ok(())
     }
@@ -121,16 +120,9 @@ fn nal_type(nal: &[u8]) -> u8 {
 /// Sends `nal` as one single NAL unit packet (RFC 6184 §5.6) when it fits,
 /// else as FU-A fragments of near-equal size (§5.8), the marker going on
 /// the last fragment only.
-fn send_nal(
-    mtu: usize,
-    nal: &[u8],
-    ts: u32,
-    marker: bool,
-    stream: &mut RtpStreamState,
-    out: &mut PacketBatch,
-) {
+fn send_nal(mtu: usize, nal: &[u8], marker: bool, out: &mut PayloadWriter) {
     if RTP_HEADER_LEN + nal.len() <= mtu {
-        out.push(stream, ts, marker, &[nal]);
+        out.push(marker, 0, &[nal]);
         return;
     }
     let Some((&header, body)) = nal.split_first() else {
@@ -154,12 +146,7 @@ fn send_nal(
         if last {
             fu_header |= FU_END;
         }
-        out.push(
-            stream,
-            ts,
-            marker && last,
-            &[&[indicator, fu_header], fragment],
-        );
+        out.push(marker && last, 0, &[&[indicator, fu_header], fragment]);
     }
 }
 
@@ -292,11 +279,11 @@ mod tests {
     }
 
     fn run(p: &mut H264Packetizer, sample: &[u8], keyframe: bool) -> Vec<Vec<u8>> {
-        let mut stream = RtpStreamState::new(96, 0x1234_5678, 100);
-        let mut batch = PacketBatch::new();
-        p.packetize(sample, keyframe, 9000, &mut stream, &mut batch)
+        let mut stream = crate::rtp::RtpStreamState::new(96, 0x1234_5678, 100);
+        let mut writer = PayloadWriter::new();
+        p.packetize(sample, keyframe, &mut writer)
             .expect("valid sample");
-        batch.packets().map(<[u8]>::to_vec).collect()
+        crate::codec::wire_packets(&writer.finish(), &mut stream, 9000)
     }
 
     fn marker(packet: &[u8]) -> bool {
@@ -463,15 +450,13 @@ mod tests {
         ];
         for (sample, size) in cases {
             let mut p = H264Packetizer::new(1400, size, vec![Bytes::from_static(&SPS)], Vec::new());
-            let mut stream = RtpStreamState::new(96, 1, 0);
-            let mut batch = PacketBatch::new();
-            let result = p.packetize(sample, true, 0, &mut stream, &mut batch);
+            let mut writer = PayloadWriter::new();
+            let result = p.packetize(sample, true, &mut writer);
             assert!(
                 matches!(result, Err(CodecError::MalformedH264(_))),
                 "{sample:?}"
             );
-            assert!(batch.is_empty());
-            assert_eq!(stream.next_seq, 0);
+            assert!(writer.is_empty());
         }
     }
 
@@ -479,14 +464,14 @@ mod tests {
     fn sequence_numbers_are_consecutive() {
         let sample = avcc(&[&nal(0x65, 6000), &nal(0x65, 10)]);
         let mut p = packetizer(500);
-        let mut stream = RtpStreamState::new(96, 1, 65530);
-        let mut batch = PacketBatch::new();
-        p.packetize(&sample, true, 0, &mut stream, &mut batch)
+        let mut stream = crate::rtp::RtpStreamState::new(96, 1, 65530);
+        let mut writer = PayloadWriter::new();
+        p.packetize(&sample, true, &mut writer)
             .expect("valid sample");
-        p.packetize(&sample, false, 3000, &mut stream, &mut batch)
+        p.packetize(&sample, false, &mut writer)
             .expect("valid sample");
-        let seqs: Vec<u16> = batch
-            .packets()
+        let seqs: Vec<u16> = crate::codec::wire_packets(&writer.finish(), &mut stream, 0)
+            .iter()
             .map(|p| u16::from_be_bytes([p[2], p[3]]))
             .collect();
         for pair in seqs.windows(2) {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use mp4_atom::{Atom, Codec, Encode, FourCC, Moov};
 
-use super::{AccessUnit, CodecParams, TrackInfo};
+use super::{AccessUnit, CodecParams, SampleRef, TrackInfo};
 use sample_table::Sample;
 
 /// Largest Movie Box we read into memory: far above what 10 million samples
@@ -163,6 +163,23 @@ impl Mp4Media {
             .iter()
             .map(|t| t.duration as f64 / f64::from(t.timescale))
             .fold(0.0, f64::max)
+    }
+
+    /// Reads the bytes of `sample` (one positional read, or a slice of the
+    /// bundled bytes) into an access unit.
+    ///
+    /// Errors: [`MediaError::SampleOutOfRange`] when the file is shorter
+    /// than the sample table says, [`MediaError::Io`] on a read failure.
+    pub fn read_sample(&self, sample: &SampleRef) -> Result<AccessUnit, MediaError> {
+        let data = self.source.read_at(sample.offset, sample.size)?;
+        Ok(AccessUnit {
+            track: sample.track,
+            dts: sample.dts,
+            pts: sample.pts,
+            duration: sample.duration,
+            keyframe: sample.keyframe,
+            data,
+        })
     }
 
     /// A reader of all tracks' access units in decode order, starting near
@@ -387,10 +404,9 @@ impl Mp4Reader {
         self
     }
 
-    /// The next access unit in decode order over all tracks, `None` at the
-    /// end. An error concerns one sample (e.g. the file was truncated since
-    /// it was opened); reading continues with the next one.
-    pub fn next_access_unit(&mut self) -> Option<Result<AccessUnit, MediaError>> {
+    /// The next sample in decode order over all tracks, `None` at the end:
+    /// where its bytes are and its times, nothing read yet.
+    pub fn next_sample(&mut self) -> Option<SampleRef> {
         let media = &self.media;
         let mut best: Option<(usize, &Sample)> = None;
         for (track, &i) in self.next.iter().enumerate() {
@@ -415,19 +431,24 @@ impl Mp4Reader {
         let (track, sample) = best?;
         let sample = *sample;
         self.next[track] += 1;
-        Some(
-            self.media
-                .source
-                .read_at(sample.offset, sample.size)
-                .map(|data| AccessUnit {
-                    track,
-                    dts: sample.dts,
-                    pts: sample.pts,
-                    duration: sample.duration,
-                    keyframe: sample.sync,
-                    data,
-                }),
-        )
+        Some(SampleRef {
+            track,
+            dts: sample.dts,
+            pts: sample.pts,
+            duration: sample.duration,
+            keyframe: sample.sync,
+            offset: sample.offset,
+            size: sample.size,
+        })
+    }
+
+    /// The next access unit in decode order over all tracks, its bytes
+    /// read; `None` at the end. An error concerns one sample (e.g. the
+    /// file was truncated since it was opened); reading continues with
+    /// the next one.
+    pub fn next_access_unit(&mut self) -> Option<Result<AccessUnit, MediaError>> {
+        let sample = self.next_sample()?;
+        Some(self.media.read_sample(&sample))
     }
 }
 

@@ -14,6 +14,7 @@ fn handler() -> RtspHandler {
             max_sessions_per_connection: 4,
             max_sessions_per_address: 6,
             max_sessions: 100,
+            rng_seed: [7; 32],
         },
     )
 }

@@ -1,8 +1,12 @@
 //! Timeline, pacing and RTCP of one viewer, driven on the bundled sample
-//! with simulated time.
+//! with simulated time; the tests play the I/O layer's part and read the
+//! samples the viewer asks for.
 
 use super::*;
 use crate::media::catalog::Catalog;
+use crate::media::TrackInfo;
+use crate::rtcp;
+use crate::rtcp::SenderReport;
 use std::net::SocketAddr;
 
 const MTU: usize = 1400;
@@ -21,19 +25,42 @@ fn sample_media() -> Arc<Mp4Media> {
         .expect("mount")
 }
 
-fn sample_stream(loop_playback: bool) -> SessionStream {
+/// Distinct starting values per track, as a seeded generator would give.
+fn stream_start(track: usize) -> StreamStart {
+    StreamStart {
+        ssrc: 0x1000 + track as u32,
+        first_seq: 65_000 + 100 * track as u16,
+        timestamp_base: 0xffff_0000 + 7 * track as u32,
+    }
+}
+
+fn sender(info: &TrackInfo, delivery: Delivery) -> TrackSender {
+    TrackSender::new(
+        info.clone(),
+        delivery,
+        96 + info.index as u8,
+        MTU,
+        stream_start(info.index),
+    )
+}
+
+fn sample_stream(loop_playback: bool) -> Viewer {
     let media = sample_media();
-    let mut stream = SessionStream::new(media.clone(), "test".into(), loop_playback);
+    let mut stream = Viewer::new(media.clone(), "test".into(), loop_playback);
     for info in media.tracks() {
         let port = 6000 + 2 * info.index as u16;
-        stream.set_up_track(TrackOutput::new(
-            info.clone(),
-            udp(port),
-            96 + info.index as u8,
-            MTU,
-        ));
+        stream.set_up_track(sender(info, udp(port)));
     }
     stream
+}
+
+/// Reads what the viewer asks for, as the I/O layer does.
+fn feed(stream: &mut Viewer) {
+    let media = stream.media().clone();
+    let reads: Vec<(u64, SampleRef)> = stream.missing_reads().collect();
+    for (id, sample) in reads {
+        stream.deliver(id, media.read_sample(&sample).map(|au| au.data));
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -100,18 +127,21 @@ fn track_of(delivery: Delivery) -> usize {
 }
 
 /// Drives the stream in 1 ms steps from `from` to `to`.
-fn run(stream: &mut SessionStream, from: Instant, to: Instant, log: &mut Log) {
+fn run(stream: &mut Viewer, from: Instant, to: Instant, log: &mut Log) {
     let mut now = from;
     while now <= to {
+        feed(stream);
         while let Some(transmit) = stream.poll_transmit(now, SystemTime::now()) {
             match transmit {
                 Transmit::Rtp {
                     delivery,
                     batch,
                     packets,
+                    ..
                 } => {
                     log.batches += 1;
-                    for packet in batch.packets_in(packets) {
+                    for (header, payload) in batch.packets_in(packets) {
+                        let packet = [header, payload].concat();
                         assert!(packet.len() <= MTU);
                         log.rtp.push(Sent {
                             track: track_of(delivery),
@@ -124,7 +154,9 @@ fn run(stream: &mut SessionStream, from: Instant, to: Instant, log: &mut Log) {
                         });
                     }
                 }
-                Transmit::Rtcp { delivery, packet } => {
+                Transmit::Rtcp {
+                    delivery, packet, ..
+                } => {
                     let packets = rtcp::parse_compound(packet).expect("valid RTCP");
                     let sender = packets.iter().find_map(|p| match p {
                         rtcp::RtcpPacket::SenderReport { report, .. } => Some(*report),
@@ -428,6 +460,7 @@ fn pause_mid_spread_still_finishes_the_access_unit() {
     stream.play(t0, None, None);
     let mut log = Log::default();
     // Only the first chunk of the keyframe goes out at t0.
+    feed(&mut stream);
     while let Some(transmit) = stream.poll_transmit(t0, SystemTime::now()) {
         if let Transmit::Rtp { .. } = transmit {
             break;
@@ -448,9 +481,8 @@ fn pause_mid_spread_still_finishes_the_access_unit() {
 #[test]
 fn a_single_set_up_track_plays_alone() {
     let media = sample_media();
-    let mut stream = SessionStream::new(media.clone(), "test".into(), false);
-    let audio = media.tracks()[1].clone();
-    stream.set_up_track(TrackOutput::new(audio, udp(6002), 97, MTU));
+    let mut stream = Viewer::new(media.clone(), "test".into(), false);
+    stream.set_up_track(sender(&media.tracks()[1], udp(6002)));
     let t0 = Instant::now();
     stream.play(t0, None, None);
     let mut log = Log::default();
