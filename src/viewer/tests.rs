@@ -66,6 +66,7 @@ fn feed(stream: &mut Viewer) {
 #[derive(Debug, Clone, Copy)]
 struct Sent {
     track: usize,
+    first_nal: u8,
     seq: u16,
     timestamp: u32,
     marker: bool,
@@ -143,8 +144,14 @@ fn run(stream: &mut Viewer, from: Instant, to: Instant, log: &mut Log) {
                     for (header, payload) in batch.packets_in(packets) {
                         let packet = [header, payload].concat();
                         assert!(packet.len() <= MTU);
+                        let track = track_of(delivery);
                         log.rtp.push(Sent {
-                            track: track_of(delivery),
+                            track,
+                            first_nal: if track == 0 {
+                                first_nal_type(payload)
+                            } else {
+                                0
+                            },
                             seq: u16::from_be_bytes([packet[2], packet[3]]),
                             timestamp: u32::from_be_bytes([
                                 packet[4], packet[5], packet[6], packet[7],
@@ -558,4 +565,174 @@ fn looping_restarts_with_rising_timestamps() {
         longest_gap.is_some_and(|gap| gap <= allowed),
         "video keeps its pace across the loop: longest gap {longest_gap:?}, allowed {allowed:?}"
     );
+}
+
+#[test]
+fn bye_leaves_after_the_last_unit_has_been_presented() {
+    let mut stream = sample_stream(false);
+    let t0 = Instant::now();
+    stream.play(t0, Some(9.0), None);
+    let mut log = Log::default();
+    run(&mut stream, t0, t0 + Duration::from_secs(3), &mut log);
+    let last_rtp = log.rtp.last().expect("packets").at;
+    let byes: Vec<Instant> = log.rtcp.iter().filter(|r| r.bye).map(|r| r.at).collect();
+    assert_eq!(byes.len(), 2);
+    for bye in byes {
+        // The last unit is a frame (33 ms) or the file's last AAC frame
+        // (16 ms): BYE comes after it has been presented, not with its
+        // packets.
+        assert!(
+            bye >= last_rtp + Duration::from_millis(10),
+            "{:?}",
+            bye - last_rtp
+        );
+        // ... and when the file's 10 s end, 1 s after the 9 s keyframe.
+        let end = bye - t0;
+        assert!(
+            end >= Duration::from_millis(990) && end <= Duration::from_millis(1100),
+            "{end:?}"
+        );
+    }
+}
+
+#[test]
+fn bye_waits_for_the_rest_of_a_spread_last_unit() {
+    let mut stream = sample_stream(false);
+    // Every video frame spreads over several chunks.
+    stream.burst_bytes = 300;
+    let t0 = Instant::now();
+    stream.play(t0, Some(9.9), None);
+    let mut log = Log::default();
+    run(&mut stream, t0, t0 + Duration::from_secs(2), &mut log);
+    let last_rtp = log.rtp.last().expect("packets").at;
+    let first_bye = log.rtcp.iter().find(|r| r.bye).expect("BYE").at;
+    assert!(first_bye > last_rtp);
+    log.assert_consecutive(0);
+}
+
+/// NAL unit type of the first NAL an RTP payload carries (FU-A included).
+fn first_nal_type(payload: &[u8]) -> u8 {
+    match payload[0] & 0x1f {
+        28 => payload[1] & 0x1f,
+        nal => nal,
+    }
+}
+
+#[test]
+fn congested_viewer_skips_video_to_the_next_keyframe_and_keeps_audio() {
+    let mut stream = sample_stream(false);
+    let t0 = Instant::now();
+    stream.play(t0, None, None);
+    let mut log = Log::default();
+    run(&mut stream, t0, t0 + Duration::from_millis(1500), &mut log);
+    let before = log.rtp.len();
+    let audio_before = frames(&log, 1).len();
+    stream.set_congested(true);
+    run(
+        &mut stream,
+        t0 + Duration::from_millis(1500),
+        t0 + Duration::from_millis(1700),
+        &mut log,
+    );
+    assert!(
+        log.rtp[before..].iter().all(|s| s.track == 1),
+        "no video while congested"
+    );
+    assert!(frames(&log, 1).len() > audio_before + 5, "audio goes on");
+    stream.set_congested(false);
+    let skipped_mid_gop = stream.stats()[0].1.units_skipped;
+    assert!(skipped_mid_gop >= 5, "{skipped_mid_gop}");
+    let resumed_from = log.rtp.len();
+    run(
+        &mut stream,
+        t0 + Duration::from_millis(1700),
+        t0 + Duration::from_millis(2400),
+        &mut log,
+    );
+    // Video resumes only at the 2 s keyframe, parameter sets first.
+    let resumed: Vec<&Sent> = log.rtp[resumed_from..]
+        .iter()
+        .filter(|s| s.track == 0)
+        .collect();
+    let first = resumed.first().expect("video after congestion");
+    assert!(
+        first.at >= t0 + Duration::from_millis(1900),
+        "{:?}",
+        first.at - t0
+    );
+    assert_eq!(first.first_nal, 7, "SPS first");
+    assert!(stream.stats()[0].1.units_skipped > skipped_mid_gop);
+    assert_eq!(stream.stats()[1].1.units_skipped, 0, "audio never skipped");
+    // Skipped frames use no sequence numbers: no loss shows.
+    log.assert_consecutive(0);
+    log.assert_consecutive(1);
+}
+
+#[test]
+fn a_dropped_video_unit_skips_to_the_next_keyframe() {
+    let mut stream = sample_stream(false);
+    let t0 = Instant::now();
+    stream.play(t0, None, None);
+    let mut log = Log::default();
+    run(&mut stream, t0, t0 + Duration::from_millis(500), &mut log);
+    stream.unit_dropped(0);
+    let from = log.rtp.len();
+    run(
+        &mut stream,
+        t0 + Duration::from_millis(500),
+        t0 + Duration::from_millis(1100),
+        &mut log,
+    );
+    let video: Vec<&Sent> = log.rtp[from..].iter().filter(|s| s.track == 0).collect();
+    let first = video.first().expect("video resumes");
+    assert_eq!(first.first_nal, 7, "resumes at the keyframe's SPS");
+    assert!(first.at >= t0 + Duration::from_millis(900));
+    assert!(stream.stats()[0].1.units_skipped >= 10);
+    stream.unit_dropped(1);
+    assert_eq!(
+        stream.stats()[1].1.units_skipped,
+        1,
+        "audio counted, not skipped on"
+    );
+}
+
+#[test]
+fn receiver_reports_fill_the_track_stats() {
+    let mut stream = sample_stream(false);
+    let t0 = Instant::now();
+    stream.play(t0, None, None);
+    let mut log = Log::default();
+    run(&mut stream, t0, t0 + Duration::from_secs(1), &mut log);
+    let sr_wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let lsr = (rtcp::ntp_timestamp(sr_wall) >> 16) as u32;
+    let block = ReportBlock {
+        ssrc: stream_start(1).ssrc,
+        fraction_lost: 64,
+        cumulative_lost: 3,
+        highest_seq: 0,
+        jitter: 480,
+        last_sr: lsr,
+        // Held for 0.5 s (in 1/65536 s units).
+        delay_since_last_sr: 32_768,
+    };
+    let arrival = sr_wall + Duration::from_millis(580);
+    assert_eq!(stream.record_report(block, arrival), Some(1));
+    let unknown = ReportBlock { ssrc: 42, ..block };
+    assert_eq!(stream.record_report(unknown, arrival), None);
+    let (track, stats) = stream.stats()[1];
+    assert_eq!(track, 1);
+    assert_eq!(stats.reports, 1);
+    assert_eq!(stats.fraction_lost, 0.25);
+    assert_eq!(stats.cumulative_lost, 3);
+    assert_eq!(stats.jitter, 480);
+    assert!((stats.jitter_ms - 10.0).abs() < 1e-9, "480 ticks at 48 kHz");
+    let rtt = stats.round_trip.expect("LSR given");
+    assert!(
+        rtt >= Duration::from_millis(79) && rtt <= Duration::from_millis(81),
+        "{rtt:?}"
+    );
+    let audio_packets = log.rtp.iter().filter(|s| s.track == 1).count() as u64;
+    assert_eq!(stats.packets_sent, audio_packets);
+    assert!(stats.bytes_sent > 10 * audio_packets);
+    assert_eq!(stream.stats()[0].1.reports, 0);
 }
