@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use rtpcast::config::Config;
-use rtpcast::media::catalog::Catalog;
+use rtpcast::server::catalog::Catalog;
 
 /// Serve MP4 files (H.264 + AAC) over RTSP/RTP to VLC, ffplay, GStreamer
 /// and any RTSP client. With no MEDIA, serves the bundled sample clip at

@@ -208,7 +208,7 @@ fn bench(args: Args) -> anyhow::Result<()> {
 
 /// Starts the viewers, measures, tears everything down.
 async fn run(args: Args, server: SocketAddr, pid: u32) -> anyhow::Result<Outcome> {
-    let sample = rtpcast::media::catalog::Catalog::bundled_sample()?.resolve("/sample")?;
+    let sample = rtpcast::server::catalog::Catalog::bundled_sample()?.resolve("/sample")?;
     let clock = |index: usize| {
         sample
             .tracks()

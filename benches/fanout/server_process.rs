@@ -23,7 +23,7 @@ pub(crate) fn serve() -> anyhow::Result<()> {
             loop_playback: true,
             ..Default::default()
         };
-        let catalog = rtpcast::media::catalog::Catalog::bundled_sample()?;
+        let catalog = rtpcast::server::catalog::Catalog::bundled_sample()?;
         let server = rtpcast::server::start(&config, catalog).await?;
         println!("READY {} {}", server.rtsp_addr.port(), server.rtp_port);
         tokio::task::spawn_blocking(|| {

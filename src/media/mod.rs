@@ -1,7 +1,6 @@
-//! Media sources: container demuxers that yield access units with their
-//! decode and presentation times, and the catalogue of served files.
+//! Containers: demuxers that yield access units with their decode and
+//! presentation times, and the codec parameters of their tracks.
 
-pub mod catalog;
 pub mod mp4;
 
 use bytes::Bytes;

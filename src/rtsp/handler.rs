@@ -10,10 +10,10 @@ use rtsp_types::{headers, Method, Request, Response, StatusCode, Url, Version};
 
 use super::session::{ConnectionId, Owner, Session, SessionState};
 use super::transport::{self, Delivery, TransportError};
-use crate::media::catalog::{Catalog, ResolveError};
 use crate::media::mp4::Mp4Media;
 use crate::rtcp::RtcpPacket;
 use crate::sdp;
+use crate::source::ResolveError;
 use crate::viewer::{StreamStart, TrackSender, Viewer};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -106,7 +106,6 @@ impl Refusal {
 /// (RFC 2326 §10).
 #[derive(Debug)]
 pub struct RtspHandler {
-    catalog: Arc<Catalog>,
     settings: HandlerSettings,
     sessions: HashMap<String, Session>,
     /// Which session an incoming RTCP packet belongs to, by where it came
@@ -116,10 +115,9 @@ pub struct RtspHandler {
 }
 
 impl RtspHandler {
-    /// A handler serving `catalog`.
-    pub fn new(catalog: Arc<Catalog>, settings: HandlerSettings) -> Self {
+    /// A handler with no session yet.
+    pub fn new(settings: HandlerSettings) -> Self {
         RtspHandler {
-            catalog,
             rng: StdRng::from_seed(settings.rng_seed),
             settings,
             sessions: HashMap::new(),
@@ -132,12 +130,15 @@ impl RtspHandler {
         self.sessions.len()
     }
 
-    /// Answers one request (RFC 2326 §10). Errors become status codes with
-    /// a reason phrase; nothing a client sends can panic here.
-    pub fn handle(
+    /// Answers one request (RFC 2326 §10). `media` is what the I/O layer
+    /// found at the mount [`media_needed`] named (DESCRIBE and SETUP), so
+    /// no file is touched here. Errors become status codes with a reason
+    /// phrase; nothing a client sends can panic here.
+    pub fn handle_request(
         &mut self,
         request: &Request<Vec<u8>>,
         ctx: &RequestContext,
+        media: Option<ResolvedMedia>,
         now: Instant,
     ) -> Handled {
         // CSeq is 1*DIGIT (RFC 2326 §12.17); anything else is not echoed.
@@ -171,8 +172,8 @@ impl RtspHandler {
             Method::Options => Ok(ok(&cseq)
                 .header(headers::PUBLIC, PUBLIC_METHODS)
                 .build(Vec::new())),
-            Method::Describe => self.describe(request, ctx, &cseq),
-            Method::Setup => self.setup(request, ctx, &cseq, now, &mut actions),
+            Method::Describe => self.describe(request, ctx, &cseq, media),
+            Method::Setup => self.setup(request, ctx, &cseq, media, now, &mut actions),
             Method::Play => self.play(request, ctx, &cseq, now, &mut actions),
             Method::Pause => self.pause(request, ctx, &cseq, &mut actions),
             Method::Teardown => self.teardown(request, ctx, &cseq, &mut actions),
@@ -294,10 +295,11 @@ impl RtspHandler {
         request: &Request<Vec<u8>>,
         ctx: &RequestContext,
         cseq: &str,
+        media: Option<ResolvedMedia>,
     ) -> Result<Response<Vec<u8>>, Refusal> {
         let url = request_url(request)?;
         let (mount, _) = split_track(url.path());
-        let media = self.resolve(&mount)?;
+        let media = resolved(&mount, media)?;
         let body = sdp::describe(media.tracks(), media.duration_secs(), ctx.local.ip());
         Ok(ok(cseq)
             .header(headers::CONTENT_BASE, content_base(url, &mount))
@@ -310,6 +312,7 @@ impl RtspHandler {
         request: &Request<Vec<u8>>,
         ctx: &RequestContext,
         cseq: &str,
+        media: Option<ResolvedMedia>,
         now: Instant,
         actions: &mut Vec<Action>,
     ) -> Result<Response<Vec<u8>>, Refusal> {
@@ -330,7 +333,7 @@ impl RtspHandler {
                 }
                 lock(&session.stream).media().clone()
             }
-            None => self.resolve(&mount)?,
+            None => resolved(&mount, media)?,
         };
         let track = match track {
             Some(index) => index,
@@ -655,22 +658,6 @@ impl RtspHandler {
         Ok(())
     }
 
-    fn resolve(&self, mount: &str) -> Result<Arc<Mp4Media>, Refusal> {
-        self.catalog.resolve(mount).map_err(|error| match error {
-            ResolveError::NotFound(path) => Refusal::new(404, format!("Not Found: {path}")),
-            ResolveError::Forbidden(path) => {
-                // Answered like a missing file so probing learns nothing.
-                tracing::warn!(path = %path, "refused a path that escapes the media root");
-                Refusal::new(404, format!("Not Found: {path}"))
-            }
-            ResolveError::Media(error) => {
-                // The details stay in the log: they describe our files.
-                tracing::warn!(mount, %error, "media cannot be served");
-                Refusal::new(500, "Internal Server Error: media cannot be played")
-            }
-        })
-    }
-
     /// Interleaved channels taken on `connection` by its sessions' tracks,
     /// other than `track` of session `setting_up` (being set up again).
     fn channels_in_use(
@@ -724,6 +711,28 @@ impl RtspHandler {
         format!("{id};timeout={}", self.settings.session_timeout.as_secs())
     }
 }
+
+/// The media the I/O layer found for `mount`, or the refusal that says why
+/// there is none (RFC 2326 §7.1.1).
+fn resolved(mount: &str, media: Option<ResolvedMedia>) -> Result<Arc<Mp4Media>, Refusal> {
+    let media = media.unwrap_or_else(|| Err(ResolveError::NotFound(mount.to_string())));
+    media.map_err(|error| match error {
+        ResolveError::NotFound(path) => Refusal::new(404, format!("Not Found: {path}")),
+        ResolveError::Forbidden(path) => {
+            // Answered like a missing file so probing learns nothing.
+            tracing::warn!(path = %path, "refused a path that escapes the media root");
+            Refusal::new(404, format!("Not Found: {path}"))
+        }
+        ResolveError::Media(error) => {
+            // The details stay in the log: they describe our files.
+            tracing::warn!(mount, %error, "media cannot be served");
+            Refusal::new(500, "Internal Server Error: media cannot be played")
+        }
+    })
+}
+
+/// What the I/O layer found at a mount: the media, or why there is none.
+pub type ResolvedMedia = Result<Arc<Mp4Media>, ResolveError>;
 
 /// Identifies which session an RTCP packet belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -97,14 +97,22 @@ pub(super) async fn serve(
             match framer.next_message() {
                 Ok(None) => break,
                 Ok(Some(Incoming::Request(request))) => {
-                    if let Some(mount) = handler::media_needed(&request) {
-                        // Opening a file blocks; done here, the handler
-                        // then finds it cached and every other client's
-                        // requests need not wait behind the disk.
-                        let catalog = shared.catalog.clone();
-                        let _ = tokio::task::spawn_blocking(move || catalog.resolve(&mount)).await;
-                    }
-                    let handled = shared.handler().handle(&request, &ctx, Instant::now());
+                    // Opening a file blocks: done on a blocking thread
+                    // before the handler is asked, so no other client's
+                    // request waits behind the disk.
+                    let media = match handler::media_needed(&request) {
+                        Some(mount) => {
+                            let catalog = shared.catalog.clone();
+                            tokio::task::spawn_blocking(move || catalog.resolve(&mount))
+                                .await
+                                .ok()
+                        }
+                        None => None,
+                    };
+                    let handled =
+                        shared
+                            .handler()
+                            .handle_request(&request, &ctx, media, Instant::now());
                     let mut bytes = Vec::with_capacity(512);
                     if handled.response.write(&mut bytes).is_err()
                         || tx.send(Outgoing::Bytes(bytes.into())).await.is_err()

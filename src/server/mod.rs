@@ -2,7 +2,9 @@
 //! per playing session, the shared UDP port pair and the session reaper.
 //! It moves bytes between sockets and the sans-IO core and decides nothing.
 
+pub mod catalog;
 mod connection;
+pub mod media_file;
 mod session_task;
 pub mod udp;
 
@@ -17,8 +19,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::media::catalog::Catalog;
 use crate::rtsp::handler::{self, HandlerSettings, RtcpSource, RtspHandler};
+use catalog::Catalog;
 use tokio::io::AsyncWriteExt;
 use udp::UdpPair;
 
@@ -127,7 +129,7 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
     };
     let catalog = Arc::new(catalog);
     let shared = Arc::new(Shared {
-        handler: Mutex::new(RtspHandler::new(catalog.clone(), settings)),
+        handler: Mutex::new(RtspHandler::new(settings)),
         catalog,
         udp,
         wakers: Mutex::new(HashMap::new()),

@@ -3,10 +3,10 @@
 //! samples the viewer asks for.
 
 use super::*;
-use crate::media::catalog::Catalog;
 use crate::media::TrackInfo;
 use crate::rtcp;
 use crate::rtcp::SenderReport;
+use crate::server::catalog::Catalog;
 use std::net::SocketAddr;
 
 const MTU: usize = 1400;

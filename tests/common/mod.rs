@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rtpcast::config::Config;
-use rtpcast::media::catalog::Catalog;
+use rtpcast::server::catalog::Catalog;
 use rtpcast::server::RunningServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};

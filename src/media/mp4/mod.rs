@@ -13,9 +13,6 @@ mod tests;
 
 use std::cmp::Ordering;
 use std::fmt;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -64,64 +61,53 @@ impl From<mp4_atom::Error> for MediaError {
     }
 }
 
-/// Where the file's bytes live: an open file shared by all readers (read
-/// with positional reads, so no seek position is shared), or bytes compiled
-/// into the binary.
-enum Source {
-    File(File),
-    Static(&'static [u8]),
+/// The bytes of a media file, read by offset: the I/O layer's file, or
+/// bytes compiled into the binary. Implementations read positionally, so
+/// many readers share one without a shared seek position.
+pub trait ByteSource: Send + Sync + fmt::Debug {
+    /// Length in bytes.
+    ///
+    /// Errors: [`MediaError::Io`] when it cannot be found out.
+    fn byte_len(&self) -> Result<u64, MediaError>;
+
+    /// Exactly `size` bytes at `offset`.
+    ///
+    /// Errors: [`MediaError::SampleOutOfRange`] past the end,
+    /// [`MediaError::Io`] on a read failure.
+    fn read_at(&self, offset: u64, size: u32) -> Result<Bytes, MediaError>;
 }
 
-impl Source {
-    fn len(&self) -> Result<u64, MediaError> {
-        Ok(match self {
-            Source::File(f) => f.metadata()?.len(),
-            Source::Static(b) => b.len() as u64,
-        })
-    }
+/// Bytes that live as long as the program (the bundled sample).
+#[derive(Clone, Copy)]
+pub struct StaticBytes(pub &'static [u8]);
 
-    /// Reads exactly `size` bytes at `offset`.
-    fn read_at(&self, offset: u64, size: u32) -> Result<Bytes, MediaError> {
-        let out_of_range = |len| MediaError::SampleOutOfRange { offset, size, len };
-        match self {
-            Source::Static(b) => {
-                let len = b.len() as u64;
-                let start = usize::try_from(offset).map_err(|_| out_of_range(len))?;
-                let end = start
-                    .checked_add(size as usize)
-                    .ok_or_else(|| out_of_range(len))?;
-                b.get(start..end)
-                    .map(Bytes::from_static)
-                    .ok_or_else(|| out_of_range(len))
-            }
-            Source::File(f) => {
-                let mut buf = vec![0; size as usize];
-                f.read_exact_at(&mut buf, offset).map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                        out_of_range(f.metadata().map(|m| m.len()).unwrap_or(0))
-                    } else {
-                        MediaError::Io(e)
-                    }
-                })?;
-                Ok(Bytes::from(buf))
-            }
-        }
-    }
-}
-
-impl fmt::Debug for Source {
+impl fmt::Debug for StaticBytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::File(file) => f.debug_tuple("File").field(file).finish(),
-            Source::Static(b) => write!(f, "Static({} bytes)", b.len()),
-        }
+        write!(f, "StaticBytes({} bytes)", self.0.len())
+    }
+}
+
+impl ByteSource for StaticBytes {
+    fn byte_len(&self) -> Result<u64, MediaError> {
+        Ok(self.0.len() as u64)
+    }
+
+    fn read_at(&self, offset: u64, size: u32) -> Result<Bytes, MediaError> {
+        let len = self.0.len() as u64;
+        let out_of_range = || MediaError::SampleOutOfRange { offset, size, len };
+        let start = usize::try_from(offset).map_err(|_| out_of_range())?;
+        let end = start.checked_add(size as usize).ok_or_else(out_of_range)?;
+        self.0
+            .get(start..end)
+            .map(Bytes::from_static)
+            .ok_or_else(out_of_range)
     }
 }
 
 /// An opened MP4 file: its supported tracks and their sample tables (from
 /// the `moov` box), shared by all sessions streaming it.
 pub struct Mp4Media {
-    source: Source,
+    source: Arc<dyn ByteSource>,
     tracks: Vec<TrackInfo>,
     /// Per track, in the same order as `tracks`, samples in decode order.
     samples: Vec<Vec<Sample>>,
@@ -140,16 +126,10 @@ impl fmt::Debug for Mp4Media {
 }
 
 impl Mp4Media {
-    /// Opens an MP4 file, parsing its `moov` box; sample data is read later,
-    /// on demand.
-    pub fn open(path: &Path) -> Result<Arc<Self>, MediaError> {
-        Self::parse(Source::File(File::open(path)?))
-    }
-
     /// Parses an MP4 file held in memory for the whole program run (the
     /// bundled sample, embedded with `include_bytes!`).
     pub fn from_static(bytes: &'static [u8]) -> Result<Arc<Self>, MediaError> {
-        Self::parse(Source::Static(bytes))
+        Self::parse(Arc::new(StaticBytes(bytes)))
     }
 
     /// The streamable tracks (H.264 video, AAC audio), in file order.
@@ -188,9 +168,15 @@ impl Mp4Media {
         Mp4Reader::new(Arc::clone(self), start_secs)
     }
 
-    fn parse(source: Source) -> Result<Arc<Self>, MediaError> {
-        let len = source.len()?;
-        let moov = read_moov(&source, len)?;
+    /// Parses the `moov` box of the MP4 file in `source` (ISO/IEC
+    /// 14496-12 §8.2.1); samples are read later, by offset, with
+    /// [`read_sample`](Self::read_sample). This reads from `source`: the
+    /// I/O layer calls it on a blocking thread for files.
+    ///
+    /// Errors: unreadable, malformed, fragmented or codec-less files.
+    pub fn parse(source: Arc<dyn ByteSource>) -> Result<Arc<Self>, MediaError> {
+        let len = source.byte_len()?;
+        let moov = read_moov(source.as_ref(), len)?;
         if moov.mvex.is_some() {
             return Err(MediaError::Unsupported("fragmented MP4 (mvex)".into()));
         }
@@ -250,7 +236,7 @@ impl Mp4Media {
 
 /// Scans the top-level boxes by their headers only and decodes the single
 /// `moov`; `mdat` and anything else is stepped over without being read.
-fn read_moov(source: &Source, len: u64) -> Result<Moov, MediaError> {
+fn read_moov(source: &dyn ByteSource, len: u64) -> Result<Moov, MediaError> {
     const MOOF: FourCC = FourCC::new(b"moof");
     let mut pos = 0u64;
     let mut moov = None;
@@ -280,7 +266,11 @@ fn read_moov(source: &Source, len: u64) -> Result<Moov, MediaError> {
 
 /// Decodes a box header (§4.2) at `pos`: returns its type, header length and
 /// total length, which must fit in the file.
-fn read_box_header(source: &Source, pos: u64, len: u64) -> Result<(FourCC, u64, u64), MediaError> {
+fn read_box_header(
+    source: &dyn ByteSource,
+    pos: u64,
+    len: u64,
+) -> Result<(FourCC, u64, u64), MediaError> {
     let remaining = len - pos;
     if remaining < 8 {
         return Err(MediaError::Invalid(format!(

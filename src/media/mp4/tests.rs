@@ -1,6 +1,8 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::server::media_file::open_mp4;
+use std::os::unix::fs::FileExt;
 
 static SAMPLE: &[u8] = include_bytes!("../../../media/sample.mp4");
 
@@ -64,7 +66,7 @@ fn static_sample_tracks() {
 
 #[test]
 fn file_sample_tracks_and_data_match_static() {
-    let file = Mp4Media::open(&sample_path()).expect("sample file parses");
+    let file = open_mp4(&sample_path()).expect("sample file parses");
     check_tracks(&file);
     let from_file = read_all(&mut file.reader(0.0));
     let from_static = read_all(&mut sample().reader(0.0));
@@ -177,7 +179,7 @@ fn truncated_files_are_errors() {
     ];
     for cut in cuts {
         let path = temp_file("truncated", &SAMPLE[..cut]);
-        assert!(Mp4Media::open(&path).is_err(), "cut at {cut} accepted");
+        assert!(open_mp4(&path).is_err(), "cut at {cut} accepted");
     }
 }
 
@@ -207,7 +209,7 @@ fn corrupted_moov_never_panics() {
         }
         file.write_all_at(&corrupted, moov.start as u64)
             .expect("write temp file");
-        match Mp4Media::open(&path) {
+        match open_mp4(&path) {
             Ok(media) => {
                 // Whatever survived validation must read without panicking.
                 let mut reader = media.reader(0.0);
@@ -229,7 +231,7 @@ fn corrupted_moov_never_panics() {
     let mut bytes = SAMPLE.to_vec();
     bytes[trak - 4..trak].fill(0xff);
     let path = temp_file("corrupt", &bytes);
-    assert!(Mp4Media::open(&path).is_err());
+    assert!(open_mp4(&path).is_err());
 }
 
 #[test]
@@ -245,7 +247,7 @@ fn sample_tables_are_validated() {
     // stsz: type, version/flags, sample_size, sample_count, first entry.
     bytes[stsz + 16..stsz + 20].copy_from_slice(&u32::MAX.to_be_bytes());
     let path = temp_file("bigsample", &bytes);
-    let err = Mp4Media::open(&path).unwrap_err();
+    let err = open_mp4(&path).unwrap_err();
     assert!(matches!(err, MediaError::Invalid(_)), "{err}");
 }
 
@@ -253,5 +255,5 @@ fn sample_tables_are_validated() {
 fn not_mp4_is_an_error() {
     assert!(Mp4Media::from_static(b"").is_err());
     assert!(Mp4Media::from_static(b"\0\0\0\x10ftypisom\0\0\0\0").is_err());
-    assert!(Mp4Media::open(Path::new("/nonexistent/clip.mp4")).is_err());
+    assert!(open_mp4(Path::new("/nonexistent/clip.mp4")).is_err());
 }

@@ -1,22 +1,40 @@
 use super::*;
+use crate::server::catalog::Catalog;
 
 const BASE: &str = "rtsp://127.0.0.1:5544/sample";
 
+/// The I/O layer's part in these tests: the bundled sample's catalogue
+/// resolves the mount a request names before the handler sees it.
+trait HandleWithSample {
+    fn handle(&mut self, request: &Request<Vec<u8>>, ctx: &RequestContext, now: Instant)
+        -> Handled;
+}
+
+impl HandleWithSample for RtspHandler {
+    fn handle(
+        &mut self,
+        request: &Request<Vec<u8>>,
+        ctx: &RequestContext,
+        now: Instant,
+    ) -> Handled {
+        static CATALOG: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
+        let catalog = CATALOG.get_or_init(|| Catalog::bundled_sample().expect("bundled sample"));
+        let media = media_needed(request).map(|mount| catalog.resolve(&mount));
+        self.handle_request(request, ctx, media, now)
+    }
+}
+
 fn handler() -> RtspHandler {
-    let catalog = Catalog::bundled_sample().expect("bundled sample");
-    RtspHandler::new(
-        Arc::new(catalog),
-        HandlerSettings {
-            server_rtp_port: 5005,
-            mtu: 1400,
-            loop_playback: false,
-            session_timeout: Duration::from_secs(60),
-            max_sessions_per_connection: 4,
-            max_sessions_per_address: 6,
-            max_sessions: 100,
-            rng_seed: [7; 32],
-        },
-    )
+    RtspHandler::new(HandlerSettings {
+        server_rtp_port: 5005,
+        mtu: 1400,
+        loop_playback: false,
+        session_timeout: Duration::from_secs(60),
+        max_sessions_per_connection: 4,
+        max_sessions_per_address: 6,
+        max_sessions: 100,
+        rng_seed: [7; 32],
+    })
 }
 
 fn ctx(connection: ConnectionId, ip: [u8; 4]) -> RequestContext {

@@ -1,4 +1,6 @@
 //! Mounts: which RTSP URL path (RFC 2326 §3.2) serves which media file.
+//! This is the file system side of the server (folder walks, opening and
+//! caching files); the RTSP core gets only its answers.
 //!
 //! URL paths come from the network, so resolution is defensive: path
 //! traversal through `..`, encoded separators, backslashes, NUL bytes and
@@ -12,7 +14,9 @@ use std::time::SystemTime;
 
 use percent_encoding::percent_decode_str;
 
-use super::mp4::{MediaError, Mp4Media};
+use super::media_file;
+use crate::media::mp4::{MediaError, Mp4Media};
+use crate::source::ResolveError;
 
 /// The clip compiled into the binary, served when no media path is given.
 static BUNDLED_SAMPLE: &[u8] = include_bytes!("../../media/sample.mp4");
@@ -28,20 +32,6 @@ const MAX_CACHED_MEDIA: usize = 64;
 /// tree cannot stall startup.
 const MAX_WALK_DEPTH: usize = 8;
 const MAX_WALK_ENTRIES: usize = 10_000;
-
-/// Why a URL path could not be resolved to media.
-#[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
-    /// Nothing is mounted there (RTSP 404).
-    #[error("no media at {0}")]
-    NotFound(String),
-    /// The path tries to leave the media root (RTSP 403).
-    #[error("forbidden path {0}")]
-    Forbidden(String),
-    /// The file exists but is not a usable MP4 (ISO/IEC 14496-12/14).
-    #[error(transparent)]
-    Media(#[from] MediaError),
-}
 
 /// The media served by this server, by the path of the request URL
 /// (RFC 2326 §3.2).
@@ -187,7 +177,7 @@ impl Catalog {
             return Ok(media);
         }
         // Parsed without the lock held: other requests need not wait for it.
-        let media = Mp4Media::open(path)?;
+        let media = media_file::open_mp4(path)?;
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= MAX_CACHED_MEDIA {
             // Bound memory and open files: forget what no session plays.
