@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use rtpcast::config::Limit;
 use tokio::net::UdpSocket;
 
 /// Receives until nothing has arrived for `idle` (at most `limit`).
@@ -773,9 +774,13 @@ async fn interleaved_tcp_mixes_media_and_responses() {
 
 #[tokio::test]
 async fn connections_over_the_per_address_limit_get_503() {
-    let server = start_server().await;
+    const LIMIT: usize = 8;
+    let server = start_server_with(|config| {
+        config.max_connections_per_address = Limit::at_most(LIMIT);
+    })
+    .await;
     let mut open = Vec::new();
-    for _ in 0..64 {
+    for _ in 0..LIMIT {
         let mut client = RtspClient::connect(server.rtsp_addr).await;
         let options = client
             .request("OPTIONS", &url(&server, "sample"), &[])
@@ -822,7 +827,12 @@ async fn pipelined_requests_are_answered_in_order() {
 
 #[tokio::test]
 async fn udp_session_outlives_its_connection_and_frees_the_slot() {
-    let udp = UdpSession::playing().await;
+    const LIMIT: usize = 4;
+    let mut udp = UdpSession::setup_with(|config| {
+        config.max_connections_per_address = Limit::at_most(LIMIT);
+    })
+    .await;
+    udp.control.request_ok("PLAY").await;
     let UdpSession {
         server,
         control,
@@ -841,10 +851,10 @@ async fn udp_session_outlives_its_connection_and_frees_the_slot() {
         "UDP media continues after the RTSP connection closes ({} packets)",
         after_close.len()
     );
-    // All 64 per-address slots are free again: the closed connection's
-    // slot is not held by its still-playing session.
+    // Every per-address connection slot is free again: the closed
+    // connection's slot is not held by its still-playing session.
     let mut open = Vec::new();
-    for _ in 0..64 {
+    for _ in 0..LIMIT {
         let mut client = RtspClient::connect(server.rtsp_addr).await;
         assert_eq!(client.request("OPTIONS", &base, &[]).await.status, 200);
         open.push(client);

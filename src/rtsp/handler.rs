@@ -10,6 +10,7 @@ use rtsp_types::{headers, Method, Request, Response, StatusCode, Url, Version};
 
 use super::session::{ConnectionId, Owner, Session, SessionState};
 use super::transport::{self, Delivery, TransportError};
+use crate::config::Limit;
 use crate::media::catalog::{Catalog, ResolveError};
 use crate::media::mp4::Mp4Media;
 use crate::rtcp::RtcpPacket;
@@ -35,11 +36,11 @@ pub struct HandlerSettings {
     /// Idle time after which a session is torn down.
     pub session_timeout: Duration,
     /// Sessions one connection may hold (CVE-2021-39283: bound state).
-    pub max_sessions_per_connection: usize,
+    pub max_sessions_per_connection: Limit,
     /// Sessions one client address may hold, across its connections.
-    pub max_sessions_per_address: usize,
+    pub max_sessions_per_address: Limit,
     /// Sessions the whole server may hold.
-    pub max_sessions: usize,
+    pub max_sessions: Limit,
 }
 
 /// Where a request came from.
@@ -620,6 +621,8 @@ impl RtspHandler {
         Ok(session)
     }
 
+    /// Refuses a new session past any of the configured limits, logging
+    /// which one so an operator knows what to raise.
     fn check_session_limits(&self, ctx: &RequestContext) -> Result<(), Refusal> {
         let on_connection = self
             .sessions
@@ -633,10 +636,27 @@ impl RtspHandler {
             .values()
             .filter(|s| s.owner.ip == ctx.peer.ip())
             .count();
-        if on_connection >= self.settings.max_sessions_per_connection
-            || from_address >= self.settings.max_sessions_per_address
-            || self.sessions.len() >= self.settings.max_sessions
-        {
+        let exceeded = [
+            (
+                self.settings.max_sessions_per_connection,
+                on_connection,
+                "sessions on this connection",
+            ),
+            (
+                self.settings.max_sessions_per_address,
+                from_address,
+                "sessions from this address (--max-sessions-per-address)",
+            ),
+            (
+                self.settings.max_sessions,
+                self.sessions.len(),
+                "sessions on the server (--max-sessions)",
+            ),
+        ]
+        .into_iter()
+        .find(|(limit, held, _)| !limit.admits_one_more(*held));
+        if let Some((limit, _, what)) = exceeded {
+            tracing::warn!(peer = %ctx.peer, %limit, "too many {what}; refusing SETUP");
             return Err(Refusal::new(453, "Not Enough Bandwidth: too many sessions"));
         }
         Ok(())

@@ -16,14 +16,11 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::config::{Config, Limit};
 use crate::media::catalog::Catalog;
 use crate::rtsp::handler::{self, HandlerSettings, RtcpSource, RtspHandler};
 use tokio::io::AsyncWriteExt;
 use udp::UdpPair;
-
-/// Connections one client address may hold at once (CVE-2021-39283).
-const MAX_CONNECTIONS_PER_IP: usize = 64;
 
 /// State shared by all tasks.
 #[derive(Debug)]
@@ -33,6 +30,8 @@ struct Shared {
     udp: UdpPair,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
     connections_per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
+    /// Connections one client address may hold at once (CVE-2021-39283).
+    max_connections_per_address: Limit,
 }
 
 impl Shared {
@@ -131,6 +130,7 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
         udp,
         wakers: Mutex::new(HashMap::new()),
         connections_per_ip: Mutex::new(HashMap::new()),
+        max_connections_per_address: config.max_connections_per_address,
     });
     let rtsp_addr = listener.local_addr()?;
     let shared_for_handle = shared.clone();
@@ -165,8 +165,12 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             let count = counts.entry(peer.ip()).or_insert(0);
-            if *count >= MAX_CONNECTIONS_PER_IP {
-                tracing::warn!(%peer, "too many connections from this address; refusing");
+            if !shared.max_connections_per_address.admits_one_more(*count) {
+                tracing::warn!(
+                    %peer,
+                    limit = %shared.max_connections_per_address,
+                    "too many connections from this address (--max-connections-per-address); refusing"
+                );
                 tokio::spawn(refuse_connection(socket));
                 continue;
             }

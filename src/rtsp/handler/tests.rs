@@ -3,6 +3,10 @@ use super::*;
 const BASE: &str = "rtsp://127.0.0.1:5544/sample";
 
 fn handler() -> RtspHandler {
+    handler_with_limits(Limit::at_most(4), Limit::at_most(6), Limit::at_most(100))
+}
+
+fn handler_with_limits(per_connection: Limit, per_address: Limit, overall: Limit) -> RtspHandler {
     let catalog = Catalog::bundled_sample().expect("bundled sample");
     RtspHandler::new(
         Arc::new(catalog),
@@ -11,9 +15,9 @@ fn handler() -> RtspHandler {
             mtu: 1400,
             loop_playback: false,
             session_timeout: Duration::from_secs(60),
-            max_sessions_per_connection: 4,
-            max_sessions_per_address: 6,
-            max_sessions: 100,
+            max_sessions_per_connection: per_connection,
+            max_sessions_per_address: per_address,
+            max_sessions: overall,
         },
     )
 }
@@ -449,6 +453,52 @@ fn sessions_per_address_are_bounded_across_connections() {
         200,
         "other clients unaffected"
     );
+}
+
+#[test]
+fn sessions_on_the_server_are_bounded_across_addresses() {
+    let mut h = handler_with_limits(Limit::UNLIMITED, Limit::UNLIMITED, Limit::at_most(5));
+    let now = Instant::now();
+    let setup = request(
+        Method::Setup,
+        &format!("{BASE}/trackID=0"),
+        &[("Transport", "RTP/AVP;unicast;client_port=6000-6001")],
+    );
+    for client in 0..5u8 {
+        assert_eq!(
+            status(&h.handle(&setup, &ctx(1, [10, 0, 0, client]), now)),
+            200
+        );
+    }
+    let refused = h.handle(&setup, &ctx(1, [10, 0, 0, 9]), now);
+    assert_eq!(status(&refused), 453);
+    assert_eq!(
+        refused.response.reason_phrase(),
+        "Not Enough Bandwidth: too many sessions"
+    );
+    h.teardown_all();
+    assert_eq!(
+        status(&h.handle(&setup, &ctx(1, [10, 0, 0, 9]), now)),
+        200,
+        "freed sessions make room again"
+    );
+}
+
+#[test]
+fn zero_limits_mean_unlimited() {
+    let mut h = handler_with_limits(Limit::at_most(0), Limit::at_most(0), Limit::at_most(0));
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    let setup = request(
+        Method::Setup,
+        &format!("{BASE}/trackID=0"),
+        &[("Transport", "RTP/AVP;unicast;client_port=6000-6001")],
+    );
+    // Well past the default of 16 sessions per connection.
+    for _ in 0..300 {
+        assert_eq!(status(&h.handle(&setup, &c, now)), 200);
+    }
+    assert_eq!(h.session_count(), 300);
 }
 
 #[test]
