@@ -896,3 +896,99 @@ async fn shutdown_ends_every_session_with_bye() {
         .await
         .is_empty());
 }
+
+/// RFC 2326 §4: lines may end in CRLF, LF or CR alone; a client using
+/// either of the bare forms is answered like any other.
+#[tokio::test]
+async fn requests_with_bare_lf_or_bare_cr_line_ends_are_answered() {
+    let (server, mut client) = serve_and_connect().await;
+    let base = url(&server, "sample");
+    client
+        .send_raw(format!("OPTIONS {base} RTSP/1.0\nCSeq: 31\n\n").as_bytes())
+        .await;
+    let options = client.response_for(31).await;
+    assert_eq!(options.status, 200, "{}", options.head);
+    assert!(options.expect_header("Public").contains("DESCRIBE"));
+    client
+        .send_raw(
+            format!("DESCRIBE {base} RTSP/1.0\rCSeq: 32\rAccept: application/sdp\r\r").as_bytes(),
+        )
+        .await;
+    let describe = client.response_for(32).await;
+    assert_eq!(describe.status, 200, "{}", describe.head);
+    assert!(describe.body_text().contains("m=video"));
+    let options = client.request("OPTIONS", &base, &[]).await;
+    assert_eq!(options.status, 200, "CRLF still works after bare line ends");
+}
+
+/// The request shapes of clients that append the track control after the
+/// presentation URL's query, write keywords in capitals, and ask for
+/// another Scale: the stream plays at normal rate and says so.
+#[tokio::test]
+async fn query_track_urls_capital_npt_and_scale_play_at_normal_rate() {
+    let (server, mut client) = serve_and_connect().await;
+    let presentation = format!("{}?token=x", url(&server, "sample"));
+    let (video, _video_rtcp) = udp_pair().await;
+    let (audio, _audio_rtcp) = udp_pair().await;
+    let session = client
+        .setup(&presentation, 0, &udp_transport(&video), None)
+        .await
+        .session_id();
+    client
+        .setup(&presentation, 1, &udp_transport(&audio), Some(&session))
+        .await;
+    let play = client
+        .request_ok(
+            "PLAY",
+            &presentation,
+            &[("Session", &session), ("Range", "NPT=0-"), ("Scale", "2.0")],
+        )
+        .await;
+    assert_eq!(play.header("Scale"), Some("1"), "{}", play.head);
+    assert_eq!(play.npt_range(), (0.0, None));
+    let base = url(&server, "sample");
+    for track in ["trackID=0", "trackID=1"] {
+        let info = play.rtp_info_for(track);
+        assert_eq!(info.url, format!("{base}/{track}"), "no query in RTP-Info");
+    }
+    let played = Instant::now();
+    let packets = recv_for(&video, Duration::from_secs(2)).await;
+    let frames = rtp_headers(&packets).iter().filter(|h| h.marker).count();
+    // 30 fps at 1x: about 60 frames in 2 s; at Scale 2 it would be 120.
+    assert!(
+        (40..=75).contains(&frames),
+        "{frames} video frames in {:?}",
+        played.elapsed()
+    );
+    assert!(!recv_for(&audio, Duration::from_millis(300))
+        .await
+        .is_empty());
+}
+
+/// `//sample/...` and `/sample/...` are one presentation: a session set up
+/// with both spellings is one session.
+#[tokio::test]
+async fn doubled_slashes_join_the_same_session() {
+    let (server, mut client) = serve_and_connect().await;
+    let (video, _video_rtcp) = udp_pair().await;
+    let (audio, _audio_rtcp) = udp_pair().await;
+    let doubled = format!("rtsp://{}//sample/", server.rtsp_addr);
+    let session = client
+        .request_ok(
+            "SETUP",
+            &format!("{doubled}/trackID=0"),
+            &[("Transport", &udp_transport(&video))],
+        )
+        .await
+        .session_id();
+    let base = url(&server, "sample");
+    let audio_setup = client
+        .setup(&base, 1, &udp_transport(&audio), Some(&session))
+        .await;
+    assert_eq!(audio_setup.session_id(), session);
+    client.session_ok("PLAY", &doubled, &session).await;
+    assert!(!recv_for(&audio, Duration::from_millis(500))
+        .await
+        .is_empty());
+    client.session_ok("TEARDOWN", &base, &session).await;
+}

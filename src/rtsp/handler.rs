@@ -8,8 +8,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rtsp_types::{headers, Method, Request, Response, StatusCode, Url, Version};
 
+use super::range::{parse_npt_range, NptRange};
+use super::rate;
 use super::session::{ConnectionId, Owner, Session, SessionState};
 use super::transport::{self, Delivery, TransportError};
+use super::url::{self, Target};
 use crate::config::Limit;
 use crate::media::catalog::{Catalog, ResolveError};
 use crate::media::mp4::Mp4Media;
@@ -290,11 +293,11 @@ impl RtspHandler {
         cseq: &str,
     ) -> Result<Response<Vec<u8>>, Refusal> {
         let url = request_url(request)?;
-        let (mount, _) = split_track(url.path());
+        let mount = url::target(url).mount;
         let media = self.resolve(&mount)?;
         let body = sdp::describe(media.tracks(), media.duration_secs(), ctx.local.ip());
         Ok(ok(cseq)
-            .header(headers::CONTENT_BASE, content_base(url, &mount))
+            .header(headers::CONTENT_BASE, url::content_base(url, &mount))
             .header(headers::CONTENT_TYPE, "application/sdp")
             .build(body.into_bytes()))
     }
@@ -307,8 +310,7 @@ impl RtspHandler {
         now: Instant,
         actions: &mut Vec<Action>,
     ) -> Result<Response<Vec<u8>>, Refusal> {
-        let url = request_url(request)?;
-        let (mount, track) = split_track(url.path());
+        let Target { mount, track } = url::target(request_url(request)?);
         let existing = match session_id(request) {
             Some(id) => Some(self.owned_session(&id, ctx, &Method::Setup)?.id.clone()),
             None => None,
@@ -460,6 +462,8 @@ impl RtspHandler {
                 .ok_or_else(|| Refusal::new(457, format!("Invalid Range: {}", range.as_str())))?,
             None => NptRange::default(),
         };
+        let rate_headers = rate::headers_to_answer(request)
+            .map_err(|malformed| Refusal::new(400, format!("Bad Request: {malformed}")))?;
         let id = self.session_id_for(request, ctx, &Method::Play)?;
         let header = self.session_header(&id);
         let session = self
@@ -492,7 +496,7 @@ impl RtspHandler {
         };
         drop(stream);
         session.state = SessionState::Playing;
-        let base = presentation_url(url, &session.mount);
+        let base = url::presentation_url(url, &session.mount);
         let rtp_info = started
             .tracks
             .iter()
@@ -506,7 +510,7 @@ impl RtspHandler {
             })
             .collect::<Vec<_>>()
             .join(",");
-        Ok(ok(cseq)
+        let mut response = ok(cseq)
             .header(headers::SESSION, header)
             // Open-ended unless the client asked for an end (RFC 2326
             // §12.29): the SDP already gives the duration, and GStreamer
@@ -520,7 +524,11 @@ impl RtspHandler {
                 },
             )
             .header(headers::RTP_INFO, rtp_info)
-            .build(Vec::new()))
+            .build(Vec::new());
+        for header in rate_headers {
+            response.insert_header(header, rate::PLAYED_RATE);
+        }
+        Ok(response)
     }
 
     fn pause(
@@ -793,97 +801,9 @@ fn session_id(request: &Request<Vec<u8>>) -> Option<String> {
 /// (file reads, moov parsing) before taking the handler's lock.
 pub fn media_needed(request: &Request<Vec<u8>>) -> Option<String> {
     match request.method() {
-        Method::Describe | Method::Setup => {
-            request.request_uri().map(|url| split_track(url.path()).0)
-        }
+        Method::Describe | Method::Setup => request.request_uri().map(|url| url::target(url).mount),
         _ => None,
     }
-}
-
-/// Splits a URL path into the mount path and an optional track index from
-/// a trailing `trackID=N` segment.
-fn split_track(path: &str) -> (String, Option<usize>) {
-    let trimmed = path.trim_end_matches('/');
-    if let Some((head, last)) = trimmed.rsplit_once('/') {
-        if let Some(index) = sdp::parse_track_control(last) {
-            let mount = if head.is_empty() { "/" } else { head };
-            return (mount.to_string(), Some(index));
-        }
-    }
-    let mount = if trimmed.is_empty() { "/" } else { trimmed };
-    (mount.to_string(), None)
-}
-
-/// Content-Base for DESCRIBE (RFC 2326 §12.11): the presentation URL
-/// with a trailing slash so relative `a=control` values join under it.
-fn content_base(url: &Url, mount: &str) -> String {
-    format!("{}/", presentation_url(url, mount))
-}
-
-/// The URL of the presentation at `mount` as the client addressed the
-/// server, without credentials, query, fragment or trailing slash.
-fn presentation_url(url: &Url, mount: &str) -> String {
-    let mut base = url.clone();
-    base.set_query(None);
-    base.set_fragment(None);
-    // Fails only for URLs that cannot carry credentials: nothing to strip.
-    let _ = base.set_username("");
-    let _ = base.set_password(None);
-    base.set_path(mount);
-    base.as_str().trim_end_matches('/').to_string()
-}
-
-/// The times of an npt Range header (RFC 2326 §3.6, §12.29); `None`
-/// where it is open (or `now`).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-struct NptRange {
-    start: Option<f64>,
-    end: Option<f64>,
-}
-
-/// Parses an npt Range; `None` if it is not a valid, forward npt range.
-fn parse_npt_range(value: &str) -> Option<NptRange> {
-    let spec = value.split(';').next()?.trim();
-    let times = spec
-        .strip_prefix("npt")?
-        .trim_start()
-        .strip_prefix('=')?
-        .trim();
-    let (start, end) = times.split_once('-')?;
-    let range = NptRange {
-        start: parse_npt_time(start.trim())?,
-        end: match end.trim() {
-            "now" => return None,
-            end => parse_npt_time(end)?,
-        },
-    };
-    match range {
-        NptRange {
-            start: Some(start),
-            end: Some(end),
-        } if end <= start => None,
-        range => Some(range),
-    }
-}
-
-/// One npt time: seconds or h:m:s with fractions; empty or `now` is open.
-fn parse_npt_time(text: &str) -> Option<Option<f64>> {
-    if text.is_empty() || text == "now" {
-        return Some(None);
-    }
-    let parts: Vec<&str> = text.split(':').collect();
-    if parts.len() > 3 {
-        return None;
-    }
-    let mut secs = 0.0;
-    for part in &parts {
-        let value: f64 = part.parse().ok()?;
-        if !value.is_finite() || value < 0.0 {
-            return None;
-        }
-        secs = secs * 60.0 + value;
-    }
-    Some(Some(secs))
 }
 
 #[cfg(test)]
