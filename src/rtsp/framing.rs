@@ -39,7 +39,7 @@ pub enum Incoming {
 
 /// Unrecoverable framing errors (RFC 2326 §7.1.1 status codes): answer with the status
 /// code and close the connection, since the stream can no longer be framed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
 pub enum FramingError {
     /// 413 Request Entity Too Large (RFC 2326 §7.1.1):
     /// the header block or the announced body exceeds the caps.

@@ -10,8 +10,9 @@ use rtsp_types::{headers, Method, Request, Response, StatusCode, Url, Version};
 
 use super::range::{parse_npt_range, NptRange};
 use super::rate;
+use super::refusal::Refusal;
 use super::session::{ConnectionId, Owner, Session, SessionState};
-use super::transport::{self, Delivery, TransportError};
+use super::transport::{self, Delivery};
 use super::url::{self, Target};
 use crate::config::Limit;
 use crate::media::catalog::{Catalog, ResolveError};
@@ -83,24 +84,6 @@ pub struct Handled {
     pub actions: Vec<Action>,
 }
 
-/// An RTSP error answer: status code and reason phrase.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// The RTSP status code (RFC 2326 §7.1.1).
-    pub status: u16,
-    /// A reason phrase that says what was wrong.
-    pub reason: String,
-}
-
-impl Refusal {
-    fn new(status: u16, reason: impl Into<String>) -> Self {
-        Refusal {
-            status,
-            reason: reason.into(),
-        }
-    }
-}
-
 /// All sessions of the server and the methods that act on them
 /// (RFC 2326 §10).
 #[derive(Debug)]
@@ -143,20 +126,17 @@ impl RtspHandler {
             .map(|v| v.as_str().trim().to_string())
             .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
         else {
-            return refused(
-                None,
-                Refusal::new(400, "Bad Request: missing or invalid CSeq"),
-            );
+            return refused(None, Refusal::InvalidCSeq);
         };
         if request.version() != Version::V1_0 {
-            return refused(Some(&cseq), Refusal::new(505, "RTSP Version Not Supported"));
+            return refused(Some(&cseq), Refusal::VersionNotSupported);
         }
         // No option extensions are supported (RFC 2326 §12.32).
         let required = [headers::REQUIRE, headers::PROXY_REQUIRE]
             .iter()
             .find_map(|name| request.header(name).map(|v| v.as_str().to_string()));
         if let Some(required) = required {
-            let mut handled = refused(Some(&cseq), Refusal::new(551, "Option not supported"));
+            let mut handled = refused(Some(&cseq), Refusal::OptionNotSupported);
             handled
                 .response
                 .insert_header(headers::UNSUPPORTED, required);
@@ -174,7 +154,7 @@ impl RtspHandler {
             Method::Pause => self.pause(request, ctx, &cseq, &mut actions),
             Method::Teardown => self.teardown(request, ctx, &cseq, &mut actions),
             Method::GetParameter => self.get_parameter(request, ctx, &cseq),
-            _ => Err(Refusal::new(501, "Not Implemented")),
+            _ => Err(Refusal::MethodNotImplemented),
         };
         match result {
             Ok(response) => Handled { response, actions },
@@ -183,8 +163,8 @@ impl RtspHandler {
                     peer = %ctx.peer,
                     method = ?request.method(),
                     uri = request.request_uri().map(|u| u.as_str()).unwrap_or("*"),
-                    status = refusal.status,
-                    reason = %refusal.reason,
+                    status = u16::from(refusal.status()),
+                    reason = %refusal,
                     "request refused"
                 );
                 refused(Some(&cseq), refusal)
@@ -319,10 +299,7 @@ impl RtspHandler {
             Some(id) => {
                 let session = &self.sessions[id];
                 if session.mount != mount {
-                    return Err(Refusal::new(
-                        459,
-                        "Aggregate Operation Not Allowed: other media",
-                    ));
+                    return Err(Refusal::OtherPresentation);
                 }
                 lock(&session.stream).media().clone()
             }
@@ -331,19 +308,14 @@ impl RtspHandler {
         let track = match track {
             Some(index) => index,
             None if media.tracks().len() == 1 => 0,
-            None => {
-                return Err(Refusal::new(
-                    459,
-                    "Aggregate Operation Not Allowed: SETUP a track URL",
-                ))
-            }
+            None => return Err(Refusal::AggregateSetup),
         };
         let Some(info) = media.tracks().get(track).cloned() else {
-            return Err(Refusal::new(404, format!("Not Found: no track {track}")));
+            return Err(Refusal::NoSuchTrack(track));
         };
         let transport_header = request
             .header(&headers::TRANSPORT)
-            .ok_or_else(|| Refusal::new(461, "Unsupported Transport: no Transport header"))?;
+            .ok_or_else(|| Refusal::UnsupportedTransport("no Transport header".into()))?;
         let used_channels = self.channels_in_use(ctx.connection, existing.as_deref(), track);
         let free_channel = (0..=254u8)
             .step_by(2)
@@ -354,24 +326,15 @@ impl RtspHandler {
             ctx.peer.ip(),
             self.settings.server_rtp_port,
             free_channel,
-        )
-        .map_err(|error| match error {
-            TransportError::Unsupported(why) => {
-                Refusal::new(461, format!("Unsupported Transport: {why}"))
-            }
-            TransportError::Malformed(why) => {
-                Refusal::new(400, format!("Bad Request: Transport {why}"))
-            }
-        })?;
+        )?;
         if let Delivery::Interleaved {
             rtp_channel,
             rtcp_channel,
         } = negotiated.delivery
         {
             if used_channels.contains(&rtp_channel) || used_channels.contains(&rtcp_channel) {
-                return Err(Refusal::new(
-                    461,
-                    "Unsupported Transport: interleaved channels already in use",
+                return Err(Refusal::UnsupportedTransport(
+                    "interleaved channels already in use".into(),
                 ));
             }
         }
@@ -382,9 +345,8 @@ impl RtspHandler {
         if interleaved && other_connection {
             // Interleaved packets can only travel on the connection whose
             // writer the session's sender holds.
-            return Err(Refusal::new(
-                461,
-                "Unsupported Transport: interleave on the session's own connection",
+            return Err(Refusal::UnsupportedTransport(
+                "interleave on the session's own connection".into(),
             ));
         }
         let output = TrackOutput::new(
@@ -395,10 +357,7 @@ impl RtspHandler {
         );
         let id = match existing {
             Some(id) => {
-                let session = self
-                    .sessions
-                    .get_mut(&id)
-                    .ok_or_else(|| Refusal::new(454, "Session Not Found"))?;
+                let session = self.sessions.get_mut(&id).ok_or(Refusal::SessionNotFound)?;
                 session.last_activity = now;
                 session.interleaved |= interleaved;
                 lock(&session.stream).set_up_track(output);
@@ -459,24 +418,17 @@ impl RtspHandler {
         let url = request_url(request)?;
         let range = match request.header(&headers::RANGE) {
             Some(range) => parse_npt_range(range.as_str())
-                .ok_or_else(|| Refusal::new(457, format!("Invalid Range: {}", range.as_str())))?,
+                .ok_or_else(|| Refusal::InvalidRange(range.as_str().to_string()))?,
             None => NptRange::default(),
         };
-        let rate_headers = rate::headers_to_answer(request)
-            .map_err(|malformed| Refusal::new(400, format!("Bad Request: {malformed}")))?;
+        let rate_headers = rate::headers_to_answer(request)?;
         let id = self.session_id_for(request, ctx, &Method::Play)?;
         let header = self.session_header(&id);
-        let session = self
-            .sessions
-            .get_mut(&id)
-            .ok_or_else(|| Refusal::new(454, "Session Not Found"))?;
+        let session = self.sessions.get_mut(&id).ok_or(Refusal::SessionNotFound)?;
         let mut stream = lock(&session.stream);
         let duration = stream.media().duration_secs();
         if range.start.is_some_and(|s| s > duration) {
-            return Err(Refusal::new(
-                457,
-                format!("Invalid Range: beyond {duration:.3}"),
-            ));
+            return Err(Refusal::InvalidRange(format!("beyond {duration:.3}")));
         }
         // An end at or past the duration means "to the end" (GStreamer asks
         // npt=0-<duration from the SDP, rounded to ms>) and is answered
@@ -540,10 +492,7 @@ impl RtspHandler {
     ) -> Result<Response<Vec<u8>>, Refusal> {
         let id = self.session_id_for(request, ctx, &Method::Pause)?;
         let header = self.session_header(&id);
-        let session = self
-            .sessions
-            .get_mut(&id)
-            .ok_or_else(|| Refusal::new(454, "Session Not Found"))?;
+        let session = self.sessions.get_mut(&id).ok_or(Refusal::SessionNotFound)?;
         lock(&session.stream).pause();
         session.state = SessionState::Ready;
         actions.push(Action::Wake { session_id: id });
@@ -557,8 +506,7 @@ impl RtspHandler {
         cseq: &str,
         actions: &mut Vec<Action>,
     ) -> Result<Response<Vec<u8>>, Refusal> {
-        let id = session_id(request)
-            .ok_or_else(|| Refusal::new(454, "Session Not Found: no Session header"))?;
+        let id = session_id(request).ok_or(Refusal::NoSessionHeader)?;
         self.owned_session(&id, ctx, &Method::Teardown)?;
         tracing::info!(session = %id, peer = %ctx.peer, "session torn down");
         actions.extend(self.remove_session(&id));
@@ -588,8 +536,7 @@ impl RtspHandler {
         ctx: &RequestContext,
         method: &Method,
     ) -> Result<String, Refusal> {
-        let id = session_id(request)
-            .ok_or_else(|| Refusal::new(454, "Session Not Found: no Session header"))?;
+        let id = session_id(request).ok_or(Refusal::NoSessionHeader)?;
         self.owned_session(&id, ctx, method)?;
         Ok(id)
     }
@@ -621,11 +568,11 @@ impl RtspHandler {
             .sessions
             .get(id)
             .filter(|s| s.owner.allows(ctx.connection, ctx.peer.ip(), s.interleaved))
-            .ok_or_else(|| Refusal::new(454, "Session Not Found"))?;
+            .ok_or(Refusal::SessionNotFound)?;
         session
             .state
             .after(method)
-            .map_err(|e| Refusal::new(455, format!("Method Not Valid In This State: {e}")))?;
+            .map_err(|e| Refusal::MethodNotValidInState(e.to_string()))?;
         Ok(session)
     }
 
@@ -665,23 +612,23 @@ impl RtspHandler {
         .find(|(limit, held, _)| !limit.admits_one_more(*held));
         if let Some((limit, _, what)) = exceeded {
             tracing::warn!(peer = %ctx.peer, %limit, "too many {what}; refusing SETUP");
-            return Err(Refusal::new(453, "Not Enough Bandwidth: too many sessions"));
+            return Err(Refusal::TooManySessions);
         }
         Ok(())
     }
 
     fn resolve(&self, mount: &str) -> Result<Arc<Mp4Media>, Refusal> {
         self.catalog.resolve(mount).map_err(|error| match error {
-            ResolveError::NotFound(path) => Refusal::new(404, format!("Not Found: {path}")),
+            ResolveError::NotFound(path) => Refusal::NotFound(path),
             ResolveError::Forbidden(path) => {
                 // Answered like a missing file so probing learns nothing.
                 tracing::warn!(path = %path, "refused a path that escapes the media root");
-                Refusal::new(404, format!("Not Found: {path}"))
+                Refusal::NotFound(path)
             }
             ResolveError::Media(error) => {
                 // The details stay in the log: they describe our files.
                 tracing::warn!(mount, %error, "media cannot be served");
-                Refusal::new(500, "Internal Server Error: media cannot be played")
+                Refusal::MediaUnplayable
             }
         })
     }
@@ -764,31 +711,14 @@ fn ok(cseq: &str) -> rtsp_types::ResponseBuilder {
 }
 
 fn refused(cseq: Option<&str>, refusal: Refusal) -> Handled {
-    // Reasons may quote the request; control characters would let a client
-    // split its own response.
-    let reason: String = refusal.reason.chars().filter(|c| !c.is_control()).collect();
-    let mut builder = Response::builder(Version::V1_0, StatusCode::from(refusal.status))
-        .reason_phrase(reason)
-        .header(headers::SERVER, SERVER_NAME);
-    if let Some(cseq) = cseq {
-        builder = builder.header(headers::CSEQ, cseq);
-    }
     Handled {
-        response: builder.build(Vec::new()),
+        response: refusal.response(cseq),
         actions: Vec::new(),
     }
 }
 
-/// The answer to a request that could not be parsed at all (400/413), or
-/// to a connection turned away (503): no CSeq to echo.
-pub fn unparseable(status: u16, reason: &str) -> Response<Vec<u8>> {
-    refused(None, Refusal::new(status, reason)).response
-}
-
 fn request_url(request: &Request<Vec<u8>>) -> Result<&Url, Refusal> {
-    request
-        .request_uri()
-        .ok_or_else(|| Refusal::new(400, "Bad Request: no URL"))
+    request.request_uri().ok_or(Refusal::NoUrl)
 }
 
 fn session_id(request: &Request<Vec<u8>>) -> Option<String> {

@@ -18,7 +18,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Config, Limit};
 use crate::media::catalog::Catalog;
-use crate::rtsp::handler::{self, HandlerSettings, RtcpSource, RtspHandler};
+use crate::rtsp::handler::{HandlerSettings, RtcpSource, RtspHandler};
+use crate::rtsp::refusal::Refusal;
 use tokio::io::AsyncWriteExt;
 use udp::UdpPair;
 
@@ -194,12 +195,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 /// does not fail silently, then closes.
 async fn refuse_connection(mut socket: tokio::net::TcpStream) {
     let mut answer = Vec::new();
-    if handler::unparseable(
-        503,
-        "Service Unavailable: too many connections from this address",
-    )
-    .write(&mut answer)
-    .is_ok()
+    if Refusal::TooManyConnections
+        .response(None)
+        .write(&mut answer)
+        .is_ok()
     {
         let _ = tokio::time::timeout(Duration::from_secs(1), socket.write_all(&answer)).await;
     }
