@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use rtpcast::config::Config;
+use rtpcast::config::{Config, Limit, DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS};
 use rtpcast::server::catalog::Catalog;
 
 /// Serve MP4 files (H.264 + AAC) over RTSP/RTP to VLC, ffplay, GStreamer
@@ -33,6 +33,18 @@ struct Args {
     /// Start again from the beginning at the end of the file.
     #[arg(long = "loop")]
     loop_playback: bool,
+    /// Sessions the server holds at most; SETUP beyond is answered 453
+    /// Not Enough Bandwidth. 0: no limit.
+    #[arg(long, default_value_t = DEFAULT_MAX_SESSIONS)]
+    max_sessions: usize,
+    /// Sessions one client address holds at most, across its connections;
+    /// SETUP beyond is answered 453. 0: no limit.
+    #[arg(long, default_value_t = DEFAULT_MAX_PER_ADDRESS)]
+    max_sessions_per_address: usize,
+    /// RTSP connections one client address holds open at once; more are
+    /// answered 503 Service Unavailable and closed. 0: no limit.
+    #[arg(long, default_value_t = DEFAULT_MAX_PER_ADDRESS)]
+    max_connections_per_address: usize,
     /// Log filter: error, warn, info, debug, trace, or a tracing
     /// directive such as `rtpcast=debug`.
     #[arg(long, default_value = "info")]
@@ -57,6 +69,9 @@ async fn main() -> anyhow::Result<()> {
         mtu: usize::from(args.mtu),
         loop_playback: args.loop_playback,
         media: args.media,
+        max_sessions: Limit::at_most(args.max_sessions),
+        max_sessions_per_address: Limit::at_most(args.max_sessions_per_address),
+        max_connections_per_address: Limit::at_most(args.max_connections_per_address),
         ..Config::default()
     };
     let catalog = match &config.media {

@@ -112,6 +112,12 @@ async fn help_documents_every_option_with_its_default() {
         "--loop",
         "--log-level",
         "[default: info]",
+        "--max-sessions <MAX_SESSIONS>",
+        "[default: 10000]",
+        "--max-sessions-per-address",
+        "--max-connections-per-address",
+        "[default: 4096]",
+        "0: no limit",
     ] {
         assert!(
             help.contains(expected),
@@ -218,4 +224,45 @@ async fn loop_plays_past_the_end_of_the_file() {
         "no timestamp repeats after the loop"
     );
     server.stop().await;
+}
+
+#[tokio::test]
+async fn limits_are_options_enforced_with_453_and_503_and_logged() {
+    let server = Server::start(&[
+        "--max-sessions-per-address",
+        "1",
+        "--max-connections-per-address",
+        "2",
+    ])
+    .await;
+    let base = server.url("/sample");
+    let (video, _video_rtcp) = udp_pair().await;
+    let mut first = RtspClient::connect(server.rtsp).await;
+    first.setup(&base, 0, &udp_transport(&video), None).await;
+    let mut second = RtspClient::connect(server.rtsp).await;
+    let refused = second
+        .request(
+            "SETUP",
+            &format!("{base}/trackID=0"),
+            &[("Transport", &udp_transport(&video))],
+        )
+        .await;
+    assert_eq!(refused.status, 453, "{}", refused.head);
+    let mut third = TcpStream::connect(server.rtsp).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), third.read_to_string(&mut answer))
+        .await
+        .expect("answered and closed")
+        .unwrap();
+    assert!(answer.starts_with("RTSP/1.0 503 "), "{answer}");
+    let log = server.stop().await;
+    for expected in [
+        "--max-sessions-per-address",
+        "--max-connections-per-address",
+    ] {
+        assert!(
+            log.contains(expected),
+            "no log line names {expected}:\n{log}"
+        );
+    }
 }

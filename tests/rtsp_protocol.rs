@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use rtpcast::config::Limit;
 use tokio::net::UdpSocket;
 
 /// Receives until nothing has arrived for `idle` (at most `limit`).
@@ -773,9 +774,13 @@ async fn interleaved_tcp_mixes_media_and_responses() {
 
 #[tokio::test]
 async fn connections_over_the_per_address_limit_get_503() {
-    let server = start_server().await;
+    const LIMIT: usize = 8;
+    let server = start_server_with(|config| {
+        config.max_connections_per_address = Limit::at_most(LIMIT);
+    })
+    .await;
     let mut open = Vec::new();
-    for _ in 0..64 {
+    for _ in 0..LIMIT {
         let mut client = RtspClient::connect(server.rtsp_addr).await;
         let options = client
             .request("OPTIONS", &url(&server, "sample"), &[])
@@ -822,7 +827,12 @@ async fn pipelined_requests_are_answered_in_order() {
 
 #[tokio::test]
 async fn udp_session_outlives_its_connection_and_frees_the_slot() {
-    let udp = UdpSession::playing().await;
+    const LIMIT: usize = 4;
+    let mut udp = UdpSession::setup_with(|config| {
+        config.max_connections_per_address = Limit::at_most(LIMIT);
+    })
+    .await;
+    udp.control.request_ok("PLAY").await;
     let UdpSession {
         server,
         control,
@@ -841,10 +851,10 @@ async fn udp_session_outlives_its_connection_and_frees_the_slot() {
         "UDP media continues after the RTSP connection closes ({} packets)",
         after_close.len()
     );
-    // All 64 per-address slots are free again: the closed connection's
-    // slot is not held by its still-playing session.
+    // Every per-address connection slot is free again: the closed
+    // connection's slot is not held by its still-playing session.
     let mut open = Vec::new();
-    for _ in 0..64 {
+    for _ in 0..LIMIT {
         let mut client = RtspClient::connect(server.rtsp_addr).await;
         assert_eq!(client.request("OPTIONS", &base, &[]).await.status, 200);
         open.push(client);
@@ -885,4 +895,100 @@ async fn shutdown_ends_every_session_with_bye() {
     assert!(recv_for(&video, Duration::from_millis(500))
         .await
         .is_empty());
+}
+
+/// RFC 2326 §4: lines may end in CRLF, LF or CR alone; a client using
+/// either of the bare forms is answered like any other.
+#[tokio::test]
+async fn requests_with_bare_lf_or_bare_cr_line_ends_are_answered() {
+    let (server, mut client) = serve_and_connect().await;
+    let base = url(&server, "sample");
+    client
+        .send_raw(format!("OPTIONS {base} RTSP/1.0\nCSeq: 31\n\n").as_bytes())
+        .await;
+    let options = client.response_for(31).await;
+    assert_eq!(options.status, 200, "{}", options.head);
+    assert!(options.expect_header("Public").contains("DESCRIBE"));
+    client
+        .send_raw(
+            format!("DESCRIBE {base} RTSP/1.0\rCSeq: 32\rAccept: application/sdp\r\r").as_bytes(),
+        )
+        .await;
+    let describe = client.response_for(32).await;
+    assert_eq!(describe.status, 200, "{}", describe.head);
+    assert!(describe.body_text().contains("m=video"));
+    let options = client.request("OPTIONS", &base, &[]).await;
+    assert_eq!(options.status, 200, "CRLF still works after bare line ends");
+}
+
+/// The request shapes of clients that append the track control after the
+/// presentation URL's query, write keywords in capitals, and ask for
+/// another Scale: the stream plays at normal rate and says so.
+#[tokio::test]
+async fn query_track_urls_capital_npt_and_scale_play_at_normal_rate() {
+    let (server, mut client) = serve_and_connect().await;
+    let presentation = format!("{}?token=x", url(&server, "sample"));
+    let (video, _video_rtcp) = udp_pair().await;
+    let (audio, _audio_rtcp) = udp_pair().await;
+    let session = client
+        .setup(&presentation, 0, &udp_transport(&video), None)
+        .await
+        .session_id();
+    client
+        .setup(&presentation, 1, &udp_transport(&audio), Some(&session))
+        .await;
+    let play = client
+        .request_ok(
+            "PLAY",
+            &presentation,
+            &[("Session", &session), ("Range", "NPT=0-"), ("Scale", "2.0")],
+        )
+        .await;
+    assert_eq!(play.header("Scale"), Some("1"), "{}", play.head);
+    assert_eq!(play.npt_range(), (0.0, None));
+    let base = url(&server, "sample");
+    for track in ["trackID=0", "trackID=1"] {
+        let info = play.rtp_info_for(track);
+        assert_eq!(info.url, format!("{base}/{track}"), "no query in RTP-Info");
+    }
+    let played = Instant::now();
+    let packets = recv_for(&video, Duration::from_secs(2)).await;
+    let frames = rtp_headers(&packets).iter().filter(|h| h.marker).count();
+    // 30 fps at 1x: about 60 frames in 2 s; at Scale 2 it would be 120.
+    assert!(
+        (40..=75).contains(&frames),
+        "{frames} video frames in {:?}",
+        played.elapsed()
+    );
+    assert!(!recv_for(&audio, Duration::from_millis(300))
+        .await
+        .is_empty());
+}
+
+/// `//sample/...` and `/sample/...` are one presentation: a session set up
+/// with both spellings is one session.
+#[tokio::test]
+async fn doubled_slashes_join_the_same_session() {
+    let (server, mut client) = serve_and_connect().await;
+    let (video, _video_rtcp) = udp_pair().await;
+    let (audio, _audio_rtcp) = udp_pair().await;
+    let doubled = format!("rtsp://{}//sample/", server.rtsp_addr);
+    let session = client
+        .request_ok(
+            "SETUP",
+            &format!("{doubled}/trackID=0"),
+            &[("Transport", &udp_transport(&video))],
+        )
+        .await
+        .session_id();
+    let base = url(&server, "sample");
+    let audio_setup = client
+        .setup(&base, 1, &udp_transport(&audio), Some(&session))
+        .await;
+    assert_eq!(audio_setup.session_id(), session);
+    client.session_ok("PLAY", &doubled, &session).await;
+    assert!(!recv_for(&audio, Duration::from_millis(500))
+        .await
+        .is_empty());
+    client.session_ok("TEARDOWN", &base, &session).await;
 }

@@ -7,6 +7,8 @@
 //! header block and the Content-Length itself, enforces the caps, and only
 //! then hands rtsp-types a slice that holds exactly one message.
 
+use std::borrow::Cow;
+
 use rtsp_types::{Message, ParseError};
 
 /// Largest accepted request line plus headers, terminating blank line
@@ -15,8 +17,6 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Largest accepted message body (RFC 2326 §12.14 Content-Length).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-const HEADER_END: &[u8] = b"\r\n\r\n";
 
 /// One message read from a connection (RFC 2326 §4, §10.12).
 #[derive(Debug)]
@@ -39,7 +39,7 @@ pub enum Incoming {
 
 /// Unrecoverable framing errors (RFC 2326 §7.1.1 status codes): answer with the status
 /// code and close the connection, since the stream can no longer be framed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
 pub enum FramingError {
     /// 413 Request Entity Too Large (RFC 2326 §7.1.1):
     /// the header block or the announced body exceeds the caps.
@@ -92,8 +92,9 @@ impl RtspFramer {
 
     /// The next complete message, `Ok(None)` if more bytes are needed.
     ///
-    /// Bare CRLFs between messages are skipped: some clients send them as
-    /// keep-alives or after a body (tolerated like HTTP/1.1 §4.1 does).
+    /// Line ends (CR, LF) between messages are skipped: some clients send
+    /// them as keep-alives or after a body (tolerated like HTTP/1.1 §4.1
+    /// does).
     ///
     /// # Errors
     ///
@@ -124,7 +125,7 @@ impl RtspFramer {
             return Err(FramingError::Malformed);
         }
 
-        let Some(header_len) = self.find_header_end() else {
+        let Some(end) = self.find_header_end() else {
             return if self.buffered_len() > MAX_HEADER_BYTES {
                 Err(FramingError::TooLarge)
             } else {
@@ -132,18 +133,35 @@ impl RtspFramer {
             };
         };
         let rest = &self.buf[self.pos..];
-        let body_len = content_length(&rest[..header_len])?;
+        let header = with_crlf_line_ends(&rest[..end.len]);
+        let body_len = content_length(&header)?;
         if body_len > MAX_BODY_BYTES {
             return Err(FramingError::TooLarge);
         }
-        let total = header_len + body_len;
+        if end.may_continue_with_lf && body_len > 0 {
+            // Whether the body starts here or after an LF still to come
+            // is unknown; without a body, a stray LF is skipped as the
+            // gap before the next message.
+            return Ok(None);
+        }
+        let total = end.len + body_len;
         if rest.len() < total {
             return Ok(None);
         }
 
-        let parsed: Result<(Message<Vec<u8>>, usize), ParseError> = Message::parse(&rest[..total]);
+        // rtsp-types only reads CRLF line ends, so a header block that has
+        // others goes to it rewritten, followed by the body as received.
+        let parsed: Result<(Message<Vec<u8>>, usize), ParseError> = match &header {
+            Cow::Borrowed(_) => Message::parse(&rest[..total]),
+            Cow::Owned(rewritten) => {
+                let mut message = Vec::with_capacity(rewritten.len() + body_len);
+                message.extend_from_slice(rewritten);
+                message.extend_from_slice(&rest[end.len..total]);
+                Message::parse(&message)
+            }
+        };
         let message = match parsed {
-            Ok((message, consumed)) if consumed == total => message,
+            Ok((message, consumed)) if consumed == header.len() + body_len => message,
             // Given exactly one message's bytes, anything else (incomplete,
             // a different length) means rtsp-types read it differently from
             // our framing: do not guess where the next message starts.
@@ -171,25 +189,91 @@ impl RtspFramer {
         Some(Incoming::Interleaved { channel, payload })
     }
 
-    /// Length of the header block including the blank line, searching only
+    /// Where the header block ends, blank line included, searching only
     /// bytes not searched before and never beyond the cap.
-    fn find_header_end(&mut self) -> Option<usize> {
+    ///
+    /// Lines may end in CRLF, LF or CR alone (RFC 2326 §4: receivers
+    /// accept all three), so the blank line is any terminator directly
+    /// followed by another.
+    fn find_header_end(&mut self) -> Option<HeaderEnd> {
         let rest = &self.buf[self.pos..];
         let limit = rest.len().min(MAX_HEADER_BYTES);
-        // Back up so a terminator split across pushes is still found.
-        let from = self.scanned.saturating_sub(HEADER_END.len() - 1);
-        let window = rest.get(from..limit)?;
-        match window
-            .windows(HEADER_END.len())
-            .position(|w| w == HEADER_END)
-        {
-            Some(at) => Some(from + at + HEADER_END.len()),
-            None => {
-                self.scanned = limit;
-                None
+        // Bytes before `scanned` were searched already. Deciding at a byte
+        // looks one byte back, which is always there: the first byte starts
+        // the request line.
+        let from = self.scanned.max(1);
+        for at in from..limit {
+            let previous = rest[at - 1];
+            // A terminator starts at `at` right after one that ended at
+            // `at - 1`. An LF after a CR belongs to that CR's terminator.
+            let blank_line = match rest[at] {
+                b'\r' => matches!(previous, b'\r' | b'\n'),
+                b'\n' => previous == b'\n',
+                _ => false,
+            };
+            if !blank_line {
+                continue;
             }
+            if rest[at] == b'\n' {
+                return Some(HeaderEnd {
+                    len: at + 1,
+                    may_continue_with_lf: false,
+                });
+            }
+            return Some(match rest.get(at + 1) {
+                Some(b'\n') => HeaderEnd {
+                    len: at + 2,
+                    may_continue_with_lf: false,
+                },
+                Some(_) => HeaderEnd {
+                    len: at + 1,
+                    may_continue_with_lf: false,
+                },
+                None => HeaderEnd {
+                    len: at + 1,
+                    may_continue_with_lf: true,
+                },
+            });
+        }
+        self.scanned = limit;
+        None
+    }
+}
+
+/// The end of a header block found by [`RtspFramer::find_header_end`].
+#[derive(Debug, Clone, Copy)]
+struct HeaderEnd {
+    /// Bytes of the header block, request line and blank line included.
+    len: usize,
+    /// The blank line is a CR that is the last byte received, so an LF
+    /// completing it as CRLF may still arrive.
+    may_continue_with_lf: bool,
+}
+
+/// A header block with every line ending (CRLF, LF or CR, RFC 2326 §4)
+/// written as CRLF; borrowed when it already is.
+fn with_crlf_line_ends(header: &[u8]) -> Cow<'_, [u8]> {
+    let crlf_only = header.iter().enumerate().all(|(at, &b)| match b {
+        b'\r' => header.get(at + 1) == Some(&b'\n'),
+        b'\n' => at > 0 && header[at - 1] == b'\r',
+        _ => true,
+    });
+    if crlf_only {
+        return Cow::Borrowed(header);
+    }
+    let mut rewritten = Vec::with_capacity(header.len() + header.len() / 8);
+    let mut bytes = header.iter().copied().peekable();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'\r' => {
+                bytes.next_if_eq(&b'\n');
+                rewritten.extend_from_slice(b"\r\n");
+            }
+            b'\n' => rewritten.extend_from_slice(b"\r\n"),
+            other => rewritten.push(other),
         }
     }
+    Cow::Owned(rewritten)
 }
 
 /// Token characters (RFC 2326 §15.1, as in HTTP/1.1 §2.2).
@@ -311,6 +395,88 @@ mod tests {
         );
         assert!(matches!(f.next_message(), Ok(Some(Incoming::Response))));
         assert_eq!(request(&mut f).method(), &Method::Teardown);
+    }
+
+    /// RFC 2326 §4: CRLF, LF or CR alone end a line. The body, counted by
+    /// Content-Length, keeps its bytes whatever they are.
+    #[test]
+    fn bare_lf_and_bare_cr_line_ends_are_accepted() {
+        for (input, body) in [
+            (&b"OPTIONS * RTSP/1.0\nCSeq: 1\n\n"[..], &b""[..]),
+            (b"OPTIONS * RTSP/1.0\rCSeq: 1\r\r", b""),
+            (b"OPTIONS * RTSP/1.0\r\nCSeq: 1\n\r\n", b""),
+            (b"OPTIONS * RTSP/1.0\nCSeq: 1\r\r\n", b""),
+            (
+                b"SET_PARAMETER * RTSP/1.0\nCSeq: 1\nContent-Length: 6\n\na\rb\nc\n",
+                b"a\rb\nc\n",
+            ),
+            (
+                b"SET_PARAMETER * RTSP/1.0\rCSeq: 1\rContent-Length: 4\r\r\n\r\nxy",
+                b"\r\nxy",
+            ),
+        ] {
+            let mut f = RtspFramer::new();
+            f.push(input);
+            let r = request(&mut f);
+            assert_eq!(cseq(&r), "1", "{input:?}");
+            assert_eq!(r.body(), body, "{input:?}");
+            assert!(matches!(f.next_message(), Ok(None)), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn bare_lf_requests_pipeline_with_interleaved_frames_byte_by_byte() {
+        let stream: &[u8] =
+            b"SETUP rtsp://h/a/trackID=0 RTSP/1.0\nCSeq: 2\nContent-Length: 2\n\n\n\n\
+              $\x01\x00\x02\n\r\
+              PLAY rtsp://h/a RTSP/1.0\rCSeq: 3\r\r";
+        let mut f = RtspFramer::new();
+        let mut messages = Vec::new();
+        for b in stream {
+            f.push(std::slice::from_ref(b));
+            while let Some(message) = f.next_message().expect("frames") {
+                messages.push(message);
+            }
+        }
+        let [Incoming::Request(setup), Incoming::Interleaved { channel, payload }, Incoming::Request(play)] =
+            messages.as_slice()
+        else {
+            panic!("{messages:?}");
+        };
+        assert_eq!(cseq(setup), "2");
+        assert_eq!(setup.body(), b"\n\n");
+        assert_eq!((*channel, payload.as_slice()), (1, &b"\n\r"[..]));
+        assert_eq!(cseq(play), "3", "answered without waiting for more bytes");
+    }
+
+    #[test]
+    fn a_final_bare_cr_waits_only_when_a_body_follows() {
+        let mut f = RtspFramer::new();
+        f.push(b"SET_PARAMETER * RTSP/1.0\rCSeq: 4\rContent-Length: 1\r\r");
+        assert!(matches!(f.next_message(), Ok(None)), "CR or CRLF?");
+        f.push(b"\n");
+        assert!(matches!(f.next_message(), Ok(None)), "body still to come");
+        f.push(b"Z");
+        let r = request(&mut f);
+        assert_eq!(r.body(), b"Z", "the LF completed the blank line");
+        let mut f = RtspFramer::new();
+        f.push(b"SET_PARAMETER * RTSP/1.0\rCSeq: 5\rContent-Length: 1\r\rZ");
+        assert_eq!(
+            request(&mut f).body(),
+            b"Z",
+            "a CR alone ended the blank line"
+        );
+    }
+
+    #[test]
+    fn line_ends_are_rewritten_to_crlf_only_where_needed() {
+        let crlf = b"A\r\nB\r\n\r\n";
+        assert!(matches!(with_crlf_line_ends(crlf), Cow::Borrowed(_)));
+        assert_eq!(
+            &*with_crlf_line_ends(b"A\nB\rC\r\n\n"),
+            b"A\r\nB\r\nC\r\n\r\n"
+        );
+        assert_eq!(&*with_crlf_line_ends(b"\r\r\n\n\r"), b"\r\n\r\n\r\n\r\n");
     }
 
     #[test]

@@ -8,8 +8,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rtsp_types::{headers, Method, Request, Response, StatusCode, Url, Version};
 
+use super::range::{parse_npt_range, NptRange};
+use super::rate;
+use super::refusal::Refusal;
 use super::session::{ConnectionId, Owner, Session, SessionState};
-use super::transport::{self, Delivery, TransportError};
+use super::transport::{self, Delivery};
+use super::url::{self, Target};
+use crate::config::Limit;
 use crate::media::mp4::Mp4Media;
 use crate::rtcp::RtcpPacket;
 use crate::sdp;
@@ -36,11 +41,11 @@ pub struct HandlerSettings {
     /// Idle time after which a session is torn down.
     pub session_timeout: Duration,
     /// Sessions one connection may hold (CVE-2021-39283: bound state).
-    pub max_sessions_per_connection: usize,
+    pub max_sessions_per_connection: Limit,
     /// Sessions one client address may hold, across its connections.
-    pub max_sessions_per_address: usize,
+    pub max_sessions_per_address: Limit,
     /// Sessions the whole server may hold.
-    pub max_sessions: usize,
+    pub max_sessions: Limit,
     /// Seed of the generator for session ids, SSRCs, first sequence
     /// numbers and timestamp bases (RFC 3550 §5.1): from the OS in the
     /// server, fixed in tests so runs replay exactly.
@@ -82,24 +87,6 @@ pub struct Handled {
     pub response: Response<Vec<u8>>,
     /// Follow-up actions.
     pub actions: Vec<Action>,
-}
-
-/// An RTSP error answer: status code and reason phrase.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// The RTSP status code (RFC 2326 §7.1.1).
-    pub status: u16,
-    /// A reason phrase that says what was wrong.
-    pub reason: String,
-}
-
-impl Refusal {
-    fn new(status: u16, reason: impl Into<String>) -> Self {
-        Refusal {
-            status,
-            reason: reason.into(),
-        }
-    }
 }
 
 /// All sessions of the server and the methods that act on them
@@ -147,20 +134,17 @@ impl RtspHandler {
             .map(|v| v.as_str().trim().to_string())
             .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
         else {
-            return refused(
-                None,
-                Refusal::new(400, "Bad Request: missing or invalid CSeq"),
-            );
+            return refused(None, Refusal::InvalidCSeq);
         };
         if request.version() != Version::V1_0 {
-            return refused(Some(&cseq), Refusal::new(505, "RTSP Version Not Supported"));
+            return refused(Some(&cseq), Refusal::VersionNotSupported);
         }
         // No option extensions are supported (RFC 2326 §12.32).
         let required = [headers::REQUIRE, headers::PROXY_REQUIRE]
             .iter()
             .find_map(|name| request.header(name).map(|v| v.as_str().to_string()));
         if let Some(required) = required {
-            let mut handled = refused(Some(&cseq), Refusal::new(551, "Option not supported"));
+            let mut handled = refused(Some(&cseq), Refusal::OptionNotSupported);
             handled
                 .response
                 .insert_header(headers::UNSUPPORTED, required);
@@ -178,7 +162,7 @@ impl RtspHandler {
             Method::Pause => self.pause(request, ctx, &cseq, &mut actions),
             Method::Teardown => self.teardown(request, ctx, &cseq, &mut actions),
             Method::GetParameter => self.get_parameter(request, ctx, &cseq),
-            _ => Err(Refusal::new(501, "Not Implemented")),
+            _ => Err(Refusal::MethodNotImplemented),
         };
         match result {
             Ok(response) => Handled { response, actions },
@@ -187,8 +171,8 @@ impl RtspHandler {
                     peer = %ctx.peer,
                     method = ?request.method(),
                     uri = request.request_uri().map(|u| u.as_str()).unwrap_or("*"),
-                    status = refusal.status,
-                    reason = %refusal.reason,
+                    status = u16::from(refusal.status()),
+                    reason = %refusal,
                     "request refused"
                 );
                 refused(Some(&cseq), refusal)
@@ -298,11 +282,11 @@ impl RtspHandler {
         media: Option<ResolvedMedia>,
     ) -> Result<Response<Vec<u8>>, Refusal> {
         let url = request_url(request)?;
-        let (mount, _) = split_track(url.path());
+        let mount = url::target(url).mount;
         let media = resolved(&mount, media)?;
         let body = sdp::describe(media.tracks(), media.duration_secs(), ctx.local.ip());
         Ok(ok(cseq)
-            .header(headers::CONTENT_BASE, content_base(url, &mount))
+            .header(headers::CONTENT_BASE, url::content_base(url, &mount))
             .header(headers::CONTENT_TYPE, "application/sdp")
             .build(body.into_bytes()))
     }
@@ -316,8 +300,7 @@ impl RtspHandler {
         now: Instant,
         actions: &mut Vec<Action>,
     ) -> Result<Response<Vec<u8>>, Refusal> {
-        let url = request_url(request)?;
-        let (mount, track) = split_track(url.path());
+        let Target { mount, track } = url::target(request_url(request)?);
         let existing = match session_id(request) {
             Some(id) => Some(self.owned_session(&id, ctx, &Method::Setup)?.id.clone()),
             None => None,
@@ -326,10 +309,7 @@ impl RtspHandler {
             Some(id) => {
                 let session = &self.sessions[id];
                 if session.mount != mount {
-                    return Err(Refusal::new(
-                        459,
-                        "Aggregate Operation Not Allowed: other media",
-                    ));
+                    return Err(Refusal::OtherPresentation);
                 }
                 lock(&session.stream).media().clone()
             }
@@ -338,19 +318,14 @@ impl RtspHandler {
         let track = match track {
             Some(index) => index,
             None if media.tracks().len() == 1 => 0,
-            None => {
-                return Err(Refusal::new(
-                    459,
-                    "Aggregate Operation Not Allowed: SETUP a track URL",
-                ))
-            }
+            None => return Err(Refusal::AggregateSetup),
         };
         let Some(info) = media.tracks().get(track).cloned() else {
-            return Err(Refusal::new(404, format!("Not Found: no track {track}")));
+            return Err(Refusal::NoSuchTrack(track));
         };
         let transport_header = request
             .header(&headers::TRANSPORT)
-            .ok_or_else(|| Refusal::new(461, "Unsupported Transport: no Transport header"))?;
+            .ok_or_else(|| Refusal::UnsupportedTransport("no Transport header".into()))?;
         let used_channels = self.channels_in_use(ctx.connection, existing.as_deref(), track);
         let free_channel = (0..=254u8)
             .step_by(2)
@@ -361,24 +336,15 @@ impl RtspHandler {
             ctx.peer.ip(),
             self.settings.server_rtp_port,
             free_channel,
-        )
-        .map_err(|error| match error {
-            TransportError::Unsupported(why) => {
-                Refusal::new(461, format!("Unsupported Transport: {why}"))
-            }
-            TransportError::Malformed(why) => {
-                Refusal::new(400, format!("Bad Request: Transport {why}"))
-            }
-        })?;
+        )?;
         if let Delivery::Interleaved {
             rtp_channel,
             rtcp_channel,
         } = negotiated.delivery
         {
             if used_channels.contains(&rtp_channel) || used_channels.contains(&rtcp_channel) {
-                return Err(Refusal::new(
-                    461,
-                    "Unsupported Transport: interleaved channels already in use",
+                return Err(Refusal::UnsupportedTransport(
+                    "interleaved channels already in use".into(),
                 ));
             }
         }
@@ -389,9 +355,8 @@ impl RtspHandler {
         if interleaved && other_connection {
             // Interleaved packets can only travel on the connection whose
             // writer the session's sender holds.
-            return Err(Refusal::new(
-                461,
-                "Unsupported Transport: interleave on the session's own connection",
+            return Err(Refusal::UnsupportedTransport(
+                "interleave on the session's own connection".into(),
             ));
         }
         let start = StreamStart {
@@ -408,10 +373,7 @@ impl RtspHandler {
         );
         let id = match existing {
             Some(id) => {
-                let session = self
-                    .sessions
-                    .get_mut(&id)
-                    .ok_or_else(|| Refusal::new(454, "Session Not Found"))?;
+                let session = self.sessions.get_mut(&id).ok_or(Refusal::SessionNotFound)?;
                 session.last_activity = now;
                 session.interleaved |= interleaved;
                 lock(&session.stream).set_up_track(output);
@@ -472,22 +434,17 @@ impl RtspHandler {
         let url = request_url(request)?;
         let range = match request.header(&headers::RANGE) {
             Some(range) => parse_npt_range(range.as_str())
-                .ok_or_else(|| Refusal::new(457, format!("Invalid Range: {}", range.as_str())))?,
+                .ok_or_else(|| Refusal::InvalidRange(range.as_str().to_string()))?,
             None => NptRange::default(),
         };
+        let rate_headers = rate::headers_to_answer(request)?;
         let id = self.session_id_for(request, ctx, &Method::Play)?;
         let header = self.session_header(&id);
-        let session = self
-            .sessions
-            .get_mut(&id)
-            .ok_or_else(|| Refusal::new(454, "Session Not Found"))?;
+        let session = self.sessions.get_mut(&id).ok_or(Refusal::SessionNotFound)?;
         let mut stream = lock(&session.stream);
         let duration = stream.media().duration_secs();
         if range.start.is_some_and(|s| s > duration) {
-            return Err(Refusal::new(
-                457,
-                format!("Invalid Range: beyond {duration:.3}"),
-            ));
+            return Err(Refusal::InvalidRange(format!("beyond {duration:.3}")));
         }
         // An end at or past the duration means "to the end" (GStreamer asks
         // npt=0-<duration from the SDP, rounded to ms>) and is answered
@@ -507,7 +464,7 @@ impl RtspHandler {
         };
         drop(stream);
         session.state = SessionState::Playing;
-        let base = presentation_url(url, &session.mount);
+        let base = url::presentation_url(url, &session.mount);
         let rtp_info = started
             .tracks
             .iter()
@@ -521,7 +478,7 @@ impl RtspHandler {
             })
             .collect::<Vec<_>>()
             .join(",");
-        Ok(ok(cseq)
+        let mut response = ok(cseq)
             .header(headers::SESSION, header)
             // Open-ended unless the client asked for an end (RFC 2326
             // §12.29): the SDP already gives the duration, and GStreamer
@@ -535,7 +492,11 @@ impl RtspHandler {
                 },
             )
             .header(headers::RTP_INFO, rtp_info)
-            .build(Vec::new()))
+            .build(Vec::new());
+        for header in rate_headers {
+            response.insert_header(header, rate::PLAYED_RATE);
+        }
+        Ok(response)
     }
 
     fn pause(
@@ -547,10 +508,7 @@ impl RtspHandler {
     ) -> Result<Response<Vec<u8>>, Refusal> {
         let id = self.session_id_for(request, ctx, &Method::Pause)?;
         let header = self.session_header(&id);
-        let session = self
-            .sessions
-            .get_mut(&id)
-            .ok_or_else(|| Refusal::new(454, "Session Not Found"))?;
+        let session = self.sessions.get_mut(&id).ok_or(Refusal::SessionNotFound)?;
         lock(&session.stream).pause();
         session.state = SessionState::Ready;
         actions.push(Action::Wake { session_id: id });
@@ -564,8 +522,7 @@ impl RtspHandler {
         cseq: &str,
         actions: &mut Vec<Action>,
     ) -> Result<Response<Vec<u8>>, Refusal> {
-        let id = session_id(request)
-            .ok_or_else(|| Refusal::new(454, "Session Not Found: no Session header"))?;
+        let id = session_id(request).ok_or(Refusal::NoSessionHeader)?;
         self.owned_session(&id, ctx, &Method::Teardown)?;
         tracing::info!(session = %id, peer = %ctx.peer, "session torn down");
         actions.extend(self.remove_session(&id));
@@ -595,8 +552,7 @@ impl RtspHandler {
         ctx: &RequestContext,
         method: &Method,
     ) -> Result<String, Refusal> {
-        let id = session_id(request)
-            .ok_or_else(|| Refusal::new(454, "Session Not Found: no Session header"))?;
+        let id = session_id(request).ok_or(Refusal::NoSessionHeader)?;
         self.owned_session(&id, ctx, method)?;
         Ok(id)
     }
@@ -628,14 +584,16 @@ impl RtspHandler {
             .sessions
             .get(id)
             .filter(|s| s.owner.allows(ctx.connection, ctx.peer.ip(), s.interleaved))
-            .ok_or_else(|| Refusal::new(454, "Session Not Found"))?;
+            .ok_or(Refusal::SessionNotFound)?;
         session
             .state
             .after(method)
-            .map_err(|e| Refusal::new(455, format!("Method Not Valid In This State: {e}")))?;
+            .map_err(|e| Refusal::MethodNotValidInState(e.to_string()))?;
         Ok(session)
     }
 
+    /// Refuses a new session past any of the configured limits, logging
+    /// which one so an operator knows what to raise.
     fn check_session_limits(&self, ctx: &RequestContext) -> Result<(), Refusal> {
         let on_connection = self
             .sessions
@@ -649,11 +607,28 @@ impl RtspHandler {
             .values()
             .filter(|s| s.owner.ip == ctx.peer.ip())
             .count();
-        if on_connection >= self.settings.max_sessions_per_connection
-            || from_address >= self.settings.max_sessions_per_address
-            || self.sessions.len() >= self.settings.max_sessions
-        {
-            return Err(Refusal::new(453, "Not Enough Bandwidth: too many sessions"));
+        let exceeded = [
+            (
+                self.settings.max_sessions_per_connection,
+                on_connection,
+                "sessions on this connection",
+            ),
+            (
+                self.settings.max_sessions_per_address,
+                from_address,
+                "sessions from this address (--max-sessions-per-address)",
+            ),
+            (
+                self.settings.max_sessions,
+                self.sessions.len(),
+                "sessions on the server (--max-sessions)",
+            ),
+        ]
+        .into_iter()
+        .find(|(limit, held, _)| !limit.admits_one_more(*held));
+        if let Some((limit, _, what)) = exceeded {
+            tracing::warn!(peer = %ctx.peer, %limit, "too many {what}; refusing SETUP");
+            return Err(Refusal::TooManySessions);
         }
         Ok(())
     }
@@ -717,16 +692,16 @@ impl RtspHandler {
 fn resolved(mount: &str, media: Option<ResolvedMedia>) -> Result<Arc<Mp4Media>, Refusal> {
     let media = media.unwrap_or_else(|| Err(ResolveError::NotFound(mount.to_string())));
     media.map_err(|error| match error {
-        ResolveError::NotFound(path) => Refusal::new(404, format!("Not Found: {path}")),
+        ResolveError::NotFound(path) => Refusal::NotFound(path),
         ResolveError::Forbidden(path) => {
             // Answered like a missing file so probing learns nothing.
             tracing::warn!(path = %path, "refused a path that escapes the media root");
-            Refusal::new(404, format!("Not Found: {path}"))
+            Refusal::NotFound(path)
         }
         ResolveError::Media(error) => {
             // The details stay in the log: they describe our files.
             tracing::warn!(mount, %error, "media cannot be served");
-            Refusal::new(500, "Internal Server Error: media cannot be played")
+            Refusal::MediaUnplayable
         }
     })
 }
@@ -758,31 +733,14 @@ fn ok(cseq: &str) -> rtsp_types::ResponseBuilder {
 }
 
 fn refused(cseq: Option<&str>, refusal: Refusal) -> Handled {
-    // Reasons may quote the request; control characters would let a client
-    // split its own response.
-    let reason: String = refusal.reason.chars().filter(|c| !c.is_control()).collect();
-    let mut builder = Response::builder(Version::V1_0, StatusCode::from(refusal.status))
-        .reason_phrase(reason)
-        .header(headers::SERVER, SERVER_NAME);
-    if let Some(cseq) = cseq {
-        builder = builder.header(headers::CSEQ, cseq);
-    }
     Handled {
-        response: builder.build(Vec::new()),
+        response: refusal.response(cseq),
         actions: Vec::new(),
     }
 }
 
-/// The answer to a request that could not be parsed at all (400/413), or
-/// to a connection turned away (503): no CSeq to echo.
-pub fn unparseable(status: u16, reason: &str) -> Response<Vec<u8>> {
-    refused(None, Refusal::new(status, reason)).response
-}
-
 fn request_url(request: &Request<Vec<u8>>) -> Result<&Url, Refusal> {
-    request
-        .request_uri()
-        .ok_or_else(|| Refusal::new(400, "Bad Request: no URL"))
+    request.request_uri().ok_or(Refusal::NoUrl)
 }
 
 fn session_id(request: &Request<Vec<u8>>) -> Option<String> {
@@ -795,97 +753,9 @@ fn session_id(request: &Request<Vec<u8>>) -> Option<String> {
 /// (file reads, moov parsing) before taking the handler's lock.
 pub fn media_needed(request: &Request<Vec<u8>>) -> Option<String> {
     match request.method() {
-        Method::Describe | Method::Setup => {
-            request.request_uri().map(|url| split_track(url.path()).0)
-        }
+        Method::Describe | Method::Setup => request.request_uri().map(|url| url::target(url).mount),
         _ => None,
     }
-}
-
-/// Splits a URL path into the mount path and an optional track index from
-/// a trailing `trackID=N` segment.
-fn split_track(path: &str) -> (String, Option<usize>) {
-    let trimmed = path.trim_end_matches('/');
-    if let Some((head, last)) = trimmed.rsplit_once('/') {
-        if let Some(index) = sdp::parse_track_control(last) {
-            let mount = if head.is_empty() { "/" } else { head };
-            return (mount.to_string(), Some(index));
-        }
-    }
-    let mount = if trimmed.is_empty() { "/" } else { trimmed };
-    (mount.to_string(), None)
-}
-
-/// Content-Base for DESCRIBE (RFC 2326 §12.11): the presentation URL
-/// with a trailing slash so relative `a=control` values join under it.
-fn content_base(url: &Url, mount: &str) -> String {
-    format!("{}/", presentation_url(url, mount))
-}
-
-/// The URL of the presentation at `mount` as the client addressed the
-/// server, without credentials, query, fragment or trailing slash.
-fn presentation_url(url: &Url, mount: &str) -> String {
-    let mut base = url.clone();
-    base.set_query(None);
-    base.set_fragment(None);
-    // Fails only for URLs that cannot carry credentials: nothing to strip.
-    let _ = base.set_username("");
-    let _ = base.set_password(None);
-    base.set_path(mount);
-    base.as_str().trim_end_matches('/').to_string()
-}
-
-/// The times of an npt Range header (RFC 2326 §3.6, §12.29); `None`
-/// where it is open (or `now`).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-struct NptRange {
-    start: Option<f64>,
-    end: Option<f64>,
-}
-
-/// Parses an npt Range; `None` if it is not a valid, forward npt range.
-fn parse_npt_range(value: &str) -> Option<NptRange> {
-    let spec = value.split(';').next()?.trim();
-    let times = spec
-        .strip_prefix("npt")?
-        .trim_start()
-        .strip_prefix('=')?
-        .trim();
-    let (start, end) = times.split_once('-')?;
-    let range = NptRange {
-        start: parse_npt_time(start.trim())?,
-        end: match end.trim() {
-            "now" => return None,
-            end => parse_npt_time(end)?,
-        },
-    };
-    match range {
-        NptRange {
-            start: Some(start),
-            end: Some(end),
-        } if end <= start => None,
-        range => Some(range),
-    }
-}
-
-/// One npt time: seconds or h:m:s with fractions; empty or `now` is open.
-fn parse_npt_time(text: &str) -> Option<Option<f64>> {
-    if text.is_empty() || text == "now" {
-        return Some(None);
-    }
-    let parts: Vec<&str> = text.split(':').collect();
-    if parts.len() > 3 {
-        return None;
-    }
-    let mut secs = 0.0;
-    for part in &parts {
-        let value: f64 = part.parse().ok()?;
-        if !value.is_finite() || value < 0.0 {
-            return None;
-        }
-        secs = secs * 60.0 + value;
-    }
-    Some(Some(secs))
 }
 
 #[cfg(test)]

@@ -1,7 +1,12 @@
-//! RTSP 1.0 (RFC 2326) on top of rtsp-types: connection framing, Transport
-//! negotiation, the per-client session state machine and method handling.
+//! RTSP 1.0 (RFC 2326) on top of rtsp-types: connection framing, request
+//! URLs, Range, Scale and Speed, Transport negotiation, the per-client
+//! session state machine, method handling and the refusals' status codes.
 
 pub mod framing;
 pub mod handler;
+pub mod range;
+pub mod rate;
+pub mod refusal;
 pub mod session;
 pub mod transport;
+pub mod url;

@@ -280,6 +280,25 @@ mod tests {
         assert_eq!(n.delivery, udp(5002, 5003));
     }
 
+    /// Keywords of the Transport header (RFC 2326 §12.39) compare
+    /// case-insensitively, like the rest of RTSP's tokens.
+    #[test]
+    fn keywords_of_every_kind_are_case_insensitive() {
+        let n = ok("rtp/avp/tcp;Unicast;INTERLEAVED=2-3;MODE=play");
+        assert_eq!(n.reply, "RTP/AVP/TCP;unicast;interleaved=2-3");
+        assert_eq!(
+            ok("Rtp/Avp;CLIENT_PORT=5000-5001;Mode=\"Play\"").delivery,
+            udp(5000, 5001)
+        );
+        for h in [
+            "RTP/AVP;MULTICAST;client_port=5000-5001",
+            "RTP/AVP;Multicast",
+            "RTP/AVP;unicast;client_port=5000-5001;MODE=RECORD",
+        ] {
+            assert!(matches!(err(h), TransportError::Unsupported(_)), "{h}");
+        }
+    }
+
     #[test]
     fn destination_is_ignored() {
         let n = ok("RTP/AVP;unicast;destination=203.0.113.9;client_port=5000-5001");

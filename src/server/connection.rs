@@ -14,8 +14,9 @@ use tokio::sync::mpsc;
 
 use super::{session_task, Shared};
 use crate::rtp::InterleavedPackets;
-use crate::rtsp::framing::{FramingError, Incoming, RtspFramer};
+use crate::rtsp::framing::{Incoming, RtspFramer};
 use crate::rtsp::handler::{self, RequestContext, RtcpSource};
+use crate::rtsp::refusal::Refusal;
 use crate::rtsp::session::ConnectionId;
 
 /// Frames queued for the writer: responses plus interleaved media. Video
@@ -133,21 +134,15 @@ pub(super) async fn serve(
                 }
                 Ok(Some(Incoming::Response)) => {}
                 Err(error) => {
-                    let status = match error {
-                        FramingError::TooLarge => 413,
-                        FramingError::Malformed => 400,
-                    };
-                    tracing::info!(%peer, %error, status, "closing connection after unparseable input");
+                    let refusal = Refusal::from(error);
+                    tracing::info!(
+                        %peer,
+                        %error,
+                        status = u16::from(refusal.status()),
+                        "closing connection after unparseable input"
+                    );
                     let mut bytes = Vec::new();
-                    let reason = if status == 413 {
-                        "Request Entity Too Large"
-                    } else {
-                        "Bad Request"
-                    };
-                    if handler::unparseable(status, reason)
-                        .write(&mut bytes)
-                        .is_ok()
-                    {
+                    if refusal.response(None).write(&mut bytes).is_ok() {
                         let _ = tx.send(Outgoing::Bytes(bytes.into())).await;
                     }
                     break 'read;

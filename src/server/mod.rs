@@ -18,14 +18,12 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
-use crate::rtsp::handler::{self, HandlerSettings, RtcpSource, RtspHandler};
+use crate::config::{Config, Limit};
+use crate::rtsp::handler::{HandlerSettings, RtcpSource, RtspHandler};
+use crate::rtsp::refusal::Refusal;
 use catalog::Catalog;
 use tokio::io::AsyncWriteExt;
 use udp::UdpPair;
-
-/// Connections one client address may hold at once (CVE-2021-39283).
-const MAX_CONNECTIONS_PER_IP: usize = 64;
 
 /// State shared by all tasks.
 #[derive(Debug)]
@@ -35,6 +33,8 @@ struct Shared {
     udp: UdpPair,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
     connections_per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
+    /// Connections one client address may hold at once (CVE-2021-39283).
+    max_connections_per_address: Limit,
 }
 
 impl Shared {
@@ -134,6 +134,7 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
         udp,
         wakers: Mutex::new(HashMap::new()),
         connections_per_ip: Mutex::new(HashMap::new()),
+        max_connections_per_address: config.max_connections_per_address,
     });
     let rtsp_addr = listener.local_addr()?;
     let shared_for_handle = shared.clone();
@@ -168,8 +169,12 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             let count = counts.entry(peer.ip()).or_insert(0);
-            if *count >= MAX_CONNECTIONS_PER_IP {
-                tracing::warn!(%peer, "too many connections from this address; refusing");
+            if !shared.max_connections_per_address.admits_one_more(*count) {
+                tracing::warn!(
+                    %peer,
+                    limit = %shared.max_connections_per_address,
+                    "too many connections from this address (--max-connections-per-address); refusing"
+                );
                 tokio::spawn(refuse_connection(socket));
                 continue;
             }
@@ -193,12 +198,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 /// does not fail silently, then closes.
 async fn refuse_connection(mut socket: tokio::net::TcpStream) {
     let mut answer = Vec::new();
-    if handler::unparseable(
-        503,
-        "Service Unavailable: too many connections from this address",
-    )
-    .write(&mut answer)
-    .is_ok()
+    if Refusal::TooManyConnections
+        .response(None)
+        .write(&mut answer)
+        .is_ok()
     {
         let _ = tokio::time::timeout(Duration::from_secs(1), socket.write_all(&answer)).await;
     }

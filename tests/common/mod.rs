@@ -629,7 +629,13 @@ pub struct UdpSession {
 impl UdpSession {
     /// Starts a server and sets up both tracks; the session is not playing.
     pub async fn setup() -> UdpSession {
-        let (server, mut client) = serve_and_connect().await;
+        UdpSession::setup_with(|_| {}).await
+    }
+
+    /// Like [`UdpSession::setup`] on a server configured by `adjust`.
+    pub async fn setup_with(adjust: impl FnOnce(&mut Config)) -> UdpSession {
+        let server = start_server_with(adjust).await;
+        let mut client = RtspClient::connect(server.rtsp_addr).await;
         let (video, video_rtcp) = udp_pair().await;
         let (audio, audio_rtcp) = udp_pair().await;
         let base = url(&server, "sample");

@@ -25,14 +25,18 @@ impl HandleWithSample for RtspHandler {
 }
 
 fn handler() -> RtspHandler {
+    handler_with_limits(Limit::at_most(4), Limit::at_most(6), Limit::at_most(100))
+}
+
+fn handler_with_limits(per_connection: Limit, per_address: Limit, overall: Limit) -> RtspHandler {
     RtspHandler::new(HandlerSettings {
         server_rtp_port: 5005,
         mtu: 1400,
         loop_playback: false,
         session_timeout: Duration::from_secs(60),
-        max_sessions_per_connection: 4,
-        max_sessions_per_address: 6,
-        max_sessions: 100,
+        max_sessions_per_connection: per_connection,
+        max_sessions_per_address: per_address,
+        max_sessions: overall,
         rng_seed: [7; 32],
     })
 }
@@ -471,6 +475,52 @@ fn sessions_per_address_are_bounded_across_connections() {
 }
 
 #[test]
+fn sessions_on_the_server_are_bounded_across_addresses() {
+    let mut h = handler_with_limits(Limit::UNLIMITED, Limit::UNLIMITED, Limit::at_most(5));
+    let now = Instant::now();
+    let setup = request(
+        Method::Setup,
+        &format!("{BASE}/trackID=0"),
+        &[("Transport", "RTP/AVP;unicast;client_port=6000-6001")],
+    );
+    for client in 0..5u8 {
+        assert_eq!(
+            status(&h.handle(&setup, &ctx(1, [10, 0, 0, client]), now)),
+            200
+        );
+    }
+    let refused = h.handle(&setup, &ctx(1, [10, 0, 0, 9]), now);
+    assert_eq!(status(&refused), 453);
+    assert_eq!(
+        refused.response.reason_phrase(),
+        "Not Enough Bandwidth: too many sessions"
+    );
+    h.teardown_all();
+    assert_eq!(
+        status(&h.handle(&setup, &ctx(1, [10, 0, 0, 9]), now)),
+        200,
+        "freed sessions make room again"
+    );
+}
+
+#[test]
+fn zero_limits_mean_unlimited() {
+    let mut h = handler_with_limits(Limit::at_most(0), Limit::at_most(0), Limit::at_most(0));
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    let setup = request(
+        Method::Setup,
+        &format!("{BASE}/trackID=0"),
+        &[("Transport", "RTP/AVP;unicast;client_port=6000-6001")],
+    );
+    // Well past the default of 16 sessions per connection.
+    for _ in 0..300 {
+        assert_eq!(status(&h.handle(&setup, &c, now)), 200);
+    }
+    assert_eq!(h.session_count(), 300);
+}
+
+#[test]
 fn cseq_must_be_digits_and_required_options_are_refused() {
     let mut h = handler();
     let c = ctx(1, [127, 0, 0, 1]);
@@ -528,30 +578,6 @@ fn interleaved_channels_never_collide_on_one_connection() {
 }
 
 #[test]
-fn npt_ranges_parse() {
-    let range = |start, end| Some(NptRange { start, end });
-    assert_eq!(parse_npt_range("npt=5-"), range(Some(5.0), None));
-    assert_eq!(
-        parse_npt_range("npt=5.25-10"),
-        range(Some(5.25), Some(10.0))
-    );
-    assert_eq!(parse_npt_range("npt = 0:01:02.5-"), range(Some(62.5), None));
-    assert_eq!(parse_npt_range("npt=now-"), range(None, None));
-    assert_eq!(parse_npt_range("npt=-"), range(None, None));
-    assert_eq!(parse_npt_range("npt=-4"), range(None, Some(4.0)));
-    assert_eq!(
-        parse_npt_range("npt=0.000-12.000;time=19970123T153600Z"),
-        range(Some(0.0), Some(12.0))
-    );
-    assert_eq!(parse_npt_range("clock=19961108T142300Z-"), None);
-    assert_eq!(parse_npt_range("npt=-3-"), None);
-    assert_eq!(parse_npt_range("npt=5-2"), None, "backwards");
-    assert_eq!(parse_npt_range("npt=5-now"), None);
-    assert_eq!(parse_npt_range("npt=abc-"), None);
-    assert_eq!(parse_npt_range("npt=NaN-"), None);
-}
-
-#[test]
 fn range_end_stops_the_stream_and_is_echoed() {
     let mut h = handler();
     let c = ctx(1, [127, 0, 0, 1]);
@@ -585,17 +611,182 @@ fn range_end_stops_the_stream_and_is_echoed() {
 }
 
 #[test]
-fn track_urls_split_from_mounts() {
-    assert_eq!(
-        split_track("/sample/trackID=1"),
-        ("/sample".to_string(), Some(1))
+fn range_keywords_are_case_insensitive() {
+    let mut h = handler();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    let id = setup_both(&mut h, &c, now);
+    let play = h.handle(
+        &request(Method::Play, BASE, &[("Session", &id), ("Range", "NPT=0-")]),
+        &c,
+        now,
     );
-    assert_eq!(split_track("/trackID=0"), ("/".to_string(), Some(0)));
-    assert_eq!(split_track("/sample/"), ("/sample".to_string(), None));
-    assert_eq!(split_track("/"), ("/".to_string(), None));
+    assert_eq!(status(&play), 200);
+    assert_eq!(header(&play.response, "Range"), Some("npt=0.000-"));
+}
+
+/// RFC 2326 §12.34, §12.35: without trick play the stream plays at normal
+/// rate, and the response says so for each of Scale and Speed sent.
+#[test]
+fn scale_and_speed_are_answered_with_the_rate_played() {
+    let mut h = handler();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    let id = setup_both(&mut h, &c, now);
+    let play = |h: &mut RtspHandler, extra: &[(&str, &str)]| {
+        let mut headers = vec![("Session", id.as_str())];
+        headers.extend_from_slice(extra);
+        h.handle(&request(Method::Play, BASE, &headers), &c, now)
+    };
+    let plain = play(&mut h, &[]);
+    assert_eq!(status(&plain), 200);
+    assert_eq!(header(&plain.response, "Scale"), None);
+    assert_eq!(header(&plain.response, "Speed"), None);
+    for scale in ["2.0", "-1.0", "1"] {
+        let fast = play(&mut h, &[("Scale", scale)]);
+        assert_eq!(status(&fast), 200, "Scale: {scale}");
+        assert_eq!(header(&fast.response, "Scale"), Some("1"), "Scale: {scale}");
+        assert_eq!(header(&fast.response, "Speed"), None);
+    }
+    let both = play(&mut h, &[("Speed", "2.5"), ("Scale", "0.5")]);
+    assert_eq!(header(&both.response, "Speed"), Some("1"));
+    assert_eq!(header(&both.response, "Scale"), Some("1"));
+    let malformed = play(&mut h, &[("Scale", "fast")]);
+    assert_eq!(status(&malformed), 400);
     assert_eq!(
-        split_track("/sub/clip.mp4/trackID=0"),
-        ("/sub/clip.mp4".to_string(), Some(0))
+        malformed.response.reason_phrase(),
+        "Bad Request: Scale fast"
+    );
+}
+
+#[test]
+fn a_track_control_after_the_query_sets_up_that_track() {
+    let mut h = handler();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    let audio = h.handle(
+        &request(
+            Method::Setup,
+            &format!("{BASE}?token=x/trackID=1"),
+            &[("Transport", "RTP/AVP;unicast;client_port=6002-6003")],
+        ),
+        &c,
+        now,
+    );
+    assert_eq!(status(&audio), 200, "{:?}", audio.response);
+    let id = header(&audio.response, "Session")
+        .and_then(|s| s.split(';').next())
+        .expect("session")
+        .to_string();
+    let video = h.handle(
+        &request(
+            Method::Setup,
+            &format!("{BASE}?token=x/trackID=0"),
+            &[
+                ("Transport", "RTP/AVP;unicast;client_port=6000-6001"),
+                ("Session", &id),
+            ],
+        ),
+        &c,
+        now,
+    );
+    assert_eq!(status(&video), 200);
+    let play = h.handle(
+        &request(
+            Method::Play,
+            &format!("{BASE}?token=x"),
+            &[("Session", &id)],
+        ),
+        &c,
+        now,
+    );
+    assert_eq!(status(&play), 200);
+    let rtp_info = header(&play.response, "RTP-Info").expect("RTP-Info");
+    assert!(
+        rtp_info.contains(&format!("url={BASE}/trackID=0;"))
+            && rtp_info.contains(&format!("url={BASE}/trackID=1;")),
+        "track URLs under the presentation URL, no query: {rtp_info}"
+    );
+    let describe = h.handle(
+        &request(Method::Describe, &format!("{BASE}?token=x"), &[]),
+        &c,
+        now,
+    );
+    assert_eq!(
+        header(&describe.response, "Content-Base"),
+        Some(format!("{BASE}/").as_str())
+    );
+    let unknown = h.handle(
+        &request(
+            Method::Setup,
+            "rtsp://127.0.0.1:5544/other?x=/sample/trackID=0",
+            &[("Transport", "RTP/AVP;unicast;client_port=6000-6001")],
+        ),
+        &c,
+        now,
+    );
+    assert_eq!(status(&unknown), 404, "the query is no path to the media");
+}
+
+#[test]
+fn doubled_slashes_name_the_same_presentation() {
+    let mut h = handler();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    let first = h.handle(
+        &request(
+            Method::Setup,
+            "rtsp://127.0.0.1:5544//sample//trackID=0",
+            &[("Transport", "RTP/AVP;unicast;client_port=6000-6001")],
+        ),
+        &c,
+        now,
+    );
+    assert_eq!(status(&first), 200);
+    let id = header(&first.response, "Session")
+        .and_then(|s| s.split(';').next())
+        .expect("session")
+        .to_string();
+    let second = h.handle(
+        &request(
+            Method::Setup,
+            &format!("{BASE}/trackID=1"),
+            &[
+                ("Transport", "RTP/AVP;unicast;client_port=6002-6003"),
+                ("Session", &id),
+            ],
+        ),
+        &c,
+        now,
+    );
+    assert_eq!(status(&second), 200, "{:?}", second.response);
+    let other = h.handle(
+        &request(
+            Method::Setup,
+            "rtsp://127.0.0.1:5544/trackID=1",
+            &[
+                ("Transport", "RTP/AVP;unicast;client_port=6002-6003"),
+                ("Session", &id),
+            ],
+        ),
+        &c,
+        now,
+    );
+    assert_eq!(status(&other), 459, "/ is still another presentation");
+    let play = h.handle(
+        &request(
+            Method::Play,
+            "rtsp://127.0.0.1:5544//sample/",
+            &[("Session", &id)],
+        ),
+        &c,
+        now,
+    );
+    assert!(
+        header(&play.response, "RTP-Info")
+            .is_some_and(|info| info.contains(&format!("url={BASE}/trackID=1;"))),
+        "{:?}",
+        play.response
     );
 }
 
