@@ -122,3 +122,51 @@ async fn ffmpeg_decodes_whole_sample_over_tcp() {
 async fn ffmpeg_decodes_whole_sample_over_udp() {
     decode("udp").await;
 }
+
+/// Seeks with ffmpeg's own `-ss` before `-i`: its RTSP client then sends
+/// PLAY with `Range: npt=…` (after a first PLAY from 0 and a PAUSE). The
+/// sample has keyframes at whole seconds, so a seek to 5.5 s must start
+/// at the keyframe at 5.0 s: the pictures from 5.0 s to the end, each
+/// identical to the file's. `-noaccurate_seek` keeps ffmpeg from dropping
+/// the decoded pictures before 5.5 s itself.
+async fn seek(transport: &str) {
+    if !require_tool("ffmpeg") {
+        return;
+    }
+    let reference = reference_video_framecrcs().await;
+    let mut after = vec!["-map", "0:v"];
+    after.extend(FRAMECRC_EVERY_PICTURE);
+    after.push("-");
+    let Some(run) = run_on_sample(
+        "ffmpeg",
+        transport,
+        &["-nostdin", "-ss", "5.5", "-noaccurate_seek", "-i"],
+        &after,
+    )
+    .await
+    else {
+        return;
+    };
+    let video = framecrcs(&run.stdout);
+    let keyframe_at_5s = 5 * 30;
+    assert_same_pictures(
+        &video,
+        &reference[keyframe_at_5s..],
+        &format!("{transport} seek to 5.5 s"),
+    );
+    eprintln!(
+        "ffmpeg {transport} seek: {} pictures identical to the file's from 5.0 s in {:?}",
+        video.len(),
+        run.elapsed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_seek_between_keyframes_over_tcp() {
+    seek("tcp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_seek_between_keyframes_over_udp() {
+    seek("udp").await;
+}
