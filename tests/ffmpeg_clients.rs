@@ -75,43 +75,40 @@ async fn ffprobe_reads_streams_over_tcp() {
 }
 
 /// Decodes the whole sample with ffmpeg into per-frame CRCs of the raw
-/// pictures and samples.
+/// pictures and samples; the pictures must be those of decoding the file.
 async fn decode(transport: &str) {
-    let Some(run) = run_on_sample(
-        "ffmpeg",
-        transport,
-        &["-nostdin", "-i"],
-        &["-map", "0:v", "-map", "0:a", "-f", "framecrc", "-"],
-    )
-    .await
-    else {
+    if !require_tool("ffmpeg") {
+        return;
+    }
+    let reference = reference_video_framecrcs().await;
+    let mut after = vec!["-map", "0:v", "-map", "0:a"];
+    after.extend(FRAMECRC_EVERY_PICTURE);
+    after.push("-");
+    let Some(run) = run_on_sample("ffmpeg", transport, &["-nostdin", "-i"], &after).await else {
         return;
     };
 
-    // framecrc lines: stream, dts, pts, duration, size, crc.
-    let mut video_frames = 0;
-    let mut audio_bytes = 0;
-    for line in run.stdout.lines().filter(|l| !l.starts_with('#')) {
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        assert_eq!(fields.len(), 6, "framecrc line {line:?}");
-        let size: usize = fields[4].parse().expect("frame size");
-        match fields[0] {
-            "0" => {
-                assert_eq!(size, YUV420_FRAME_BYTES, "decoded picture size: {line}");
-                video_frames += 1;
-            }
-            "1" => audio_bytes += size,
-            other => panic!("unexpected stream {other} in {line}"),
-        }
-    }
-    assert_eq!(
-        video_frames, SAMPLE_VIDEO_FRAMES,
-        "{transport}: decoded video frames"
+    let frames = framecrcs(&run.stdout);
+    let video: Vec<FrameCrc> = frames.iter().filter(|f| f.stream == 0).cloned().collect();
+    let audio_bytes: usize = frames
+        .iter()
+        .filter(|f| f.stream == 1)
+        .map(|f| f.size)
+        .sum();
+    assert!(
+        frames.iter().all(|f| f.stream <= 1),
+        "{transport}: unexpected stream in {frames:?}"
     );
+    assert!(
+        video.iter().all(|f| f.size == YUV420_FRAME_BYTES),
+        "{transport}: decoded picture sizes"
+    );
+    assert_same_pictures(&video, &reference, transport);
     let samples = assert_whole_sample_audio(audio_bytes, transport);
     assert_real_time(run.elapsed, transport);
     eprintln!(
-        "ffmpeg {transport}: {video_frames} pictures, {samples} samples in {:?}",
+        "ffmpeg {transport}: {} pictures identical to the file's, {samples} samples in {:?}",
+        video.len(),
         run.elapsed
     );
 }
@@ -124,4 +121,52 @@ async fn ffmpeg_decodes_whole_sample_over_tcp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_decodes_whole_sample_over_udp() {
     decode("udp").await;
+}
+
+/// Seeks with ffmpeg's own `-ss` before `-i`: its RTSP client then sends
+/// PLAY with `Range: npt=…` (after a first PLAY from 0 and a PAUSE). The
+/// sample has keyframes at whole seconds, so a seek to 5.5 s must start
+/// at the keyframe at 5.0 s: the pictures from 5.0 s to the end, each
+/// identical to the file's. `-noaccurate_seek` keeps ffmpeg from dropping
+/// the decoded pictures before 5.5 s itself.
+async fn seek(transport: &str) {
+    if !require_tool("ffmpeg") {
+        return;
+    }
+    let reference = reference_video_framecrcs().await;
+    let mut after = vec!["-map", "0:v"];
+    after.extend(FRAMECRC_EVERY_PICTURE);
+    after.push("-");
+    let Some(run) = run_on_sample(
+        "ffmpeg",
+        transport,
+        &["-nostdin", "-ss", "5.5", "-noaccurate_seek", "-i"],
+        &after,
+    )
+    .await
+    else {
+        return;
+    };
+    let video = framecrcs(&run.stdout);
+    let keyframe_at_5s = 5 * 30;
+    assert_same_pictures(
+        &video,
+        &reference[keyframe_at_5s..],
+        &format!("{transport} seek to 5.5 s"),
+    );
+    eprintln!(
+        "ffmpeg {transport} seek: {} pictures identical to the file's from 5.0 s in {:?}",
+        video.len(),
+        run.elapsed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_seek_between_keyframes_over_tcp() {
+    seek("tcp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_seek_between_keyframes_over_udp() {
+    seek("udp").await;
 }

@@ -408,6 +408,71 @@ async fn seek_starts_at_range_with_matching_timestamps() {
     );
 }
 
+/// NAL unit type an H.264 RTP payload starts (RFC 6184 §5.3): the type of a
+/// single NAL unit packet, or of the unit an FU-A (§5.8) starts; `None` for
+/// an FU-A continuing a unit.
+fn starting_nal_type(payload: &[u8]) -> Option<u8> {
+    const FU_A: u8 = 28;
+    let indicator = payload.first().expect("empty H.264 payload") & 0x1f;
+    if indicator != FU_A {
+        return Some(indicator);
+    }
+    let fu_header = payload.get(1).expect("FU-A without a header");
+    (fu_header & 0x80 != 0).then_some(fu_header & 0x1f)
+}
+
+/// The sample has a keyframe at every whole second, so a seek to 5.5 s
+/// shows whether the server backs up to the keyframe before (5.0 s) and
+/// starts the stream with what a decoder needs there: SPS, PPS, IDR.
+#[tokio::test]
+async fn seek_between_keyframes_starts_at_the_keyframe_before() {
+    let mut udp = UdpSession::setup().await;
+    let play = udp
+        .control
+        .request_with("PLAY", &[("Range", "npt=5.5-")])
+        .await;
+    assert_eq!(play.status, 200, "{}", play.head);
+    assert_eq!(play.expect_header("Range"), "npt=5.000-", "{}", play.head);
+    let info = play.rtp_info_for("trackID=0");
+
+    // Everything up to the end of the file: 5 s of media after the
+    // keyframe, then silence; generous limits for a loaded machine.
+    let (rtp_rx, rtcp_rx) = tokio::join!(
+        drain(&udp.video, Duration::from_secs(3), Duration::from_secs(20)),
+        recv_until(&udp.video_rtcp, Duration::from_secs(20), |d| {
+            rtcp_packets(&d.data).iter().any(|p| p.packet_type == 203)
+        }),
+    );
+    assert!(
+        rtcp_types(&rtcp_rx).contains(&203),
+        "no BYE at the end of the file"
+    );
+    let headers = rtp_headers(&rtp_rx);
+    assert_consecutive(&headers, "video after seek");
+    assert_eq!(Some(headers[0].seq), info.seq, "first seq vs RTP-Info");
+    assert_eq!(Some(headers[0].timestamp), info.rtptime);
+
+    // NAL units begun in the first access unit (one RTP timestamp).
+    let first_unit: Vec<u8> = rtp_rx
+        .iter()
+        .take_while(|d| rtp_header(&d.data).timestamp == headers[0].timestamp)
+        .filter_map(|d| starting_nal_type(&d.data[12..]))
+        .collect();
+    assert!(
+        first_unit.len() >= 3
+            && first_unit[..2] == [7, 8]
+            && first_unit[2..].iter().all(|&t| t == 5),
+        "NAL units of the first access unit after the seek: {first_unit:?} \
+         (want SPS 7, PPS 8, then IDR slices 5)"
+    );
+
+    // Every frame from 5.0 s to the end: 150 distinct timestamps.
+    let mut frames: Vec<u32> = headers.iter().map(|h| h.timestamp).collect();
+    frames.sort_unstable();
+    frames.dedup();
+    assert_eq!(frames.len(), 150, "video frames from 5.0 s to the end");
+}
+
 #[tokio::test]
 async fn pause_and_resume_continue_the_stream() {
     // Everything stays bound (and open) to the end of the test.

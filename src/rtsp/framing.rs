@@ -565,3 +565,139 @@ mod tests {
         }
     }
 }
+
+/// Edges of the caps and of buffering, kept apart from `tests` so that
+/// changes to the line-ending handling and these checks merge cleanly.
+#[cfg(test)]
+mod edge_tests {
+    use super::*;
+
+    /// The caps the README and the security notes promise, written out
+    /// here so that shrinking or growing a constant fails a test.
+    const SIXTY_FOUR_KIB: usize = 64 * 1024;
+
+    /// A request whose header block (blank line included) is exactly
+    /// `total` bytes long, padded with one `X-Pad` header.
+    fn request_of_len(total: usize) -> Vec<u8> {
+        let head = b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nX-Pad: ";
+        let tail = b"\r\n\r\n";
+        let pad = total - head.len() - tail.len();
+        [&head[..], &vec![b'a'; pad], &tail[..]].concat()
+    }
+
+    #[test]
+    fn header_block_up_to_64_kib_parses() {
+        for total in [SIXTY_FOUR_KIB - 100, SIXTY_FOUR_KIB] {
+            let mut f = RtspFramer::new();
+            f.push(&request_of_len(total));
+            assert!(
+                matches!(f.next_message(), Ok(Some(Incoming::Request(_)))),
+                "a {total}-byte header block is within the cap"
+            );
+            assert_eq!(f.buffered_len(), 0);
+        }
+    }
+
+    #[test]
+    fn header_block_over_the_cap_is_too_large() {
+        // The terminator itself lies beyond the cap, so even a block that
+        // completes in one push is refused.
+        let mut f = RtspFramer::new();
+        f.push(&request_of_len(SIXTY_FOUR_KIB + 1));
+        assert_eq!(f.next_message().err(), Some(FramingError::TooLarge));
+
+        // Unterminated: refused once one byte more than the cap is held,
+        // not before.
+        let mut f = RtspFramer::new();
+        let unterminated = &request_of_len(SIXTY_FOUR_KIB + 100)[..SIXTY_FOUR_KIB + 1];
+        f.push(&unterminated[..SIXTY_FOUR_KIB]);
+        assert!(matches!(f.next_message(), Ok(None)));
+        f.push(&unterminated[SIXTY_FOUR_KIB..]);
+        assert_eq!(f.next_message().err(), Some(FramingError::TooLarge));
+    }
+
+    /// A SET_PARAMETER announcing and carrying `body_len` bytes of body.
+    fn request_with_body(body_len: usize) -> Vec<u8> {
+        let head =
+            format!("SET_PARAMETER * RTSP/1.0\r\nCSeq: 1\r\nContent-Length: {body_len}\r\n\r\n");
+        [head.as_bytes(), &vec![b'b'; body_len]].concat()
+    }
+
+    #[test]
+    fn body_just_under_64_kib_parses() {
+        for body_len in [SIXTY_FOUR_KIB - 1, SIXTY_FOUR_KIB] {
+            let mut f = RtspFramer::new();
+            f.push(&request_with_body(body_len));
+            match f.next_message() {
+                Ok(Some(Incoming::Request(r))) => assert_eq!(r.body().len(), body_len),
+                other => panic!("{body_len}-byte body: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn body_over_the_cap_is_too_large() {
+        let mut f = RtspFramer::new();
+        f.push(&request_with_body(SIXTY_FOUR_KIB + 1));
+        assert_eq!(f.next_message().err(), Some(FramingError::TooLarge));
+    }
+
+    #[test]
+    fn unterminated_garbage_is_refused_at_once() {
+        // Neither a token character nor `$`: no message can start here, so
+        // the 400 comes on the first bytes, long before the cap.
+        for garbage in [
+            &b"\x16\x03\x01\x02\x00"[..],
+            b" OPTIONS",
+            b"\x00",
+            b"\xff\xfe",
+        ] {
+            let mut f = RtspFramer::new();
+            f.push(garbage);
+            assert_eq!(
+                f.next_message().err(),
+                Some(FramingError::Malformed),
+                "{garbage:?}"
+            );
+        }
+        // Garbage after a complete request is refused once reached.
+        let mut f = RtspFramer::new();
+        f.push(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n\x16\x03\x01");
+        assert!(matches!(f.next_message(), Ok(Some(Incoming::Request(_)))));
+        assert_eq!(f.next_message().err(), Some(FramingError::Malformed));
+    }
+
+    #[test]
+    fn long_interleaved_connection_keeps_the_buffer_bounded() {
+        // Ten thousand RTCP-sized frames (1.2 MB) pushed and drained:
+        // consumed bytes must be dropped rather than pile up in the buffer.
+        let frame = |channel: u8| -> Vec<u8> {
+            let payload = [channel; 120];
+            let len = u16::try_from(payload.len()).expect("small frame");
+            [&[b'$', channel][..], &len.to_be_bytes(), &payload].concat()
+        };
+        let pair = [frame(1), frame(3)].concat();
+        let mut f = RtspFramer::new();
+        let mut received = 0;
+        for round in 0..5000 {
+            // Cut each round at a different place, so that a partial frame
+            // is often left buffered between pushes.
+            let cut = round % pair.len();
+            for part in [&pair[..cut], &pair[cut..]] {
+                f.push(part);
+                while let Ok(Some(message)) = f.next_message() {
+                    assert!(matches!(message, Incoming::Interleaved { .. }));
+                    received += 1;
+                }
+            }
+            assert!(
+                f.buf.len() <= 2 * pair.len() && f.buf.capacity() <= 8 * pair.len(),
+                "round {round}: buffer holds {} bytes, capacity {}",
+                f.buf.len(),
+                f.buf.capacity()
+            );
+        }
+        assert_eq!(received, 10_000);
+        assert_eq!(f.buffered_len(), 0);
+    }
+}

@@ -400,3 +400,69 @@ mod tests {
         );
     }
 }
+
+/// Edges of the unicast and port checks, kept apart from `tests` so that
+/// changes to keyword matching and these checks merge cleanly.
+#[cfg(test)]
+mod edge_tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 4));
+
+    fn negotiate_from_client(header: &str) -> Result<Negotiated, TransportError> {
+        negotiate(header, CLIENT, 6970, 0)
+    }
+
+    #[test]
+    fn multicast_with_client_port_is_not_unicast() {
+        // A client_port is enough for a UDP delivery, so only the
+        // `multicast` keyword itself stops these from becoming unicast.
+        for header in [
+            "RTP/AVP;multicast;client_port=5000-5001",
+            "RTP/AVP/UDP;client_port=5000-5001;multicast",
+            "RTP/AVP;unicast;multicast;client_port=5000-5001",
+            "RTP/AVP/TCP;multicast;interleaved=0-1",
+        ] {
+            assert_eq!(
+                negotiate_from_client(header),
+                Err(TransportError::Unsupported("multicast".into())),
+                "{header}"
+            );
+        }
+        // With a unicast alternative after it, that one is chosen.
+        let n = negotiate_from_client(
+            "RTP/AVP;multicast;client_port=5000-5001,RTP/AVP;unicast;client_port=6000-6001",
+        )
+        .expect("the unicast alternative");
+        assert_eq!(
+            n.delivery,
+            Delivery::Udp {
+                rtp: SocketAddr::new(CLIENT, 6000),
+                rtcp: SocketAddr::new(CLIENT, 6001),
+            }
+        );
+    }
+
+    #[test]
+    fn signed_and_zero_ports_are_refused() {
+        for header in [
+            "RTP/AVP;unicast;client_port=+5000",
+            "RTP/AVP;unicast;client_port=+5000-5001",
+            "RTP/AVP;unicast;client_port=5000-+5001",
+            "RTP/AVP;unicast;client_port=5000-0",
+            "RTP/AVP;unicast;client_port=0",
+            "RTP/AVP;unicast;client_port=-5000",
+            "RTP/AVP/TCP;interleaved=+2",
+        ] {
+            assert!(
+                matches!(
+                    negotiate_from_client(header),
+                    Err(TransportError::Malformed(_))
+                ),
+                "{header}: {:?}",
+                negotiate_from_client(header)
+            );
+        }
+    }
+}

@@ -747,6 +747,79 @@ pub async fn run_ffmpeg(program: &str, transport: &str, args: &[&str]) -> ToolRu
     run
 }
 
+/// One line of FFmpeg's `framecrc` output (`stream, dts, pts, duration,
+/// size, crc`) without the timestamps, which differ between a file and a
+/// stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameCrc {
+    /// Output stream index.
+    pub stream: usize,
+    /// Decoded frame size in bytes.
+    pub size: usize,
+    /// Adler-32 of the decoded frame, as printed (`0x…`).
+    pub crc: String,
+}
+
+/// Parses `framecrc` output, panicking on lines it does not understand.
+pub fn framecrcs(text: &str) -> Vec<FrameCrc> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+            assert_eq!(fields.len(), 6, "framecrc line {line:?}");
+            FrameCrc {
+                stream: fields[0].parse().expect("framecrc stream"),
+                size: fields[4].parse().expect("framecrc size"),
+                crc: fields[5].to_string(),
+            }
+        })
+        .collect()
+}
+
+/// FFmpeg's `-f framecrc` arguments that print every decoded picture once,
+/// in presentation order, whatever its timestamp: without
+/// `-fps_mode passthrough` the frame-rate logic may drop or repeat
+/// pictures, which would hide or fake a difference.
+pub const FRAMECRC_EVERY_PICTURE: [&str; 4] = ["-fps_mode", "passthrough", "-f", "framecrc"];
+
+/// The framecrc of every picture of the sample decoded straight from the
+/// file with ffmpeg.
+pub async fn reference_video_framecrcs() -> Vec<FrameCrc> {
+    let file = format!("{}/media/sample.mp4", env!("CARGO_MANIFEST_DIR"));
+    let mut args = vec!["-v", "error", "-nostdin", "-i", &file, "-map", "0:v"];
+    args.extend(FRAMECRC_EVERY_PICTURE);
+    args.push("-");
+    let run = run_tool("ffmpeg", &args, Duration::from_secs(60)).await;
+    assert!(
+        run.status.success(),
+        "decoding the file failed:\n{}",
+        run.stderr
+    );
+    let frames = framecrcs(&run.stdout);
+    assert_eq!(
+        frames.len(),
+        SAMPLE_VIDEO_FRAMES,
+        "pictures decoded from the file"
+    );
+    frames
+}
+
+/// Panics unless `received` are the same pictures as `reference` (size and
+/// CRC, in order), naming the first that differs.
+pub fn assert_same_pictures(received: &[FrameCrc], reference: &[FrameCrc], what: &str) {
+    for (index, (got, want)) in received.iter().zip(reference).enumerate() {
+        assert!(
+            got.size == want.size && got.crc == want.crc,
+            "{what}: picture {index} is {got:?}, decoding the file gave {want:?}"
+        );
+    }
+    assert_eq!(
+        received.len(),
+        reference.len(),
+        "{what}: pictures decoded, against the file's"
+    );
+}
+
 /// Checks the decoded audio of the whole sample: `bytes` of stereo s16
 /// (4 bytes per sample frame) are 10 s at 48 kHz, +/- 5 AAC frames.
 /// Returns the sample count.

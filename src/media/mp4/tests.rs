@@ -127,6 +127,24 @@ fn seek_starts_at_keyframe() {
     assert!(secs(first_audio.pts, &media, 1) <= reader.start_secs() + 0.05);
 }
 
+/// The sample has a keyframe at every whole second (`-g 30` at 30 fps), so
+/// only a request between two of them shows whether the keyframe is chosen.
+#[test]
+fn seek_between_keyframes_starts_at_the_one_before() {
+    let media = sample();
+    for (requested, keyframe) in [(5.5, 5.0), (5.999, 5.0), (0.5, 0.0), (9.5, 9.0)] {
+        let mut reader = media.reader(requested);
+        assert_eq!(reader.start_secs(), keyframe, "seek to {requested}");
+        let aus = read_all(&mut reader);
+        let video: Vec<&AccessUnit> = aus.iter().filter(|au| au.track == 0).collect();
+        assert!(video[0].keyframe, "seek to {requested}: first video unit");
+        assert_eq!(secs(video[0].pts, &media, 0), keyframe);
+        // Every frame from the keyframe to the end, none skipped.
+        let expected = ((10.0 - keyframe) * 30.0) as usize;
+        assert_eq!(video.len(), expected, "seek to {requested}: video units");
+    }
+}
+
 #[test]
 fn seek_beyond_end_yields_nothing() {
     let media = sample();
