@@ -132,6 +132,10 @@ impl RtspFramer {
                 Ok(None)
             };
         };
+        if end.len > MAX_HEADER_BYTES {
+            // The blank line starts inside the cap but ends past it.
+            return Err(FramingError::TooLarge);
+        }
         let rest = &self.buf[self.pos..];
         let header = with_crlf_line_ends(&rest[..end.len]);
         let body_len = content_length(&header)?;
