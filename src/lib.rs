@@ -15,4 +15,5 @@ pub mod rtsp;
 pub mod sdp;
 pub mod server;
 pub mod source;
+pub mod stats;
 pub mod viewer;

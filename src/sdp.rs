@@ -2,7 +2,6 @@
 //! Appendix C).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sdp_types::{Attribute, Connection, Media, MediaType, Origin, Session, Time, TransportProto};
 
@@ -21,7 +20,15 @@ const LAST_DYNAMIC_PT: usize = 127;
 ///
 /// `duration_secs` becomes `a=range:npt=0-<duration>` (RFC 2326 §C.1.5);
 /// a non-finite or non-positive duration gives an open range `npt=0-`.
-pub fn describe(tracks: &[TrackInfo], duration_secs: f64, server_ip: IpAddr) -> String {
+/// `session_id` is the `o=` sess-id (RFC 4566 §5.2): any number that,
+/// with the server's address, tells this server's descriptions apart
+/// from others'.
+pub fn describe(
+    tracks: &[TrackInfo],
+    duration_secs: f64,
+    server_ip: IpAddr,
+    session_id: u64,
+) -> String {
     let described: Vec<SdpTrack> = tracks
         .iter()
         .map(|t| SdpTrack {
@@ -31,11 +38,6 @@ pub fn describe(tracks: &[TrackInfo], duration_secs: f64, server_ip: IpAddr) -> 
             fmtp: codec::fmtp(&t.codec),
         })
         .collect();
-    // RFC 4566 §5.2 suggests an NTP-format timestamp for the session id;
-    // seconds are enough to tell descriptions apart.
-    let session_id = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     describe_tracks(&described, duration_secs, server_ip, session_id)
 }
 

@@ -1,6 +1,9 @@
 //! The `rtpcast` binary as a user runs it: its options, serving a file or
 //! a folder, refusing paths that leave the folder, and `--loop`.
 
+// Tests and benches are the I/O side: clocks, sockets and files (clippy.toml).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 mod common;
 
 use std::net::SocketAddr;

@@ -1,6 +1,9 @@
 //! Interop with FFmpeg's RTSP client: ffprobe reads the stream parameters,
 //! ffmpeg decodes the whole sample.
 
+// Tests and benches are the I/O side: clocks, sockets and files (clippy.toml).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 mod common;
 
 use common::*;

@@ -1,6 +1,9 @@
 //! RTSP/RTP protocol behaviour checked with a raw client: status codes,
 //! headers, RTP/RTCP on the wire over UDP and interleaved TCP.
 
+// Tests and benches are the I/O side: clocks, sockets and files (clippy.toml).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 mod common;
 
 use std::time::{Duration, Instant};

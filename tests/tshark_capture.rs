@@ -1,6 +1,9 @@
 //! Captures the RTP a UDP client receives and lets Wireshark's RTP
 //! analysis judge it: two streams, no loss, no sequence problems.
 
+// Tests and benches are the I/O side: clocks, sockets and files (clippy.toml).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 mod common;
 
 use std::process::Stdio;

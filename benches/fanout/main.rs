@@ -30,6 +30,9 @@
 //! statistics), `rtsp_client` (the minimal RTSP client they use) and
 //! `report` (the results table).
 
+// Tests and benches are the I/O side: clocks, sockets and files (clippy.toml).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 mod counters;
 mod report;
 mod rtsp_client;

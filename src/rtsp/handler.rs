@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rtsp_types::{headers, Method, Request, Response, StatusCode, Url, Version};
 
@@ -16,7 +16,6 @@ use super::transport::{self, Delivery};
 use super::url::{self, Target};
 use crate::config::Limit;
 use crate::media::mp4::Mp4Media;
-use crate::rtcp::RtcpPacket;
 use crate::sdp;
 use crate::source::ResolveError;
 use crate::viewer::{StreamStart, TrackSender, Viewer};
@@ -61,22 +60,44 @@ pub struct RequestContext {
     pub peer: SocketAddr,
     /// The server's address on this connection.
     pub local: SocketAddr,
+    /// When the request arrived: the handler's `now`.
+    pub received: Instant,
+}
+
+/// The viewers of the sessions, kept by the I/O layer behind whatever
+/// locks it needs: the handler creates and commands them through this and
+/// never holds one, so a viewer's sends and reads never wait on RTSP.
+pub trait Viewers {
+    /// Takes the viewer of the new session `session_id`.
+    fn insert(&mut self, session_id: &str, viewer: Viewer);
+
+    /// Runs `command` on the viewer of `session_id`; `None` when it has
+    /// gone.
+    fn with<R>(&mut self, session_id: &str, command: impl FnOnce(&mut Viewer) -> R) -> Option<R>;
 }
 
 /// Work for the I/O layer.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// A session was created: start driving its stream.
+    /// A session was created and its viewer handed to
+    /// [`Viewers::insert`]: start driving it.
     Spawn {
         /// The session id.
         session_id: String,
-        /// Its sender.
-        stream: Arc<Mutex<Viewer>>,
     },
     /// A session's schedule changed (play, pause, teardown): poll it again.
     Wake {
         /// The session id.
         session_id: String,
+    },
+    /// RTCP arriving from `sources` belongs to this session's viewer
+    /// (replacing the session's earlier routes): the I/O layer hands it
+    /// straight there.
+    RouteRtcp {
+        /// The session id.
+        session_id: String,
+        /// Where the client's RTCP comes from, one per set-up track.
+        sources: Vec<RtcpSource>,
     },
 }
 
@@ -95,20 +116,20 @@ pub struct Handled {
 pub struct RtspHandler {
     settings: HandlerSettings,
     sessions: HashMap<String, Session>,
-    /// Which session an incoming RTCP packet belongs to, by where it came
-    /// from, so a receiver report costs a lookup, not a scan of sessions.
-    rtcp_routes: HashMap<RtcpSource, String>,
     rng: StdRng,
+    /// The `o=` session id of every description this handler gives.
+    sdp_session_id: u64,
 }
 
 impl RtspHandler {
     /// A handler with no session yet.
     pub fn new(settings: HandlerSettings) -> Self {
+        let mut rng = StdRng::from_seed(settings.rng_seed);
         RtspHandler {
-            rng: StdRng::from_seed(settings.rng_seed),
+            sdp_session_id: rng.gen(),
+            rng,
             settings,
             sessions: HashMap::new(),
-            rtcp_routes: HashMap::new(),
         }
     }
 
@@ -126,7 +147,7 @@ impl RtspHandler {
         request: &Request<Vec<u8>>,
         ctx: &RequestContext,
         media: Option<ResolvedMedia>,
-        now: Instant,
+        viewers: &mut impl Viewers,
     ) -> Handled {
         // CSeq is 1*DIGIT (RFC 2326 §12.17); anything else is not echoed.
         let Some(cseq) = request
@@ -150,17 +171,17 @@ impl RtspHandler {
                 .insert_header(headers::UNSUPPORTED, required);
             return handled;
         }
-        self.refresh_liveness(request, ctx, now);
+        self.refresh_liveness(request, ctx);
         let mut actions = Vec::new();
         let result = match request.method() {
             Method::Options => Ok(ok(&cseq)
                 .header(headers::PUBLIC, PUBLIC_METHODS)
                 .build(Vec::new())),
             Method::Describe => self.describe(request, ctx, &cseq, media),
-            Method::Setup => self.setup(request, ctx, &cseq, media, now, &mut actions),
-            Method::Play => self.play(request, ctx, &cseq, now, &mut actions),
-            Method::Pause => self.pause(request, ctx, &cseq, &mut actions),
-            Method::Teardown => self.teardown(request, ctx, &cseq, &mut actions),
+            Method::Setup => self.setup(request, ctx, &cseq, media, viewers, &mut actions),
+            Method::Play => self.play(request, ctx, &cseq, viewers, &mut actions),
+            Method::Pause => self.pause(request, ctx, &cseq, viewers, &mut actions),
+            Method::Teardown => self.teardown(request, ctx, &cseq, viewers, &mut actions),
             Method::GetParameter => self.get_parameter(request, ctx, &cseq),
             _ => Err(Refusal::MethodNotImplemented),
         };
@@ -180,72 +201,35 @@ impl RtspHandler {
         }
     }
 
-    /// Handles an RTCP compound packet the client sent on `from` (its RTCP
-    /// port) or on an interleaved channel: liveness plus reception stats.
-    pub fn handle_rtcp(
-        &mut self,
-        source: RtcpSource,
-        packet: &[u8],
-        now: Instant,
-        wall: SystemTime,
-    ) {
-        let Some(session) = self
-            .rtcp_routes
-            .get(&source)
-            .and_then(|id| self.sessions.get_mut(id))
-        else {
-            return;
-        };
-        let Ok(packets) = crate::rtcp::parse_compound(packet) else {
-            // NAT-opening dummies and junk are ignored (interop notes).
-            return;
-        };
-        session.last_activity = now;
-        let mut stream = lock(&session.stream);
-        for packet in packets {
-            let blocks = match packet {
-                RtcpPacket::ReceiverReport { blocks, .. } => blocks,
-                RtcpPacket::SenderReport { blocks, .. } => blocks,
-                _ => continue,
-            };
-            for block in blocks {
-                if let Some(track) = stream.record_report(block, wall) {
-                    let round_trip = block.round_trip_time(crate::rtcp::ntp_timestamp(wall));
-                    tracing::debug!(
-                        session = %session.id,
-                        track,
-                        lost_percent = block.fraction_lost_percent(),
-                        cumulative_lost = block.cumulative_lost,
-                        jitter = block.jitter,
-                        ?round_trip,
-                        "receiver report"
-                    );
-                }
+    /// Tears down the sessions whose client has been silent past the
+    /// timeout (RFC 2326 §12.37): no request naming them and no RTCP to
+    /// their viewer.
+    pub fn expire_sessions(&mut self, now: Instant, viewers: &mut impl Viewers) -> Vec<Action> {
+        let mut expired = Vec::new();
+        for session in self.sessions.values_mut() {
+            if let Some(heard) = viewers.with(&session.id, |v| v.last_heard()).flatten() {
+                session.last_activity = session.last_activity.max(heard);
+            }
+            if session.expired(now) {
+                expired.push(session.id.clone());
             }
         }
-    }
-
-    /// Tears down the sessions whose client has been silent past the
-    /// timeout (RFC 2326 §12.37).
-    pub fn expire_sessions(&mut self, now: Instant) -> Vec<Action> {
-        let expired: Vec<String> = self
-            .sessions
-            .values()
-            .filter(|s| s.expired(now))
-            .map(|s| s.id.clone())
-            .collect();
         expired
             .into_iter()
             .filter_map(|id| {
                 tracing::info!(session = %id, "session timed out");
-                self.remove_session(&id)
+                self.remove_session(&id, viewers)
             })
             .collect()
     }
 
     /// Tears down the sessions that delivered over a connection that has
     /// closed; UDP sessions outlive their connection until they time out.
-    pub fn connection_closed(&mut self, connection: ConnectionId) -> Vec<Action> {
+    pub fn connection_closed(
+        &mut self,
+        connection: ConnectionId,
+        viewers: &mut impl Viewers,
+    ) -> Vec<Action> {
         let gone: Vec<String> = self
             .sessions
             .values()
@@ -253,22 +237,23 @@ impl RtspHandler {
             .map(|s| s.id.clone())
             .collect();
         gone.into_iter()
-            .filter_map(|id| self.remove_session(&id))
+            .filter_map(|id| self.remove_session(&id, viewers))
             .collect()
     }
 
     /// Tears down every session (server shutdown).
-    pub fn teardown_all(&mut self) -> Vec<Action> {
+    pub fn teardown_all(&mut self, viewers: &mut impl Viewers) -> Vec<Action> {
         let ids: Vec<String> = self.sessions.keys().cloned().collect();
         ids.iter()
-            .filter_map(|id| self.remove_session(id))
+            .filter_map(|id| self.remove_session(id, viewers))
             .collect()
     }
 
-    fn remove_session(&mut self, id: &str) -> Option<Action> {
+    /// Ends a session: its viewer says BYE and its task ends, which frees
+    /// the viewer and its RTCP routes in the I/O layer.
+    fn remove_session(&mut self, id: &str, viewers: &mut impl Viewers) -> Option<Action> {
         let session = self.sessions.remove(id)?;
-        self.rtcp_routes.retain(|_, routed| routed != id);
-        lock(&session.stream).teardown();
+        viewers.with(id, Viewer::teardown);
         Some(Action::Wake {
             session_id: session.id,
         })
@@ -284,7 +269,12 @@ impl RtspHandler {
         let url = request_url(request)?;
         let mount = url::target(url).mount;
         let media = resolved(&mount, media)?;
-        let body = sdp::describe(media.tracks(), media.duration_secs(), ctx.local.ip());
+        let body = sdp::describe(
+            media.tracks(),
+            media.duration_secs(),
+            ctx.local.ip(),
+            self.sdp_session_id,
+        );
         Ok(ok(cseq)
             .header(headers::CONTENT_BASE, url::content_base(url, &mount))
             .header(headers::CONTENT_TYPE, "application/sdp")
@@ -297,7 +287,7 @@ impl RtspHandler {
         ctx: &RequestContext,
         cseq: &str,
         media: Option<ResolvedMedia>,
-        now: Instant,
+        viewers: &mut impl Viewers,
         actions: &mut Vec<Action>,
     ) -> Result<Response<Vec<u8>>, Refusal> {
         let Target { mount, track } = url::target(request_url(request)?);
@@ -311,7 +301,7 @@ impl RtspHandler {
                 if session.mount != mount {
                     return Err(Refusal::OtherPresentation);
                 }
-                lock(&session.stream).media().clone()
+                session.media.clone()
             }
             None => resolved(&mount, media)?,
         };
@@ -371,52 +361,55 @@ impl RtspHandler {
             self.settings.mtu,
             start,
         );
+        let delivery = negotiated.delivery;
         let id = match existing {
             Some(id) => {
                 let session = self.sessions.get_mut(&id).ok_or(Refusal::SessionNotFound)?;
-                session.last_activity = now;
+                session.last_activity = ctx.received;
                 session.interleaved |= interleaved;
-                lock(&session.stream).set_up_track(output);
+                session.set_delivery(track, delivery);
+                viewers
+                    .with(&id, |viewer| viewer.set_up_track(output))
+                    .ok_or(Refusal::SessionNotFound)?;
                 id
             }
             None => {
                 self.check_session_limits(ctx)?;
-                let mut stream = Viewer::new(
-                    media,
+                let mut viewer = Viewer::new(
+                    media.clone(),
                     format!("rtpcast@{}", ctx.local.ip()),
                     self.settings.loop_playback,
                 );
-                stream.set_up_track(output);
-                let stream = Arc::new(Mutex::new(stream));
+                viewer.set_up_track(output);
                 let mut id = Session::new_id(&mut self.rng);
                 while self.sessions.contains_key(&id) {
                     id = Session::new_id(&mut self.rng);
                 }
                 tracing::info!(session = %id, peer = %ctx.peer, mount = %mount, "session created");
+                viewers.insert(&id, viewer);
                 actions.push(Action::Spawn {
                     session_id: id.clone(),
-                    stream: stream.clone(),
                 });
-                self.sessions.insert(
-                    id.clone(),
-                    Session {
-                        id: id.clone(),
-                        owner: Owner {
-                            connection: ctx.connection,
-                            ip: ctx.peer.ip(),
-                        },
-                        state: SessionState::Ready,
-                        mount,
-                        stream,
-                        last_activity: now,
-                        timeout: self.settings.session_timeout,
-                        interleaved,
+                let mut session = Session {
+                    id: id.clone(),
+                    owner: Owner {
+                        connection: ctx.connection,
+                        ip: ctx.peer.ip(),
                     },
-                );
+                    state: SessionState::Ready,
+                    mount,
+                    media,
+                    tracks: Vec::new(),
+                    last_activity: ctx.received,
+                    timeout: self.settings.session_timeout,
+                    interleaved,
+                };
+                session.set_delivery(track, delivery);
+                self.sessions.insert(id.clone(), session);
                 id
             }
         };
-        self.route_rtcp(&id);
+        actions.push(self.rtcp_route(&id));
         Ok(ok(cseq)
             .header(headers::TRANSPORT, negotiated.reply)
             .header(headers::SESSION, self.session_header(&id))
@@ -428,7 +421,7 @@ impl RtspHandler {
         request: &Request<Vec<u8>>,
         ctx: &RequestContext,
         cseq: &str,
-        now: Instant,
+        viewers: &mut impl Viewers,
         actions: &mut Vec<Action>,
     ) -> Result<Response<Vec<u8>>, Refusal> {
         let url = request_url(request)?;
@@ -441,8 +434,7 @@ impl RtspHandler {
         let id = self.session_id_for(request, ctx, &Method::Play)?;
         let header = self.session_header(&id);
         let session = self.sessions.get_mut(&id).ok_or(Refusal::SessionNotFound)?;
-        let mut stream = lock(&session.stream);
-        let duration = stream.media().duration_secs();
+        let duration = session.media.duration_secs();
         if range.start.is_some_and(|s| s > duration) {
             return Err(Refusal::InvalidRange(format!("beyond {duration:.3}")));
         }
@@ -453,16 +445,21 @@ impl RtspHandler {
         // PLAY without Range while playing changes nothing (RFC 2326 §10.5)
         // but still says where the stream is; once the file has ended it
         // plays it again from the start.
-        let started = if range == NptRange::default() && stream.is_playing() {
-            stream.position()
-        } else {
-            let started = stream.play(now, range.start, end);
+        let started = viewers
+            .with(&id, |viewer| {
+                if range == NptRange::default() && viewer.is_playing() {
+                    (viewer.position(), false)
+                } else {
+                    (viewer.play(ctx.received, range.start, end), true)
+                }
+            })
+            .ok_or(Refusal::SessionNotFound)?;
+        let (started, rescheduled) = started;
+        if rescheduled {
             actions.push(Action::Wake {
                 session_id: id.clone(),
             });
-            started
-        };
-        drop(stream);
+        }
         session.state = SessionState::Playing;
         let base = url::presentation_url(url, &session.mount);
         let rtp_info = started
@@ -504,12 +501,13 @@ impl RtspHandler {
         request: &Request<Vec<u8>>,
         ctx: &RequestContext,
         cseq: &str,
+        viewers: &mut impl Viewers,
         actions: &mut Vec<Action>,
     ) -> Result<Response<Vec<u8>>, Refusal> {
         let id = self.session_id_for(request, ctx, &Method::Pause)?;
         let header = self.session_header(&id);
         let session = self.sessions.get_mut(&id).ok_or(Refusal::SessionNotFound)?;
-        lock(&session.stream).pause();
+        viewers.with(&id, Viewer::pause);
         session.state = SessionState::Ready;
         actions.push(Action::Wake { session_id: id });
         Ok(ok(cseq).header(headers::SESSION, header).build(Vec::new()))
@@ -520,12 +518,13 @@ impl RtspHandler {
         request: &Request<Vec<u8>>,
         ctx: &RequestContext,
         cseq: &str,
+        viewers: &mut impl Viewers,
         actions: &mut Vec<Action>,
     ) -> Result<Response<Vec<u8>>, Refusal> {
         let id = session_id(request).ok_or(Refusal::NoSessionHeader)?;
         self.owned_session(&id, ctx, &Method::Teardown)?;
         tracing::info!(session = %id, peer = %ctx.peer, "session torn down");
-        actions.extend(self.remove_session(&id));
+        actions.extend(self.remove_session(&id, viewers));
         Ok(ok(cseq).build(Vec::new()))
     }
 
@@ -560,7 +559,7 @@ impl RtspHandler {
     /// Any request naming a session its client owns keeps it alive
     /// (RFC 2326 §12.37), whatever the method: some clients keep alive
     /// with OPTIONS.
-    fn refresh_liveness(&mut self, request: &Request<Vec<u8>>, ctx: &RequestContext, now: Instant) {
+    fn refresh_liveness(&mut self, request: &Request<Vec<u8>>, ctx: &RequestContext) {
         let Some(id) = session_id(request) else {
             return;
         };
@@ -569,7 +568,7 @@ impl RtspHandler {
                 .owner
                 .allows(ctx.connection, ctx.peer.ip(), session.interleaved)
             {
-                session.last_activity = now;
+                session.last_activity = ctx.received;
             }
         }
     }
@@ -646,16 +645,15 @@ impl RtspHandler {
             if session.owner.connection != connection {
                 continue;
             }
-            for output in lock(&session.stream).tracks() {
-                let replaced =
-                    Some(session.id.as_str()) == setting_up && output.info.index == track;
+            for &(index, delivery) in &session.tracks {
+                let replaced = Some(session.id.as_str()) == setting_up && index == track;
                 if let (
                     false,
                     Delivery::Interleaved {
                         rtp_channel,
                         rtcp_channel,
                     },
-                ) = (replaced, output.delivery)
+                ) = (replaced, delivery)
                 {
                     used.extend([rtp_channel, rtcp_channel]);
                 }
@@ -664,21 +662,23 @@ impl RtspHandler {
         used
     }
 
-    /// Points the RTCP sources of every track of session `id` at it.
-    fn route_rtcp(&mut self, id: &str) {
-        let Some(session) = self.sessions.get(id) else {
-            return;
-        };
-        self.rtcp_routes.retain(|_, routed| routed != id);
-        let connection = session.owner.connection;
-        for track in lock(&session.stream).tracks() {
-            let source = match track.delivery {
-                Delivery::Udp { rtcp, .. } => RtcpSource::Udp(rtcp),
-                Delivery::Interleaved { rtcp_channel, .. } => {
-                    RtcpSource::Interleaved(connection, rtcp_channel)
-                }
-            };
-            self.rtcp_routes.insert(source, id.to_string());
+    /// Where the RTCP of every track of session `id` comes from.
+    fn rtcp_route(&self, id: &str) -> Action {
+        let sources = self.sessions.get(id).map_or_else(Vec::new, |session| {
+            session
+                .tracks
+                .iter()
+                .map(|&(_, delivery)| match delivery {
+                    Delivery::Udp { rtcp, .. } => RtcpSource::Udp(rtcp),
+                    Delivery::Interleaved { rtcp_channel, .. } => {
+                        RtcpSource::Interleaved(session.owner.connection, rtcp_channel)
+                    }
+                })
+                .collect()
+        });
+        Action::RouteRtcp {
+            session_id: id.to_string(),
+            sources,
         }
     }
 
@@ -716,14 +716,6 @@ pub enum RtcpSource {
     Udp(SocketAddr),
     /// Received interleaved on a connection's channel.
     Interleaved(ConnectionId, u8),
-}
-
-/// Locks a session's stream; a poisoned lock (a panic elsewhere) still
-/// yields the data, since the stream's state stays consistent per call.
-pub fn lock(stream: &Mutex<Viewer>) -> MutexGuard<'_, Viewer> {
-    stream
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn ok(cseq: &str) -> rtsp_types::ResponseBuilder {

@@ -2,12 +2,13 @@
 //! Appendix A.1) and liveness.
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtsp_types::Method;
 
-use crate::viewer::Viewer;
+use crate::media::mp4::Mp4Media;
+use crate::rtp::Delivery;
 
 /// Identifies one RTSP TCP connection for the lifetime of the server.
 pub type ConnectionId = u64;
@@ -100,8 +101,10 @@ pub struct Session {
     pub state: SessionState,
     /// URL path of the media (without track part).
     pub mount: String,
-    /// The viewer, shared with the task that drives it.
-    pub stream: Arc<Mutex<Viewer>>,
+    /// The media it plays.
+    pub media: Arc<Mp4Media>,
+    /// Its set-up tracks and where each one's packets go.
+    pub tracks: Vec<(usize, Delivery)>,
     /// Last RTSP request or RTCP packet from the client.
     pub last_activity: Instant,
     /// Idle time after which the session is torn down.
@@ -116,6 +119,15 @@ impl Session {
     /// CVE-2019-15232).
     pub fn new_id(rng: &mut impl rand::RngCore) -> String {
         format!("{:016X}", rng.next_u64())
+    }
+
+    /// Records that `track` is delivered to `delivery`, replacing an
+    /// earlier SETUP of it (RFC 2326 §10.4).
+    pub fn set_delivery(&mut self, track: usize, delivery: Delivery) {
+        match self.tracks.iter_mut().find(|(index, _)| *index == track) {
+            Some(entry) => entry.1 = delivery,
+            None => self.tracks.push((track, delivery)),
+        }
     }
 
     /// True when the client has been silent for longer than the timeout.

@@ -4,7 +4,7 @@
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -85,6 +85,7 @@ pub(super) async fn serve(
         connection: id,
         peer,
         local,
+        received: Instant::now(),
     };
     let mut framer = RtspFramer::new();
     let mut buf = vec![0u8; 16 * 1024];
@@ -110,10 +111,13 @@ pub(super) async fn serve(
                         }
                         None => None,
                     };
-                    let handled =
-                        shared
-                            .handler()
-                            .handle_request(&request, &ctx, media, Instant::now());
+                    let ctx = RequestContext {
+                        received: Instant::now(),
+                        ..ctx
+                    };
+                    let handled = shared.with_handler(|handler, viewers| {
+                        handler.handle_request(&request, &ctx, media, viewers)
+                    });
                     let mut bytes = Vec::with_capacity(512);
                     if handled.response.write(&mut bytes).is_err()
                         || tx.send(Outgoing::Bytes(bytes.into())).await.is_err()
@@ -123,14 +127,9 @@ pub(super) async fn serve(
                     session_task::run_actions(&shared, handled.actions, Some(&tx));
                 }
                 Ok(Some(Incoming::Interleaved { channel, payload })) => {
-                    // The handler knows which channels carry RTCP; others
-                    // (a client's RTP, or nothing) are dropped there.
-                    shared.handler().handle_rtcp(
-                        RtcpSource::Interleaved(id, channel),
-                        &payload,
-                        Instant::now(),
-                        SystemTime::now(),
-                    );
+                    // Channels routed as RTCP reach their viewer; others
+                    // (a client's RTP, or nothing) are dropped.
+                    super::deliver_rtcp(&shared, RtcpSource::Interleaved(id, channel), &payload);
                 }
                 Ok(Some(Incoming::Response)) => {}
                 Err(error) => {
@@ -150,7 +149,7 @@ pub(super) async fn serve(
             }
         }
     }
-    let actions = shared.handler().connection_closed(id);
+    let actions = shared.with_handler(|handler, viewers| handler.connection_closed(id, viewers));
     session_task::run_actions(&shared, actions, None);
     drop(tx);
     let _ = writer_task.await;

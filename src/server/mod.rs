@@ -1,12 +1,17 @@
 //! The tokio layer: the RTSP listener, one task per connection, one task
 //! per playing session, the shared UDP port pair and the session reaper.
 //! It moves bytes between sockets and the sans-IO core and decides nothing.
+//!
+//! The one place clocks, files, sockets, locks and OS randomness are used
+//! (see `clippy.toml`, which keeps them out of everything else).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod catalog;
 mod connection;
 pub mod media_file;
 mod session_task;
 pub mod udp;
+mod viewer_table;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,14 +26,17 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, Limit};
 use crate::rtsp::handler::{HandlerSettings, RtcpSource, RtspHandler};
 use crate::rtsp::refusal::Refusal;
+use crate::stats::SessionStats;
 use catalog::Catalog;
 use tokio::io::AsyncWriteExt;
 use udp::UdpPair;
+use viewer_table::{HandlerViewers, ViewerTable};
 
 /// State shared by all tasks.
 #[derive(Debug)]
 struct Shared {
     handler: Mutex<RtspHandler>,
+    viewers: ViewerTable,
     catalog: Arc<Catalog>,
     udp: UdpPair,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
@@ -38,8 +46,12 @@ struct Shared {
 }
 
 impl Shared {
-    fn handler(&self) -> std::sync::MutexGuard<'_, RtspHandler> {
-        self.handler.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs `f` on the RTSP handler, which reaches the viewers through
+    /// the viewer table. The handler's lock is held only while the core
+    /// computes: no file, socket or send happens under it.
+    fn with_handler<R>(&self, f: impl FnOnce(&mut RtspHandler, &mut HandlerViewers<'_>) -> R) -> R {
+        let mut handler = self.handler.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut handler, &mut HandlerViewers(&self.viewers))
     }
 
     /// The session tasks' wake-up handles; a poisoned lock still yields
@@ -73,8 +85,16 @@ impl RunningServer {
         for task in self.tasks {
             task.abort();
         }
-        let actions = self.shared.handler().teardown_all();
+        let actions = self
+            .shared
+            .with_handler(|handler, viewers| handler.teardown_all(viewers));
         session_task::run_actions(&self.shared, actions, None);
+    }
+
+    /// The latest stats every session task published (at most a second
+    /// old), read without the RTSP handler's or any viewer's lock.
+    pub fn stats(&self) -> Vec<SessionStats> {
+        self.shared.viewers.stats()
     }
 }
 
@@ -130,6 +150,7 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
     let catalog = Arc::new(catalog);
     let shared = Arc::new(Shared {
         handler: Mutex::new(RtspHandler::new(settings)),
+        viewers: ViewerTable::default(),
         catalog,
         udp,
         wakers: Mutex::new(HashMap::new()),
@@ -207,20 +228,14 @@ async fn refuse_connection(mut socket: tokio::net::TcpStream) {
     }
 }
 
-/// Receiver reports arrive on the RTCP port; anything that is not valid
-/// RTCP (NAT-opening dummies) is ignored by the handler.
+/// Receiver reports arrive on the RTCP port and go straight to the viewer
+/// routed for their source address; anything else (NAT-opening dummies,
+/// strangers) is dropped.
 async fn rtcp_receive_loop(shared: Arc<Shared>) {
     let mut buf = vec![0u8; 2048];
     loop {
         match shared.udp.rtcp.recv_from(&mut buf).await {
-            Ok((len, from)) => {
-                shared.handler().handle_rtcp(
-                    RtcpSource::Udp(from),
-                    &buf[..len],
-                    std::time::Instant::now(),
-                    std::time::SystemTime::now(),
-                );
-            }
+            Ok((len, from)) => deliver_rtcp(&shared, RtcpSource::Udp(from), &buf[..len]),
             Err(error) => {
                 tracing::debug!(%error, "RTCP receive failed");
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -240,11 +255,23 @@ async fn rtp_drain_loop(shared: Arc<Shared>) {
     }
 }
 
+/// Hands an RTCP packet from `source` to the viewer it belongs to.
+fn deliver_rtcp(shared: &Shared, source: RtcpSource, packet: &[u8]) {
+    if let Some(viewer) = shared.viewers.for_rtcp(&source) {
+        viewer_table::lock(&viewer).handle_rtcp(
+            packet,
+            std::time::Instant::now(),
+            std::time::SystemTime::now(),
+        );
+    }
+}
+
 async fn reaper_loop(shared: Arc<Shared>) {
     let mut interval = tokio::time::interval(Duration::from_secs(1));
     loop {
         interval.tick().await;
-        let actions = shared.handler().expire_sessions(std::time::Instant::now());
+        let now = std::time::Instant::now();
+        let actions = shared.with_handler(|handler, viewers| handler.expire_sessions(now, viewers));
         session_task::run_actions(&shared, actions, None);
     }
 }

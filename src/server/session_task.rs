@@ -9,16 +9,21 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, Notify};
 
 use super::connection::{Outgoing, WRITE_QUEUE};
+use super::viewer_table::{lock, SharedViewer};
 use super::{udp, Shared};
 use crate::media::mp4::Mp4Media;
 use crate::media::SampleRef;
 use crate::rtp::{interleaved_prefix, Delivery, PacketBatch};
-use crate::rtsp::handler::{lock, Action};
+use crate::rtsp::handler::Action;
+use crate::stats::SessionStats;
 use crate::viewer::{Transmit, Viewer};
 
 /// Free writer slots below which an interleaved viewer's video is skipped
 /// (to its next keyframe): the rest stays for audio, RTCP and responses.
 const VIDEO_RESERVE: usize = WRITE_QUEUE / 2;
+
+/// How often a session task publishes its stats.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long a BYE may wait for room on a congested connection.
 const BYE_WAIT: Duration = Duration::from_secs(10);
@@ -32,7 +37,10 @@ pub(super) fn run_actions(
 ) {
     for action in actions {
         match action {
-            Action::Spawn { session_id, stream } => {
+            Action::Spawn { session_id } => {
+                let Some(viewer) = shared.viewers.get(&session_id) else {
+                    continue;
+                };
                 let notify = Arc::new(Notify::new());
                 shared.wakers().insert(session_id.clone(), notify.clone());
                 let shared = shared.clone();
@@ -40,12 +48,17 @@ pub(super) fn run_actions(
                 // not keep that connection's writer (and socket) open.
                 let connection = connection.map(mpsc::Sender::downgrade);
                 tokio::spawn(async move {
-                    drive(&shared, &stream, &notify, connection).await;
+                    drive(&shared, &session_id, &viewer, &notify, connection).await;
                     shared.wakers().remove(&session_id);
+                    shared.viewers.remove(&session_id);
                     tracing::debug!(session = %session_id, "session task ended");
                 });
             }
             Action::Wake { session_id } => shared.wake(&session_id),
+            Action::RouteRtcp {
+                session_id,
+                sources,
+            } => shared.viewers.route(&session_id, sources),
         }
     }
 }
@@ -79,14 +92,23 @@ enum Send {
 
 async fn drive(
     shared: &Shared,
-    viewer: &Mutex<Viewer>,
+    session_id: &str,
+    viewer: &SharedViewer,
     notify: &Notify,
     connection: Option<mpsc::WeakSender<Outgoing>>,
 ) {
     // Batches come back here after sending so steady state allocates
     // nothing per packet.
     let mut spare: Vec<PacketBatch> = Vec::new();
+    let mut next_stats = Instant::now();
     loop {
+        if Instant::now() >= next_stats {
+            next_stats = Instant::now() + STATS_INTERVAL;
+            shared.viewers.publish(SessionStats {
+                session_id: session_id.to_string(),
+                tracks: lock(viewer).stats(),
+            });
+        }
         let writer = connection.as_ref().and_then(mpsc::WeakSender::upgrade);
         let pass = poll(viewer, writer.as_ref(), &mut spare);
         let mut dropped = Vec::new();
@@ -117,14 +139,12 @@ async fn drive(
             continue;
         }
         drop(writer);
-        match pass.deadline {
-            Some(deadline) => {
-                tokio::select! {
-                    _ = notify.notified() => {}
-                    _ = tokio::time::sleep_until(deadline.into()) => {}
-                }
-            }
-            None => notify.notified().await,
+        // Idle sessions still wake to publish their stats (receiver
+        // reports arrive while paused too).
+        let wake_at = pass.deadline.map_or(next_stats, |due| due.min(next_stats));
+        tokio::select! {
+            _ = notify.notified() => {}
+            _ = tokio::time::sleep_until(wake_at.into()) => {}
         }
     }
 }

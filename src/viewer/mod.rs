@@ -28,10 +28,11 @@ use bytes::Bytes;
 use crate::media::mp4::MediaError;
 use crate::media::mp4::Mp4Media;
 use crate::media::SampleRef;
-use crate::rtcp::ReportBlock;
+use crate::rtcp::{self, ReportBlock, RtcpPacket};
 use crate::rtp::{Delivery, PacketBatch};
 use crate::source::playout::{FilePlayout, ScheduledUnit};
-pub use sender::{StreamStart, TrackSender, TrackStats};
+use crate::stats::TrackStats;
+pub use sender::{StreamStart, TrackSender};
 
 /// How often a sender report goes out per track (RFC 3550 §6.2 suggests
 /// 5 s as the minimum interval).
@@ -138,6 +139,8 @@ pub struct Viewer {
     congested: bool,
     /// Video tracks skipping frames until their next keyframe.
     skipping: Vec<usize>,
+    /// When the viewer's last valid RTCP packet arrived.
+    last_heard: Option<Instant>,
 }
 
 impl Viewer {
@@ -158,6 +161,7 @@ impl Viewer {
             bye_due: None,
             congested: false,
             skipping: Vec::new(),
+            last_heard: None,
         }
     }
 
@@ -291,6 +295,45 @@ impl Viewer {
             }
             self.state = State::Closed;
         }
+    }
+
+    /// Takes in a compound RTCP packet (RFC 3550 §6.1) from the client,
+    /// arrived at `now`/`wall`: its reception reports about our tracks
+    /// (§6.4.2) go to their senders' stats, and it counts as a sign of
+    /// life. Anything that is not valid RTCP (NAT-opening dummies, junk)
+    /// is ignored; returns whether the packet was valid.
+    pub fn handle_rtcp(&mut self, packet: &[u8], now: Instant, wall: SystemTime) -> bool {
+        let Ok(packets) = rtcp::parse_compound(packet) else {
+            return false;
+        };
+        self.last_heard = Some(now);
+        for packet in packets {
+            let blocks = match packet {
+                RtcpPacket::ReceiverReport { blocks, .. } => blocks,
+                RtcpPacket::SenderReport { blocks, .. } => blocks,
+                _ => continue,
+            };
+            for block in blocks {
+                if let Some(track) = self.record_report(block, wall) {
+                    tracing::debug!(
+                        cname = %self.cname,
+                        track,
+                        lost_percent = block.fraction_lost_percent(),
+                        cumulative_lost = block.cumulative_lost,
+                        jitter = block.jitter,
+                        round_trip = ?block.round_trip_time(rtcp::ntp_timestamp(wall)),
+                        "receiver report"
+                    );
+                }
+            }
+        }
+        true
+    }
+
+    /// When the client's last valid RTCP packet arrived, if any: RTCP
+    /// keeps a session alive like a request does (RFC 2326 §12.37).
+    pub fn last_heard(&self) -> Option<Instant> {
+        self.last_heard
     }
 
     /// Takes in a reception report (RFC 3550 §6.4.2) that arrived at

@@ -4,12 +4,13 @@
 //! Where its packets go is a [`Delivery`] handed in; the sender knows no
 //! RTSP.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use crate::codec::{CodecError, Packetizer, PayloadWriter};
 use crate::media::{AccessUnit, TrackInfo};
 use crate::rtcp::{self, ReportBlock, SenderReport};
 use crate::rtp::{Delivery, PacketBatch, RtpStreamState};
+use crate::stats::TrackStats;
 
 /// The random values RFC 3550 §5.1 asks each RTP stream to start from;
 /// drawn by the caller from its (seeded) generator.
@@ -21,34 +22,6 @@ pub struct StreamStart {
     pub first_seq: u16,
     /// RTP timestamp of stream time zero.
     pub timestamp_base: u32,
-}
-
-/// What the viewer's receiver reports (RFC 3550 §6.4.2) and our own
-/// counters say about one track: the inputs of rate adaptation and of the
-/// stats the operations API shows.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct TrackStats {
-    /// RTP packets sent.
-    pub packets_sent: u64,
-    /// RTP payload bytes sent.
-    pub bytes_sent: u64,
-    /// Access units skipped because the viewer could not keep up.
-    pub units_skipped: u64,
-    /// Receiver reports received about this track.
-    pub reports: u64,
-    /// Fraction of packets lost since the previous report, 0.0–1.0
-    /// (RFC 3550 §6.4.1 fraction lost / 256).
-    pub fraction_lost: f32,
-    /// Packets lost since the start, as the receiver counts them
-    /// (may be negative with duplicates, §6.4.1).
-    pub cumulative_lost: i32,
-    /// Interarrival jitter in RTP timestamp units (§6.4.1).
-    pub jitter: u32,
-    /// Interarrival jitter in milliseconds, from the track's clock rate.
-    pub jitter_ms: f64,
-    /// Round-trip time from the latest report's LSR/DLSR (§6.4.1), if
-    /// the report carried them.
-    pub round_trip: Option<Duration>,
 }
 
 /// One set-up track of a viewer (RFC 3550 §5.1, §6.4.1).

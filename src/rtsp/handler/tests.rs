@@ -1,16 +1,34 @@
+// Tests take a real `Instant` as their clock's origin.
+#![allow(clippy::disallowed_methods)]
 use super::*;
 use crate::server::catalog::Catalog;
+use std::time::SystemTime;
 
 const BASE: &str = "rtsp://127.0.0.1:5544/sample";
 
 /// The I/O layer's part in these tests: the bundled sample's catalogue
-/// resolves the mount a request names before the handler sees it.
-trait HandleWithSample {
-    fn handle(&mut self, request: &Request<Vec<u8>>, ctx: &RequestContext, now: Instant)
-        -> Handled;
+/// resolves the mount a request names before the handler sees it; the
+/// viewers live in a map; RTCP is routed as the actions say; a torn-down
+/// session's viewer and routes go once it has been woken to say BYE.
+struct TestServer {
+    handler: RtspHandler,
+    viewers: HashMap<String, Viewer>,
+    routes: HashMap<RtcpSource, String>,
 }
 
-impl HandleWithSample for RtspHandler {
+struct MapViewers<'a>(&'a mut HashMap<String, Viewer>);
+
+impl Viewers for MapViewers<'_> {
+    fn insert(&mut self, session_id: &str, viewer: Viewer) {
+        self.0.insert(session_id.to_string(), viewer);
+    }
+
+    fn with<R>(&mut self, session_id: &str, command: impl FnOnce(&mut Viewer) -> R) -> Option<R> {
+        self.0.get_mut(session_id).map(command)
+    }
+}
+
+impl TestServer {
     fn handle(
         &mut self,
         request: &Request<Vec<u8>>,
@@ -20,16 +38,88 @@ impl HandleWithSample for RtspHandler {
         static CATALOG: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
         let catalog = CATALOG.get_or_init(|| Catalog::bundled_sample().expect("bundled sample"));
         let media = media_needed(request).map(|mount| catalog.resolve(&mount));
-        self.handle_request(request, ctx, media, now)
+        let ctx = RequestContext {
+            received: now,
+            ..*ctx
+        };
+        let handled =
+            self.handler
+                .handle_request(request, &ctx, media, &mut MapViewers(&mut self.viewers));
+        self.apply(&handled.actions);
+        handled
+    }
+
+    fn expire_sessions(&mut self, now: Instant) -> Vec<Action> {
+        let actions = self
+            .handler
+            .expire_sessions(now, &mut MapViewers(&mut self.viewers));
+        self.apply(&actions);
+        actions
+    }
+
+    fn connection_closed(&mut self, connection: ConnectionId) -> Vec<Action> {
+        let actions = self
+            .handler
+            .connection_closed(connection, &mut MapViewers(&mut self.viewers));
+        self.apply(&actions);
+        actions
+    }
+
+    fn teardown_all(&mut self) -> Vec<Action> {
+        let actions = self
+            .handler
+            .teardown_all(&mut MapViewers(&mut self.viewers));
+        self.apply(&actions);
+        actions
+    }
+
+    fn session_count(&self) -> usize {
+        self.handler.session_count()
+    }
+
+    fn viewer(&self, id: &str) -> &Viewer {
+        &self.viewers[id]
+    }
+
+    fn handle_rtcp(&mut self, source: RtcpSource, packet: &[u8], now: Instant, wall: SystemTime) {
+        if let Some(viewer) = self
+            .routes
+            .get(&source)
+            .and_then(|id| self.viewers.get_mut(id))
+        {
+            viewer.handle_rtcp(packet, now, wall);
+        }
+    }
+
+    fn apply(&mut self, actions: &[Action]) {
+        for action in actions {
+            match action {
+                Action::RouteRtcp {
+                    session_id,
+                    sources,
+                } => {
+                    self.routes.retain(|_, routed| routed != session_id);
+                    for source in sources {
+                        self.routes.insert(*source, session_id.clone());
+                    }
+                }
+                // The session task would say BYE, then end.
+                Action::Wake { session_id } if !self.handler.sessions.contains_key(session_id) => {
+                    self.viewers.remove(session_id);
+                    self.routes.retain(|_, routed| routed != session_id);
+                }
+                Action::Spawn { .. } | Action::Wake { .. } => {}
+            }
+        }
     }
 }
 
-fn handler() -> RtspHandler {
+fn handler() -> TestServer {
     handler_with_limits(Limit::at_most(4), Limit::at_most(6), Limit::at_most(100))
 }
 
-fn handler_with_limits(per_connection: Limit, per_address: Limit, overall: Limit) -> RtspHandler {
-    RtspHandler::new(HandlerSettings {
+fn handler_with_limits(per_connection: Limit, per_address: Limit, overall: Limit) -> TestServer {
+    let handler = RtspHandler::new(HandlerSettings {
         server_rtp_port: 5005,
         mtu: 1400,
         loop_playback: false,
@@ -38,7 +128,12 @@ fn handler_with_limits(per_connection: Limit, per_address: Limit, overall: Limit
         max_sessions_per_address: per_address,
         max_sessions: overall,
         rng_seed: [7; 32],
-    })
+    });
+    TestServer {
+        handler,
+        viewers: HashMap::new(),
+        routes: HashMap::new(),
+    }
 }
 
 fn ctx(connection: ConnectionId, ip: [u8; 4]) -> RequestContext {
@@ -46,6 +141,7 @@ fn ctx(connection: ConnectionId, ip: [u8; 4]) -> RequestContext {
         connection,
         peer: SocketAddr::from((ip, 40000)),
         local: SocketAddr::from(([127, 0, 0, 1], 5544)),
+        received: Instant::now(),
     }
 }
 
@@ -72,7 +168,7 @@ fn status(handled: &Handled) -> u16 {
 }
 
 /// SETUPs both tracks over UDP and returns the session id.
-fn setup_both(h: &mut RtspHandler, c: &RequestContext, now: Instant) -> String {
+fn setup_both(h: &mut TestServer, c: &RequestContext, now: Instant) -> String {
     let first = h.handle(
         &request(
             Method::Setup,
@@ -382,8 +478,7 @@ fn setup_twice_replaces_the_transport() {
         now,
     );
     assert_eq!(status(&again), 200);
-    let session = &h.sessions[&id];
-    let stream = lock(&session.stream);
+    let stream = h.viewer(&id);
     assert_eq!(stream.tracks().len(), 2);
     assert_eq!(
         stream.tracks()[0].delivery,
@@ -633,7 +728,7 @@ fn scale_and_speed_are_answered_with_the_rate_played() {
     let c = ctx(1, [127, 0, 0, 1]);
     let now = Instant::now();
     let id = setup_both(&mut h, &c, now);
-    let play = |h: &mut RtspHandler, extra: &[(&str, &str)]| {
+    let play = |h: &mut TestServer, extra: &[(&str, &str)]| {
         let mut headers = vec![("Session", id.as_str())];
         headers.extend_from_slice(extra);
         h.handle(&request(Method::Play, BASE, &headers), &c, now)
@@ -881,7 +976,7 @@ fn receiver_reports_are_routed_by_source_and_keep_sessions_alive() {
     let c = ctx(1, [127, 0, 0, 1]);
     let now = Instant::now();
     let id = setup_both(&mut h, &c, now);
-    let video_ssrc = lock(&h.sessions[&id].stream).tracks()[0].rtp.ssrc;
+    let video_ssrc = h.viewer(&id).tracks()[0].rtp.ssrc;
     let block = crate::rtcp::ReportBlock {
         ssrc: video_ssrc,
         fraction_lost: 64,
@@ -898,7 +993,7 @@ fn receiver_reports_are_routed_by_source_and_keep_sessions_alive() {
     let late = now + Duration::from_secs(50);
     h.handle_rtcp(stranger, &report, late, SystemTime::now());
     h.handle_rtcp(video_rtcp, b"\xce\xfa\xed\xfe", late, SystemTime::now());
-    assert_eq!(lock(&h.sessions[&id].stream).tracks()[0].last_report, None);
+    assert_eq!(h.viewer(&id).tracks()[0].last_report, None);
     assert_eq!(
         h.expire_sessions(now + Duration::from_secs(61)).len(),
         1,
@@ -907,16 +1002,13 @@ fn receiver_reports_are_routed_by_source_and_keep_sessions_alive() {
 
     let id = setup_both(&mut h, &c, now);
     let block = crate::rtcp::ReportBlock {
-        ssrc: lock(&h.sessions[&id].stream).tracks()[0].rtp.ssrc,
+        ssrc: h.viewer(&id).tracks()[0].rtp.ssrc,
         ..block
     };
     report.clear();
     crate::rtcp::write_receiver_report(0x1234, &[block], &mut report);
     h.handle_rtcp(video_rtcp, &report, late, SystemTime::now());
-    assert_eq!(
-        lock(&h.sessions[&id].stream).tracks()[0].last_report,
-        Some(block)
-    );
+    assert_eq!(h.viewer(&id).tracks()[0].last_report, Some(block));
     assert!(
         h.expire_sessions(now + Duration::from_secs(61)).is_empty(),
         "RTCP is liveness"

@@ -1,0 +1,109 @@
+//! The viewers of all sessions, each behind a lock of its own, where each
+//! one's RTCP comes from, and their published stats. The RTSP handler
+//! reaches viewers through [`HandlerViewers`]; session tasks and the RTCP
+//! receiver reach them directly, never through the handler's lock.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::rtsp::handler::{RtcpSource, Viewers};
+use crate::stats::SessionStats;
+use crate::viewer::Viewer;
+
+/// One viewer, shared by its session task, the handler and the RTCP
+/// receiver.
+pub(super) type SharedViewer = Arc<Mutex<Viewer>>;
+
+/// Locks a viewer; a poisoned lock (a panic elsewhere) still yields it,
+/// since the viewer's state stays consistent per call.
+pub(super) fn lock(viewer: &Mutex<Viewer>) -> MutexGuard<'_, Viewer> {
+    viewer
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Poison-tolerant lock of a table: a panic cannot leave a map
+/// half-updated.
+fn lock_map<T>(map: &Mutex<T>) -> MutexGuard<'_, T> {
+    map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Debug, Default)]
+struct Routes {
+    by_source: HashMap<RtcpSource, SharedViewer>,
+    by_session: HashMap<String, Vec<RtcpSource>>,
+}
+
+/// The table; see the module docs.
+#[derive(Debug, Default)]
+pub(super) struct ViewerTable {
+    viewers: Mutex<HashMap<String, SharedViewer>>,
+    routes: Mutex<Routes>,
+    stats: Mutex<HashMap<String, SessionStats>>,
+}
+
+impl ViewerTable {
+    /// The viewer of `session_id`.
+    pub(super) fn get(&self, session_id: &str) -> Option<SharedViewer> {
+        lock_map(&self.viewers).get(session_id).cloned()
+    }
+
+    /// Sends RTCP from `sources` to the viewer of `session_id`, replacing
+    /// its earlier routes.
+    pub(super) fn route(&self, session_id: &str, sources: Vec<RtcpSource>) {
+        let Some(viewer) = self.get(session_id) else {
+            return;
+        };
+        let mut routes = lock_map(&self.routes);
+        for old in routes.by_session.remove(session_id).unwrap_or_default() {
+            routes.by_source.remove(&old);
+        }
+        for source in &sources {
+            routes.by_source.insert(*source, viewer.clone());
+        }
+        routes.by_session.insert(session_id.to_string(), sources);
+    }
+
+    /// The viewer RTCP from `source` belongs to.
+    pub(super) fn for_rtcp(&self, source: &RtcpSource) -> Option<SharedViewer> {
+        lock_map(&self.routes).by_source.get(source).cloned()
+    }
+
+    /// Forgets a finished session: its viewer, routes and stats.
+    pub(super) fn remove(&self, session_id: &str) {
+        lock_map(&self.viewers).remove(session_id);
+        let mut routes = lock_map(&self.routes);
+        for source in routes.by_session.remove(session_id).unwrap_or_default() {
+            routes.by_source.remove(&source);
+        }
+        drop(routes);
+        lock_map(&self.stats).remove(session_id);
+    }
+
+    /// Replaces the published stats of a session.
+    pub(super) fn publish(&self, stats: SessionStats) {
+        lock_map(&self.stats).insert(stats.session_id.clone(), stats);
+    }
+
+    /// Every session's latest published stats, ordered by session id.
+    pub(super) fn stats(&self) -> Vec<SessionStats> {
+        let mut all: Vec<SessionStats> = lock_map(&self.stats).values().cloned().collect();
+        all.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+        all
+    }
+}
+
+/// The handler's access to the table for one call.
+pub(super) struct HandlerViewers<'a>(pub(super) &'a ViewerTable);
+
+impl Viewers for HandlerViewers<'_> {
+    fn insert(&mut self, session_id: &str, viewer: Viewer) {
+        lock_map(&self.0.viewers).insert(session_id.to_string(), Arc::new(Mutex::new(viewer)));
+    }
+
+    fn with<R>(&mut self, session_id: &str, command: impl FnOnce(&mut Viewer) -> R) -> Option<R> {
+        let viewer = self.0.get(session_id)?;
+        let mut viewer = lock(&viewer);
+        Some(command(&mut viewer))
+    }
+}
