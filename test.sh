@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the independent RTSP clients the integration tests play with
 # (ffmpeg/ffprobe, GStreamer with its RTSP and decoder plugins, tshark)
-# from Debian's packages when they are missing, then runs `cargo test`.
+# from Debian's packages when they are missing, then runs `cargo test` with
+# RTPCAST_REQUIRE_INTEROP=1, so that no interop test is skipped.
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -26,4 +27,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
+# The clients are installed now, so an interop test that finds one missing
+# must fail rather than skip (plain `cargo test` skips with a notice).
+export RTPCAST_REQUIRE_INTEROP=1
 exec cargo test "$@"
