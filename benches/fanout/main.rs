@@ -30,35 +30,39 @@
 //! statistics), `rtsp_client` (the minimal RTSP client they use) and
 //! `report` (the results table).
 
+mod control;
 mod counters;
 mod report;
 mod rtsp_client;
 mod server_process;
 mod viewer;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use counters::{process_rss_kib, Snapshot};
+use counters::{process_rss_kib, raise_open_files_limit, Resources, Snapshot};
 use report::Outcome;
-use server_process::{serve, ServerProcess, ROLE_ENV};
+use rtsp_client::{connect, describe};
+use server_process::ServerProcess;
 use viewer::{bind_udp, viewer, Context, ViewerStats, DONE, MEASURING, WARMING};
 
 /// Most viewers one run accepts.
-const MAX_VIEWERS: usize = 2000;
+const MAX_VIEWERS: usize = 2500;
 /// Longest measured window one run accepts, in seconds.
 const MAX_SECONDS: u64 = 120;
 /// Time between the last viewer starting to play and the measured window.
 const WARMUP: Duration = Duration::from_secs(1);
 /// Viewers doing their SETUP/PLAY exchange at the same time.
 const SETUP_CONCURRENCY: usize = 32;
+/// Descriptors the bench needs besides its viewers' sockets.
+const SPARE_FDS: u64 = 256;
 
 /// How RTP reaches the viewers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,10 +81,19 @@ impl Transport {
             Transport::Tcp => "tcp",
         }
     }
+
+    /// Descriptors one viewer holds: its RTSP connection, and four UDP
+    /// sockets (RTP and RTCP of two tracks) when not interleaved.
+    fn fds_per_viewer(self) -> u64 {
+        match self {
+            Transport::Udp => 5,
+            Transport::Tcp => 1,
+        }
+    }
 }
 
 /// Command-line options.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Args {
     /// Number of viewers.
     viewers: usize,
@@ -88,16 +101,20 @@ struct Args {
     seconds: u64,
     /// RTP delivery.
     transport: Transport,
+    /// Extra server arguments, split at whitespace.
+    server_args: Vec<String>,
 }
 
 impl Args {
-    /// Parses `--viewers N --seconds S --transport udp|tcp` (also
-    /// `--name=value`), ignoring the `--bench` flag cargo adds.
+    /// Parses `--viewers N --seconds S --transport udp|tcp
+    /// --server-args "..."` (also `--name=value`), ignoring the `--bench`
+    /// flag cargo adds.
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         let mut parsed = Args {
             viewers: 200,
             seconds: 10,
             transport: Transport::Udp,
+            server_args: Vec::new(),
         };
         while let Some(arg) = args.next() {
             if arg == "--bench" {
@@ -123,6 +140,11 @@ impl Args {
                         other => return Err(format!("--transport {other}: expected udp or tcp")),
                     };
                 }
+                "--server-args" => {
+                    parsed
+                        .server_args
+                        .extend(value()?.split_whitespace().map(str::to_string));
+                }
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
@@ -131,8 +153,13 @@ impl Args {
 
     /// The command that reproduces this run.
     fn command(&self) -> String {
+        let server_args = if self.server_args.is_empty() {
+            String::new()
+        } else {
+            format!(" --server-args \"{}\"", self.server_args.join(" "))
+        };
         format!(
-            "cargo bench --bench fanout -- --viewers {} --seconds {} --transport {}",
+            "cargo bench --bench fanout -- --viewers {} --seconds {} --transport {}{server_args}",
             self.viewers,
             self.seconds,
             self.transport.name()
@@ -159,33 +186,35 @@ where
 }
 
 fn main() {
-    if std::env::var_os(ROLE_ENV).is_some_and(|role| role == "server") {
-        if let Err(error) = serve() {
-            eprintln!("bench server: {error:#}");
-            std::process::exit(1);
-        }
-        return;
-    }
     let args = match Args::parse(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(error) => {
             eprintln!("{error}");
             eprintln!(
-                "usage: cargo bench --bench fanout -- [--viewers N] [--seconds S] [--transport udp|tcp]"
+                "usage: cargo bench --bench fanout -- [--viewers N] [--seconds S] [--transport udp|tcp] [--server-args \"...\"]"
             );
             std::process::exit(2);
         }
     };
-    if let Err(error) = bench(args) {
+    if let Err(error) = bench(&args) {
         eprintln!("fanout bench failed: {error:#}");
         std::process::exit(1);
     }
 }
 
 /// Runs one benchmark: server child, viewers, report.
-fn bench(args: Args) -> anyhow::Result<()> {
+fn bench(args: &Args) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let server = ServerProcess::spawn()?;
+    let open_files_limit = raise_open_files_limit()?;
+    let needed = args.viewers as u64 * args.transport.fds_per_viewer() + SPARE_FDS;
+    if needed > open_files_limit {
+        anyhow::bail!(
+            "{} {} viewers need about {needed} open files; the limit is {open_files_limit} (ulimit -Hn)",
+            args.viewers,
+            args.transport.name()
+        );
+    }
+    let server = ServerProcess::spawn(&args.server_args)?;
     let pid = server.pid();
     let limit = Duration::from_secs(90 + args.seconds + args.viewers as u64 / 10);
     std::thread::spawn(move || {
@@ -198,31 +227,60 @@ fn bench(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let server_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server.rtsp_port));
-    let outcome = runtime.block_on(run(args, server_addr, pid))?;
-    let report = outcome.report(&args, cores);
+    let outcome = runtime.block_on(run(args, &server, open_files_limit))?;
+    let report = outcome.report(args, cores);
     drop(server);
     print!("{report}");
     Ok(())
 }
 
+/// The RTP clock rates of the first video and the first audio stream of
+/// an SDP description (RFC 4566 `a=rtpmap:`).
+fn clock_rates(sdp: &str) -> anyhow::Result<(f64, f64)> {
+    let (mut media, mut video, mut audio) = ("", None, None);
+    for line in sdp.lines() {
+        if let Some(m) = line.strip_prefix("m=") {
+            media = m.split_whitespace().next().unwrap_or("");
+        } else if let Some(rtpmap) = line.strip_prefix("a=rtpmap:") {
+            let rate = rtpmap
+                .split_whitespace()
+                .nth(1)
+                .and_then(|encoding| encoding.split('/').nth(1)?.parse::<f64>().ok());
+            match media {
+                "video" => video = video.or(rate),
+                "audio" => audio = audio.or(rate),
+                _ => {}
+            }
+        }
+    }
+    video
+        .zip(audio)
+        .ok_or_else(|| anyhow::anyhow!("no video and audio rtpmap in the SDP: {sdp:?}"))
+}
+
 /// Starts the viewers, measures, tears everything down.
-async fn run(args: Args, server: SocketAddr, pid: u32) -> anyhow::Result<Outcome> {
-    let sample = rtpcast::media::catalog::Catalog::bundled_sample()?.resolve("/sample")?;
-    let clock = |index: usize| {
-        sample
-            .tracks()
-            .get(index)
-            .map(|t| f64::from(t.codec.clock_rate()))
-            .ok_or_else(|| anyhow::anyhow!("the sample has no track {index}"))
+async fn run(
+    args: &Args,
+    server_process: &ServerProcess,
+    open_files_limit: u64,
+) -> anyhow::Result<Outcome> {
+    let (server, pid) = (server_process.rtsp_addr, server_process.pid());
+    let sdp = {
+        let (mut out, mut inbound) = connect(control::CONTROL_IP, server)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        describe(&mut out, &mut inbound)
+            .await
+            .map_err(anyhow::Error::msg)?
     };
+    let (video_clock, audio_clock) = clock_rates(&sdp)?;
     let context = Arc::new(Context {
         server,
         transport: args.transport,
-        phase: AtomicU8::new(WARMING),
+        phase: Arc::new(AtomicU8::new(WARMING)),
         setup_slots: Semaphore::new(SETUP_CONCURRENCY),
-        video_clock: clock(0)?,
-        audio_clock: clock(1)?,
+        video_clock,
+        audio_clock,
     });
     let granted_rcvbuf = match args.transport {
         Transport::Udp => Some(bind_udp(Ipv4Addr::LOCALHOST, true)?.1),
@@ -230,7 +288,6 @@ async fn run(args: Args, server: SocketAddr, pid: u32) -> anyhow::Result<Outcome
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, mut ready_rx) = mpsc::channel(args.viewers);
-    let started = Instant::now();
     let tasks: Vec<JoinHandle<Option<ViewerStats>>> = (0..args.viewers)
         .map(|index| {
             tokio::spawn(viewer(
@@ -253,10 +310,10 @@ async fn run(args: Args, server: SocketAddr, pid: u32) -> anyhow::Result<Outcome
             }
         }
     }
-    let setup_time = started.elapsed();
     if playing == 0 {
         anyhow::bail!("no viewer got to PLAY: {}", failures.1.unwrap_or_default());
     }
+    let probe = control::start(server, context.phase.clone());
     tokio::time::sleep(WARMUP).await;
     let before = Snapshot::take(pid)?;
     context.phase.store(MEASURING, Ordering::Relaxed);
@@ -264,6 +321,10 @@ async fn run(args: Args, server: SocketAddr, pid: u32) -> anyhow::Result<Outcome
     context.phase.store(DONE, Ordering::Relaxed);
     let after = Snapshot::take(pid)?;
     let server_rss_kib = process_rss_kib(pid)?;
+    let resources = Resources::take(pid)?;
+    let control = tokio::task::spawn_blocking(move || probe.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the control-plane probe panicked"))?;
     let _ = stop_tx.send(true);
     let mut viewers = Vec::with_capacity(playing);
     for task in tasks {
@@ -274,11 +335,15 @@ async fn run(args: Args, server: SocketAddr, pid: u32) -> anyhow::Result<Outcome
     Ok(Outcome {
         playing,
         failures,
-        setup_time,
         before,
         after,
         server_rss_kib,
+        resources,
         viewers,
         granted_rcvbuf,
+        control,
+        server_command: server_process.command(),
+        server_has_max_sessions: server_process.has_max_sessions,
+        open_files_limit,
     })
 }
