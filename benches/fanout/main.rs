@@ -1,32 +1,71 @@
 //! Fan-out benchmark: one rtpcast server streaming the bundled sample to N
-//! viewers on loopback.
+//! viewers on loopback, with the control plane timed under that load.
 //!
 //! ```text
-//! cargo bench --bench fanout -- [--viewers N] [--seconds S] [--transport udp|tcp]
+//! cargo bench --bench fanout -- [--viewers N] [--seconds S] [--transport udp|tcp] [--server-args "..."]
 //! ```
 //!
-//! The server runs in a child process (this binary, re-executed with
-//! `RTPCAST_BENCH_ROLE=server`) so that its CPU time and memory can be read
-//! from `/proc/<pid>` apart from the viewers, which run in this process on
-//! a multi-thread tokio runtime. Each viewer holds one RTSP connection from
-//! its own loopback address (`127.0.0.x`, at most [`viewer::VIEWERS_PER_IP`] per
-//! address, because the server admits at most 64 connections per IP) and
-//! receives RTP either on two UDP sockets or interleaved on that
-//! connection. After every viewer is playing and a one second warm-up, the
-//! bench measures for S seconds: packets and bytes delivered, RTP sequence
-//! gaps, the server's CPU time and RSS, startup latency and whether each
-//! viewer received media at real-time speed.
+//! The runs behind the README's performance numbers (the control plane
+//! under load at 500 viewers, setup at 1,000) and the largest run it takes:
 //!
-//! Notes for reading the numbers: the server holds at most 1024 sessions,
-//! so larger runs report the rest as failed; viewers join 32 at a time, so
-//! the slowest startup latencies are the first wave's; the clip is 10 s
-//! long and loops, so a window of 10 s or more spans a loop point; the
-//! video media rate comes from the running maximum RTP timestamp, which
-//! B-frame reordering makes uncertain by a frame or two at the window
-//! edges (audio has no reordering and is exact).
+//! ```text
+//! cargo bench --bench fanout -- --viewers 200 --seconds 10 --transport udp
+//! cargo bench --bench fanout -- --viewers 500 --seconds 10 --transport udp
+//! cargo bench --bench fanout -- --viewers 1000 --seconds 10 --transport udp
+//! cargo bench --bench fanout -- --viewers 2500 --seconds 10 --transport udp
+//! cargo bench --bench fanout -- --viewers 200 --seconds 10 --transport tcp
+//! ```
 //!
-//! Modules: `server_process` (the server child), `counters` (CPU, memory
-//! and UDP counters from `/proc`), `viewer` (the viewer tasks and their
+//! The server is the `rtpcast` binary that cargo builds beside the bench,
+//! run as a child process (`--bind 127.0.0.1 --rtsp-port <free port>
+//! --rtp-port 0 --loop --log-level warn`) so that its CPU time and memory
+//! can be read from `/proc/<pid>` apart from the viewers, which run in this
+//! process on a multi-thread tokio runtime. If the server's `--help` lists
+//! `--max-sessions`, the bench adds `--max-sessions 10000`; without it the
+//! server's built-in limit applies (1024 sessions before the limits became
+//! options) and the viewers beyond it are reported as failed. `--server-args
+//! "..."` appends arguments (split at whitespace) to the server's command
+//! line; an option given there replaces the bench's default for it. The
+//! table's `server` row shows the command line as run.
+//!
+//! Each viewer holds one RTSP connection from a loopback address
+//! (`127.0.x.y`, [`viewer::VIEWERS_PER_IP`] viewers per address, below the
+//! 64 connections and 64 sessions per address the server admitted before
+//! those limits became options) and receives RTP either on two UDP sockets
+//! (RTCP sockets open beside them) or interleaved on that connection. At
+//! most 32 viewers are in their SETUP/PLAY exchange at a time. A UDP viewer
+//! holds five descriptors, so the bench raises its soft limit on open files
+//! to the hard limit (the server inherits it) and refuses a run that would
+//! not fit.
+//!
+//! After every viewer is playing and a one second warm-up, the bench
+//! measures for S seconds: packets and bytes delivered, RTP sequence gaps,
+//! the server's CPU time and RSS, and whether each viewer received media at
+//! real-time speed. Meanwhile a control-plane probe on its own address
+//! (`127.1.0.1`), thread and single-thread runtime starts a pair of requests
+//! every 20 ms: OPTIONS on one kept-alive connection (request written to
+//! response parsed), then DESCRIBE on a new connection each time (TCP
+//! connect started to SDP received, so an accept loop that lags shows).
+//! Pairs are sequential: a slow one delays the next rather than queueing
+//! more, so under a stall the sample count drops and `max` shows the stall.
+//!
+//! Setup rows: `setup, all sessions` is the wall time from the first
+//! viewer's TCP connect to the last viewer's PLAY response (viewers that
+//! failed left out); `PLAY round trip` is PLAY written to its 200 parsed,
+//! per viewer; `PLAY -> first RTP` is PLAY written to the viewer reading
+//! its first RTP packet of either track (timestamped by the bench's task
+//! that reads it, so it includes the bench's own scheduling delay).
+//!
+//! Notes for reading the numbers: the machine's other work shows in the
+//! `machine busy` row; the clip is 10 s long and loops, so a window of 10 s
+//! or more spans a loop point; the video media rate comes from the running
+//! maximum RTP timestamp, which B-frame reordering makes uncertain by a
+//! frame or two at the window edges (audio has no reordering and is
+//! exact).
+//!
+//! Modules: `server_process` (the server child), `control` (the
+//! control-plane probe), `counters` (CPU, memory, descriptor and UDP
+//! counters from `/proc`), `viewer` (the viewer tasks and their
 //! statistics), `rtsp_client` (the minimal RTSP client they use) and
 //! `report` (the results table).
 
