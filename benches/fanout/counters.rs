@@ -117,3 +117,77 @@ impl Snapshot {
         })
     }
 }
+
+/// Open file descriptors of process `pid` (entries of `/proc/<pid>/fd`).
+fn open_fds(pid: u32) -> anyhow::Result<usize> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
+}
+
+/// UDP sockets in use and their buffer memory in KiB, system-wide, from
+/// the `UDP:` line of `/proc/net/sockstat` (which counts pages).
+fn udp_sockstat() -> anyhow::Result<(u64, u64)> {
+    let sockstat = std::fs::read_to_string("/proc/net/sockstat")?;
+    let line = sockstat
+        .lines()
+        .find_map(|l| l.strip_prefix("UDP:"))
+        .ok_or_else(|| anyhow::anyhow!("no UDP line in /proc/net/sockstat"))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let field = |name: &str| {
+        words
+            .iter()
+            .position(|w| *w == name)
+            .and_then(|i| words.get(i + 1)?.parse().ok())
+            .unwrap_or(0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    Ok((field("inuse"), field("mem") * page / 1024))
+}
+
+/// Descriptor and socket counts at the end of the window.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resources {
+    /// Open descriptors of the bench process (viewers and probe).
+    pub(crate) bench_fds: usize,
+    /// Open descriptors of the server.
+    pub(crate) server_fds: usize,
+    /// UDP sockets in use, system-wide.
+    pub(crate) udp_sockets: u64,
+    /// Memory of UDP socket buffers, system-wide, in KiB.
+    pub(crate) udp_mem_kib: u64,
+}
+
+impl Resources {
+    /// Reads the counts now.
+    pub(crate) fn take(server_pid: u32) -> anyhow::Result<Resources> {
+        let (udp_sockets, udp_mem_kib) = udp_sockstat()?;
+        Ok(Resources {
+            bench_fds: open_fds(std::process::id())?,
+            server_fds: open_fds(server_pid)?,
+            udp_sockets,
+            udp_mem_kib,
+        })
+    }
+}
+
+/// Raises this process's soft limit on open files to the hard limit (the
+/// server child inherits it) if it is lower; returns the soft limit now.
+pub(crate) fn raise_open_files_limit() -> std::io::Result<libc::rlim_t> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(limit.rlim_cur)
+}

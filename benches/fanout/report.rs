@@ -2,11 +2,12 @@
 //! formatted as one row per quantity.
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::Instant;
 
-use crate::counters::Snapshot;
+use crate::control::{ControlLatency, CONTROL_IP, PROBE_INTERVAL};
+use crate::counters::{Resources, Snapshot};
 use crate::viewer::{Tracks, ViewerStats, RECV_BUFFER, VIEWERS_PER_IP};
-use crate::{Args, WARMUP};
+use crate::{Args, SETUP_CONCURRENCY, WARMUP};
 
 /// Nominal video frame interval of the bundled sample (30 fps).
 const VIDEO_FRAME_MS: f64 = 1000.0 / 30.0;
@@ -17,18 +18,26 @@ pub(crate) struct Outcome {
     pub(crate) playing: usize,
     /// The first SETUP/PLAY failure and how many viewers failed.
     pub(crate) failures: (usize, Option<String>),
-    /// Time from spawning the viewers until the last one was playing.
-    pub(crate) setup_time: Duration,
     /// Counters at the start of the window.
     pub(crate) before: Snapshot,
     /// Counters at the end of the window.
     pub(crate) after: Snapshot,
     /// Server RSS at the end of the window, KiB.
     pub(crate) server_rss_kib: u64,
+    /// Descriptor and socket counts at the end of the window.
+    pub(crate) resources: Resources,
     /// Per viewer statistics.
     pub(crate) viewers: Vec<ViewerStats>,
     /// The receive buffer the kernel granted an RTP socket (UDP only).
     pub(crate) granted_rcvbuf: Option<usize>,
+    /// Control-plane round trips in the window.
+    pub(crate) control: ControlLatency,
+    /// The server's command line.
+    pub(crate) server_command: String,
+    /// Whether the server has `--max-sessions` (and so was given it).
+    pub(crate) server_has_max_sessions: bool,
+    /// The bench's soft limit on open files, after raising it.
+    pub(crate) open_files_limit: u64,
 }
 
 /// The `p`-quantile (0..=1, nearest rank) of sorted `values`.
@@ -40,16 +49,30 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// `value` with two decimals below 10 and one above.
+fn decimals(value: f64) -> String {
+    if value.abs() < 10.0 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.1}")
+    }
+}
+
 /// Sorts `values` and formats p50 / p99 / max with `unit`.
 fn distribution(mut values: Vec<f64>, unit: &str) -> String {
     values.sort_by(f64::total_cmp);
     format!(
-        "p50 {:.1} {unit}, p99 {:.1} {unit}, max {:.1} {unit} (n={})",
-        percentile(&values, 0.5),
-        percentile(&values, 0.99),
-        percentile(&values, 1.0),
+        "p50 {} {unit}, p99 {} {unit}, max {} {unit} (n={})",
+        decimals(percentile(&values, 0.5)),
+        decimals(percentile(&values, 0.99)),
+        decimals(percentile(&values, 1.0)),
         values.len()
     )
+}
+
+/// Milliseconds from `from` to `to`.
+fn ms(from: Instant, to: Instant) -> f64 {
+    to.saturating_duration_since(from).as_secs_f64() * 1e3
 }
 
 /// Formats the min and max of `values` as speed factors.
@@ -92,12 +115,19 @@ impl Outcome {
         let machine_cores = (cores as f64 - idle / window).max(0.0);
         let rcvbuf_errors = self.after.udp_errors.0 - self.before.udp_errors.0;
         let sndbuf_errors = self.after.udp_errors.1 - self.before.udp_errors.1;
-        let startup: Vec<f64> = self
+        let first_rtp: Vec<f64> = self
             .viewers
             .iter()
-            .filter_map(ViewerStats::startup)
+            .filter_map(ViewerStats::play_to_first_rtp)
             .map(|d| d.as_secs_f64() * 1e3)
             .collect();
+        let play_round_trips: Vec<f64> = self
+            .viewers
+            .iter()
+            .map(|v| ms(v.play.sent, v.play.answered))
+            .collect();
+        let first_connect = self.viewers.iter().map(|v| v.connect_started).min();
+        let last_play = self.viewers.iter().map(|v| v.play.answered).max();
         let video_rates: Vec<f64> = tracks().filter_map(|t| t.video.media_rate()).collect();
         let audio_rates: Vec<f64> = tracks().filter_map(|t| t.audio.media_rate()).collect();
         let gaps: Vec<f64> = tracks()
@@ -112,6 +142,7 @@ impl Outcome {
             let _ = writeln!(s, "  {name:<24} {value}");
         };
         row("command", args.command());
+        row("server", self.server_command.clone());
         row(
             "machine",
             format!(
@@ -121,13 +152,20 @@ impl Outcome {
         row(
             "viewers playing",
             format!(
-                "{} / {} over {} ({ips} loopback source address{}), all playing after {:.2} s",
+                "{} / {} over {} ({ips} loopback source address{}, up to {VIEWERS_PER_IP} viewers each)",
                 self.playing,
                 args.viewers,
                 args.transport.name(),
                 if ips == 1 { "" } else { "es" },
-                self.setup_time.as_secs_f64()
             ),
+        );
+        row(
+            "session limit",
+            if self.server_has_max_sessions {
+                "the server lists --max-sessions in --help: the bench passes it (see server)".into()
+            } else {
+                "the server has no --max-sessions option: its built-in limits apply".into()
+            },
         );
         if self.failures.0 > 0 {
             row(
@@ -136,6 +174,56 @@ impl Outcome {
                     "{} (first: {})",
                     self.failures.0,
                     self.failures.1.as_deref().unwrap_or("?")
+                ),
+            );
+        }
+        if let Some((first, last)) = first_connect.zip(last_play) {
+            row(
+                "setup, all sessions",
+                format!(
+                    "{:.2} s from the first viewer's TCP connect to the last PLAY response ({} viewers in SETUP/PLAY at a time)",
+                    ms(first, last) / 1e3,
+                    SETUP_CONCURRENCY
+                ),
+            );
+        }
+        row(
+            "PLAY round trip",
+            format!(
+                "{}, PLAY sent to 200 OK parsed",
+                distribution(play_round_trips, "ms")
+            ),
+        );
+        row(
+            "PLAY -> first RTP",
+            format!(
+                "{}, PLAY sent to the viewer reading its first RTP packet of either track",
+                distribution(first_rtp, "ms")
+            ),
+        );
+        let control = &self.control;
+        let every = PROBE_INTERVAL.as_millis();
+        row(
+            "OPTIONS in the window",
+            format!(
+                "{}, from {CONTROL_IP} every {every} ms on one kept-alive connection",
+                distribution(control.options_ms.clone(), "ms")
+            ),
+        );
+        row(
+            "DESCRIBE in the window",
+            format!(
+                "{}, from {CONTROL_IP} after each OPTIONS on a new connection, TCP connect included",
+                distribution(control.describe_ms.clone(), "ms")
+            ),
+        );
+        if control.failures > 0 {
+            row(
+                "control requests failed",
+                format!(
+                    "{} (first: {})",
+                    control.failures,
+                    control.first_failure.as_deref().unwrap_or("?")
                 ),
             );
         }
@@ -201,6 +289,18 @@ impl Outcome {
             "server RSS",
             format!("{:.1} MiB", self.server_rss_kib as f64 / 1024.0),
         );
+        let resources = &self.resources;
+        row(
+            "open files",
+            format!(
+                "bench {} of {} allowed, server {}; UDP sockets in use (system-wide) {}, their buffers {} KiB",
+                resources.bench_fds,
+                self.open_files_limit,
+                resources.server_fds,
+                resources.udp_sockets,
+                resources.udp_mem_kib
+            ),
+        );
         row(
             "machine busy",
             format!(
@@ -210,7 +310,6 @@ impl Outcome {
                 (machine_cores - (server_cpu + own_cpu) / window).max(0.0)
             ),
         );
-        row("PLAY -> first RTP", distribution(startup, "ms"));
         let jumps = if video_jumps + audio_jumps == 0 {
             "none".to_string()
         } else {

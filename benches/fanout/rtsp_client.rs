@@ -45,6 +45,8 @@ pub(crate) struct Reply {
     cseq: Option<u32>,
     /// Session id, without `;timeout=`.
     session: Option<String>,
+    /// The body (`Content-Length` bytes), e.g. DESCRIBE's SDP.
+    pub(crate) body: String,
 }
 
 impl Inbound {
@@ -131,6 +133,7 @@ impl Inbound {
                     status,
                     cseq: None,
                     session: None,
+                    body: String::new(),
                 };
                 let mut body = 0;
                 for line in lines {
@@ -151,6 +154,7 @@ impl Inbound {
                 if pending.len() < total {
                     return Ok(None);
                 }
+                reply.body = String::from_utf8_lossy(&pending[head_len + 4..total]).into_owned();
                 self.start += total;
                 Ok(Some(Item::Response(reply)))
             }
@@ -174,6 +178,11 @@ pub(crate) struct Outbound {
 }
 
 impl Outbound {
+    /// The sample's presentation URL, used by OPTIONS and DESCRIBE.
+    pub(crate) fn presentation_url(&self) -> &str {
+        &self.url
+    }
+
     /// The aggregate control URL (the sample's URL with a trailing `/`),
     /// used by PLAY, GET_PARAMETER and TEARDOWN.
     pub(crate) fn aggregate_url(&self) -> String {
@@ -267,13 +276,30 @@ pub(crate) async fn connect(
     ))
 }
 
-/// SETUPs video then audio with `transports`, then PLAYs; returns when
-/// PLAY was sent.
+/// DESCRIBEs the sample on a connection; returns the SDP.
+pub(crate) async fn describe(out: &mut Outbound, inbound: &mut Inbound) -> Result<String, String> {
+    let url = out.presentation_url().to_string();
+    let mut ignore = |_: u8, _: &[u8]| {};
+    let extra = "Accept: application/sdp\r\n";
+    let reply = request(out, inbound, "DESCRIBE", &url, extra, &mut ignore).await?;
+    Ok(reply.body)
+}
+
+/// When a viewer sent PLAY and when its answer arrived.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlayTimes {
+    /// PLAY written to the connection.
+    pub(crate) sent: Instant,
+    /// Its 200 response parsed.
+    pub(crate) answered: Instant,
+}
+
+/// SETUPs video then audio with `transports`, then PLAYs.
 pub(crate) async fn setup_and_play(
     out: &mut Outbound,
     inbound: &mut Inbound,
     transports: [String; 2],
-) -> Result<Instant, String> {
+) -> Result<PlayTimes, String> {
     let mut ignore = |_: u8, _: &[u8]| {};
     for (track, transport) in transports.iter().enumerate() {
         let url = format!("{}/trackID={track}", out.url);
@@ -290,8 +316,11 @@ pub(crate) async fn setup_and_play(
             out.session = Some(reply.session.ok_or("SETUP answered without Session")?);
         }
     }
-    let play_sent = Instant::now();
+    let sent = Instant::now();
     let url = out.aggregate_url();
     request(out, inbound, "PLAY", &url, "", &mut ignore).await?;
-    Ok(play_sent)
+    Ok(PlayTimes {
+        sent,
+        answered: Instant::now(),
+    })
 }

@@ -12,11 +12,12 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::rtsp_client::{connect, request, setup_and_play, Inbound, Outbound};
+use crate::rtsp_client::{connect, request, setup_and_play, Inbound, Outbound, PlayTimes};
 use crate::Transport;
 
-/// Viewers sharing one loopback source address (the server refuses a 65th
-/// connection from one IP).
+/// Viewers sharing one loopback source address: below the 64 connections
+/// and 64 sessions per address that the server admitted before those
+/// limits became options.
 pub(crate) const VIEWERS_PER_IP: usize = 50;
 /// GET_PARAMETER interval, well inside the server's 60 s session timeout.
 const KEEPALIVE: Duration = Duration::from_secs(20);
@@ -42,7 +43,7 @@ pub(crate) struct Context {
     /// RTP delivery.
     pub(crate) transport: Transport,
     /// [`WARMING`], [`MEASURING`] or [`DONE`].
-    pub(crate) phase: AtomicU8,
+    pub(crate) phase: Arc<AtomicU8>,
     /// Bounds concurrent SETUP/PLAY exchanges.
     pub(crate) setup_slots: Semaphore,
     /// RTP clock rate of the video track.
@@ -201,15 +202,18 @@ impl Tracks {
 pub(crate) struct ViewerStats {
     /// Both streams.
     pub(crate) tracks: Tracks,
-    /// When PLAY was sent.
-    play_sent: Instant,
+    /// When it started to open its RTSP connection.
+    pub(crate) connect_started: Instant,
+    /// When it sent PLAY and got the answer.
+    pub(crate) play: PlayTimes,
     /// Whether TEARDOWN was answered with 200.
     pub(crate) torn_down: bool,
 }
 
 impl ViewerStats {
-    /// Time from sending PLAY to the first RTP packet of either stream.
-    pub(crate) fn startup(&self) -> Option<Duration> {
+    /// Time from sending PLAY to the arrival of the first RTP packet of
+    /// either stream, as timestamped by the task that read it.
+    pub(crate) fn play_to_first_rtp(&self) -> Option<Duration> {
         let first = match (
             self.tracks.video.first_arrival,
             self.tracks.audio.first_arrival,
@@ -217,7 +221,7 @@ impl ViewerStats {
             (Some(v), Some(a)) => v.min(a),
             (v, a) => v.or(a)?,
         };
-        Some(first.saturating_duration_since(self.play_sent))
+        Some(first.saturating_duration_since(self.play.sent))
     }
 }
 
@@ -277,8 +281,10 @@ struct Playing {
     out: Outbound,
     /// Its read side, carrying the media when interleaved.
     inbound: Inbound,
-    /// When PLAY was sent.
-    play_sent: Instant,
+    /// When it started to open the connection.
+    connect_started: Instant,
+    /// When PLAY was sent and answered.
+    play: PlayTimes,
     /// How the media arrives.
     media: Media,
 }
@@ -308,6 +314,7 @@ async fn setup_udp(
         .iter()
         .map(|s| s.local_addr().map(|a| a.port()).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
+    let connect_started = Instant::now();
     let (mut out, mut inbound) = connect(ip, context.server).await?;
     let [video_rtp, video_rtcp, audio_rtp, audio_rtcp] = sockets;
     let receive = |socket, clock_rate| {
@@ -327,10 +334,11 @@ async fn setup_udp(
         format!("RTP/AVP;unicast;client_port={}-{}", ports[2], ports[3]),
     ];
     match setup_and_play(&mut out, &mut inbound, transports).await {
-        Ok(play_sent) => Ok(Playing {
+        Ok(play) => Ok(Playing {
             out,
             inbound,
-            play_sent,
+            connect_started,
+            play,
             media: Media::Udp {
                 receivers,
                 rtcp: [video_rtcp, audio_rtcp],
@@ -347,16 +355,18 @@ async fn setup_udp(
 
 /// Connects and plays with interleaved delivery.
 async fn setup_tcp(ip: Ipv4Addr, context: &Context) -> Result<Playing, String> {
+    let connect_started = Instant::now();
     let (mut out, mut inbound) = connect(ip, context.server).await?;
     let transports = [
         "RTP/AVP/TCP;unicast;interleaved=0-1".to_string(),
         "RTP/AVP/TCP;unicast;interleaved=2-3".to_string(),
     ];
-    let play_sent = setup_and_play(&mut out, &mut inbound, transports).await?;
+    let play = setup_and_play(&mut out, &mut inbound, transports).await?;
     Ok(Playing {
         out,
         inbound,
-        play_sent,
+        connect_started,
+        play,
         media: Media::Interleaved,
     })
 }
@@ -392,7 +402,8 @@ impl Playing {
         let Playing {
             mut out,
             mut inbound,
-            play_sent,
+            connect_started,
+            play,
             media,
         } = self;
         let mut keepalive =
@@ -464,7 +475,8 @@ impl Playing {
         let torn_down = teardown(&mut out, &mut inbound, &mut tracks, &context.phase).await;
         ViewerStats {
             tracks,
-            play_sent,
+            connect_started,
+            play,
             torn_down,
         }
     }
