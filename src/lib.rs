@@ -1,8 +1,42 @@
 //! rtpcast: an RTSP (RFC 2326) / RTP (RFC 3550) streaming server.
 //!
 //! The protocol logic is sans-IO: RTSP session handling, SDP, packetizers,
-//! RTCP and pacing are plain structs fed bytes and time. The `server` module
-//! is the thin tokio layer that moves bytes between sockets and that core.
+//! RTCP and pacing are plain structs fed bytes, `now` and a seeded
+//! generator. The [`server`] module is the thin tokio layer that moves bytes
+//! between sockets, files and that core; `clippy.toml` keeps clocks, files,
+//! sockets, locks and OS randomness out of everything else.
+//!
+//! Where a byte comes from:
+//!
+//! - [`rtsp`]: requests framed ([`rtsp::framing`]), answered by
+//!   [`rtsp::handler::RtspHandler`] with refusals from one table
+//!   ([`rtsp::refusal`]); [`sdp`] writes DESCRIBE bodies.
+//! - [`media`]: containers demuxed to samples ([`media::mp4`]).
+//! - [`source`]: what feeds a viewer; [`source::playout::FilePlayout`] is
+//!   one viewer's timeline over a file (seek, loop, Range end), planning the
+//!   reads the I/O layer does.
+//! - [`codec`]: one folder per RTP payload format; packetizers cut access
+//!   units into shared [`codec::Payloads`] (bytes and marker bits only).
+//! - [`viewer`]: pacing, sender reports and BYE of one session
+//!   ([`viewer::Viewer`]) over per-track senders that write each viewer's
+//!   RTP header ([`viewer::sender::TrackSender`], [`rtp`]) and keep what
+//!   its receiver reports say ([`stats`]).
+//! - [`rtcp`]: sender/receiver reports, SDES, BYE on the wire.
+//!
+//! The drive loop, as `server/` runs it (and `tests/virtual_clock.rs` with
+//! simulated time):
+//!
+//! ```text
+//! request  --> RtspHandler::handle_request(request, ctx{received: now}, media, viewers)
+//!                -> response + actions (Spawn, Wake, RouteRtcp)
+//! per viewer:  loop {
+//!                 viewer.missing_reads() --> read the samples --> viewer.deliver(..)
+//!                 while let Some(t) = viewer.poll_transmit(now, wall) { send t }
+//!                 sleep until viewer.poll_timeout() or a Wake
+//!              }
+//! RTCP     --> routed by source --> viewer.handle_rtcp(bytes, now, wall)
+//! each 1 s --> RtspHandler::expire_sessions(now, viewers)
+//! ```
 
 #![warn(missing_docs)]
 
