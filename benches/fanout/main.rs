@@ -2,7 +2,7 @@
 //! viewers on loopback, with the control plane timed under that load.
 //!
 //! ```text
-//! cargo bench --bench fanout -- [--viewers N] [--seconds S] [--transport udp|tcp] [--server-args "..."]
+//! cargo bench --bench fanout -- [--viewers N] [--seconds S] [--transport udp|tcp] [--server-args "..."] [--server-bin PATH]
 //! ```
 //!
 //! The runs behind the README's performance numbers (the control plane
@@ -25,8 +25,10 @@
 //! server's built-in limit applies (1024 sessions before the limits became
 //! options) and the viewers beyond it are reported as failed. `--server-args
 //! "..."` appends arguments (split at whitespace) to the server's command
-//! line; an option given there replaces the bench's default for it. The
-//! table's `server` row shows the command line as run.
+//! line; an option given there replaces the bench's default for it.
+//! `--server-bin PATH` runs another build (an older commit, say) in its
+//! place, for before/after numbers. The table's `server` row shows the
+//! command line as run.
 //!
 //! Each viewer holds one RTSP connection from a loopback address
 //! (`127.0.x.y`, [`viewer::VIEWERS_PER_IP`] viewers per address, below the
@@ -145,6 +147,8 @@ struct Args {
     transport: Transport,
     /// Extra server arguments, split at whitespace.
     server_args: Vec<String>,
+    /// Another server binary to run instead of the one cargo built.
+    server_bin: Option<std::path::PathBuf>,
 }
 
 impl Args {
@@ -157,6 +161,7 @@ impl Args {
             seconds: 10,
             transport: Transport::Udp,
             server_args: Vec::new(),
+            server_bin: None,
         };
         while let Some(arg) = args.next() {
             if arg == "--bench" {
@@ -182,6 +187,7 @@ impl Args {
                         other => return Err(format!("--transport {other}: expected udp or tcp")),
                     };
                 }
+                "--server-bin" => parsed.server_bin = Some(value()?.into()),
                 "--server-args" => {
                     parsed
                         .server_args
@@ -200,8 +206,11 @@ impl Args {
         } else {
             format!(" --server-args \"{}\"", self.server_args.join(" "))
         };
+        let server_bin = self.server_bin.as_ref().map_or(String::new(), |bin| {
+            format!(" --server-bin {}", bin.display())
+        });
         format!(
-            "cargo bench --bench fanout -- --viewers {} --seconds {} --transport {}{server_args}",
+            "cargo bench --bench fanout -- --viewers {} --seconds {} --transport {}{server_args}{server_bin}",
             self.viewers,
             self.seconds,
             self.transport.name()
@@ -233,7 +242,7 @@ fn main() {
         Err(error) => {
             eprintln!("{error}");
             eprintln!(
-                "usage: cargo bench --bench fanout -- [--viewers N] [--seconds S] [--transport udp|tcp] [--server-args \"...\"]"
+                "usage: cargo bench --bench fanout -- [--viewers N] [--seconds S] [--transport udp|tcp] [--server-args \"...\"] [--server-bin PATH]"
             );
             std::process::exit(2);
         }
@@ -256,7 +265,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
             args.transport.name()
         );
     }
-    let server = ServerProcess::spawn(&args.server_args)?;
+    let server = ServerProcess::spawn(args.server_bin.as_deref(), &args.server_args)?;
     let pid = server.pid();
     let limit = Duration::from_secs(90 + args.seconds + args.viewers as u64 / 10);
     std::thread::spawn(move || {

@@ -20,6 +20,8 @@ pub(crate) struct ServerProcess {
     child: Child,
     /// Its RTSP address on 127.0.0.1.
     pub(crate) rtsp_addr: SocketAddr,
+    /// The server binary run.
+    binary: PathBuf,
     /// The server's arguments after the binary, as run.
     pub(crate) args: Vec<String>,
     /// Whether the server's `--help` lists `--max-sessions`.
@@ -52,9 +54,11 @@ impl ServerProcess {
     /// `--max-sessions 10000` if its `--help` lists that option, then
     /// `extra` (from `--server-args`; an option set there replaces the
     /// bench's default for it), and waits until it accepts connections.
-    pub(crate) fn spawn(extra: &[String]) -> anyhow::Result<ServerProcess> {
-        let binary = Path::new(SERVER_BIN);
-        let help = Command::new(binary).arg("--help").output()?;
+    /// `binary` replaces the `rtpcast` cargo built (to measure another
+    /// build side by side).
+    pub(crate) fn spawn(binary: Option<&Path>, extra: &[String]) -> anyhow::Result<ServerProcess> {
+        let binary = binary.unwrap_or(Path::new(SERVER_BIN)).to_path_buf();
+        let help = Command::new(&binary).arg("--help").output()?;
         let help = String::from_utf8_lossy(&help.stdout);
         let has_max_sessions = lists_option(&help, "--max-sessions");
         let rtsp_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_tcp_port()?));
@@ -80,7 +84,7 @@ impl ServerProcess {
             }
         }
         args.extend_from_slice(extra);
-        let child = Command::new(binary)
+        let child = Command::new(&binary)
             .args(&args)
             .stdin(Stdio::null())
             // The server logs to stdout: keep it off the results table.
@@ -89,6 +93,7 @@ impl ServerProcess {
             .spawn()?;
         let mut server = ServerProcess {
             child,
+            binary,
             rtsp_addr,
             args,
             has_max_sessions,
@@ -117,13 +122,13 @@ impl ServerProcess {
     /// The server's command line, binary path relative to the target
     /// folder where possible.
     pub(crate) fn command(&self) -> String {
-        let binary = PathBuf::from(SERVER_BIN);
+        let binary = &self.binary;
         let shown = binary
             .ancestors()
             .find(|a| a.file_name().is_some_and(|n| n == "target"))
             .and_then(|target| target.parent())
             .and_then(|root| binary.strip_prefix(root).ok())
-            .unwrap_or(&binary);
+            .unwrap_or(binary);
         format!("{} {}", shown.display(), self.args.join(" "))
     }
 
