@@ -24,7 +24,7 @@ use rtpcast::media::mp4::Mp4Media;
 use rtpcast::rtcp::{self, ReportBlock, RtcpPacket};
 use rtpcast::rtp::Delivery;
 use rtpcast::rtsp::handler::{
-    media_needed, Action, HandlerSettings, RequestContext, RtcpSource, RtspHandler, Viewers,
+    media_needed, Action, HandlerSettings, RequestContext, RtcpSource, RtspHandler,
 };
 use rtpcast::server::catalog::Catalog;
 use rtpcast::viewer::{Transmit, Viewer};
@@ -129,18 +129,6 @@ struct ClientLog {
     last_status: u16,
 }
 
-struct MapViewers<'a>(&'a mut BTreeMap<String, Viewer>);
-
-impl Viewers for MapViewers<'_> {
-    fn insert(&mut self, session_id: &str, viewer: Viewer) {
-        self.0.insert(session_id.to_string(), viewer);
-    }
-
-    fn with<R>(&mut self, session_id: &str, command: impl FnOnce(&mut Viewer) -> R) -> Option<R> {
-        self.0.get_mut(session_id).map(command)
-    }
-}
-
 struct Sim {
     base: Instant,
     wall_base: SystemTime,
@@ -241,9 +229,9 @@ impl Sim {
         let request = self.request(client, step);
         let media = media_needed(&request).map(|mount| self.catalog.resolve(&mount));
         let ctx = self.ctx(client, at);
-        let handled =
-            self.handler
-                .handle_request(&request, &ctx, media, &mut MapViewers(&mut self.viewers));
+        let handled = self
+            .handler
+            .handle_request(&request, &ctx, media, &mut self.viewers);
         let response = &handled.response;
         let log = &mut self.clients[client];
         log.last_status = u16::from(response.status());
@@ -403,7 +391,7 @@ impl Sim {
                 next_reap += Duration::from_secs(1);
                 let actions = self
                     .handler
-                    .expire_sessions(self.base + at, &mut MapViewers(&mut self.viewers));
+                    .expire_sessions(self.base + at, &mut self.viewers);
                 for action in &actions {
                     if let Action::Wake { session_id } = action {
                         self.expired.insert(session_id.clone(), at);

@@ -76,6 +76,18 @@ pub trait Viewers {
     fn with<R>(&mut self, session_id: &str, command: impl FnOnce(&mut Viewer) -> R) -> Option<R>;
 }
 
+/// Viewers kept in a plain map, for a single-threaded driver (the
+/// simulation tests) that needs no lock at all.
+impl Viewers for std::collections::BTreeMap<String, Viewer> {
+    fn insert(&mut self, session_id: &str, viewer: Viewer) {
+        std::collections::BTreeMap::insert(self, session_id.to_string(), viewer);
+    }
+
+    fn with<R>(&mut self, session_id: &str, command: impl FnOnce(&mut Viewer) -> R) -> Option<R> {
+        self.get_mut(session_id).map(command)
+    }
+}
+
 /// Work for the I/O layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {

@@ -12,20 +12,8 @@ const BASE: &str = "rtsp://127.0.0.1:5544/sample";
 /// session's viewer and routes go once it has been woken to say BYE.
 struct TestServer {
     handler: RtspHandler,
-    viewers: HashMap<String, Viewer>,
+    viewers: std::collections::BTreeMap<String, Viewer>,
     routes: HashMap<RtcpSource, String>,
-}
-
-struct MapViewers<'a>(&'a mut HashMap<String, Viewer>);
-
-impl Viewers for MapViewers<'_> {
-    fn insert(&mut self, session_id: &str, viewer: Viewer) {
-        self.0.insert(session_id.to_string(), viewer);
-    }
-
-    fn with<R>(&mut self, session_id: &str, command: impl FnOnce(&mut Viewer) -> R) -> Option<R> {
-        self.0.get_mut(session_id).map(command)
-    }
 }
 
 impl TestServer {
@@ -42,17 +30,15 @@ impl TestServer {
             received: now,
             ..*ctx
         };
-        let handled =
-            self.handler
-                .handle_request(request, &ctx, media, &mut MapViewers(&mut self.viewers));
+        let handled = self
+            .handler
+            .handle_request(request, &ctx, media, &mut self.viewers);
         self.apply(&handled.actions);
         handled
     }
 
     fn expire_sessions(&mut self, now: Instant) -> Vec<Action> {
-        let actions = self
-            .handler
-            .expire_sessions(now, &mut MapViewers(&mut self.viewers));
+        let actions = self.handler.expire_sessions(now, &mut self.viewers);
         self.apply(&actions);
         actions
     }
@@ -60,15 +46,13 @@ impl TestServer {
     fn connection_closed(&mut self, connection: ConnectionId) -> Vec<Action> {
         let actions = self
             .handler
-            .connection_closed(connection, &mut MapViewers(&mut self.viewers));
+            .connection_closed(connection, &mut self.viewers);
         self.apply(&actions);
         actions
     }
 
     fn teardown_all(&mut self) -> Vec<Action> {
-        let actions = self
-            .handler
-            .teardown_all(&mut MapViewers(&mut self.viewers));
+        let actions = self.handler.teardown_all(&mut self.viewers);
         self.apply(&actions);
         actions
     }
@@ -131,7 +115,7 @@ fn handler_with_limits(per_connection: Limit, per_address: Limit, overall: Limit
     });
     TestServer {
         handler,
-        viewers: HashMap::new(),
+        viewers: std::collections::BTreeMap::new(),
         routes: HashMap::new(),
     }
 }
