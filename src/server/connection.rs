@@ -119,12 +119,14 @@ pub(super) async fn serve(
                         handler.handle_request(&request, &ctx, media, viewers)
                     });
                     let mut bytes = Vec::with_capacity(512);
-                    if handled.response.write(&mut bytes).is_err()
-                        || tx.send(Outgoing::Bytes(bytes.into())).await.is_err()
-                    {
+                    let answered = handled.response.write(&mut bytes).is_ok()
+                        && tx.send(Outgoing::Bytes(bytes.into())).await.is_ok();
+                    // Even unanswered: a session the handler created needs
+                    // its task, which frees its viewer when it ends.
+                    session_task::run_actions(&shared, handled.actions, Some(&tx));
+                    if !answered {
                         break 'read;
                     }
-                    session_task::run_actions(&shared, handled.actions, Some(&tx));
                 }
                 Ok(Some(Incoming::Interleaved { channel, payload })) => {
                     // Channels routed as RTCP reach their viewer; others
