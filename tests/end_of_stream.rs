@@ -3,9 +3,9 @@
 //! behind a proxy that reads the server at a fraction of the stream's
 //! bitrate. Test media are made by ffmpeg from its built-in sources.
 //!
-//! That the bundled sample ends with its last picture over UDP and TCP is
-//! checked by `ffmpeg_decodes_whole_sample_over_*` in `ffmpeg_clients.rs`
-//! (all 300 pictures, identical to the file's).
+//! That the bundled sample plays all 300 pictures over UDP and TCP is
+//! checked in `ffmpeg_clients.rs`; its last unit is audio, so the last
+//! frame's timing against BYE is checked here with video-only files.
 
 // Tests and benches are the I/O side: clocks, sockets and files (clippy.toml).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
