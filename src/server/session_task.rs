@@ -9,8 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, Notify};
 
 use super::connection::{Outgoing, WRITE_QUEUE};
+use super::udp::{self, UdpPair};
 use super::viewer_table::{lock, SharedViewer};
-use super::{udp, Shared};
+use super::Shared;
 use crate::media::mp4::Mp4Media;
 use crate::media::SampleRef;
 use crate::rtp::{interleaved_prefix, Delivery, PacketBatch};
@@ -80,7 +81,6 @@ enum Send {
     Rtp {
         delivery: Delivery,
         track: usize,
-        video: bool,
         batch: PacketBatch,
     },
     Rtcp {
@@ -113,7 +113,7 @@ async fn drive(
         let pass = poll(viewer, writer.as_ref(), &mut spare);
         let mut dropped = Vec::new();
         for send in pass.sends {
-            spare.extend(deliver(shared, send, writer.as_ref(), &mut dropped));
+            spare.extend(deliver(&shared.udp, send, writer.as_ref(), &mut dropped));
         }
         if !dropped.is_empty() {
             let mut viewer = lock(viewer);
@@ -175,7 +175,6 @@ fn poll(
                 Send::Rtp {
                     delivery,
                     track,
-                    video: false,
                     batch: copy,
                 }
             }
@@ -190,14 +189,6 @@ fn poll(
             },
         });
     }
-    for send in &mut pass.sends {
-        if let Send::Rtp { track, video, .. } = send {
-            *video = viewer
-                .tracks()
-                .iter()
-                .any(|t| t.info.index == *track && t.info.codec.is_video());
-        }
-    }
     pass.reads = viewer.missing_reads().collect();
     if !pass.reads.is_empty() {
         pass.media = Some(viewer.media().clone());
@@ -209,10 +200,11 @@ fn poll(
 
 /// Hands one send to its socket or connection without waiting: a viewer
 /// that cannot keep up loses its own units; nobody else waits for it.
-/// Returns the batch for reuse; pushes to `dropped` the track of a video
-/// unit the connection could not take.
+/// Returns the batch for reuse; pushes to `dropped` the track of a unit
+/// the connection could not take, so the viewer counts it (and, for
+/// video, skips to the next keyframe).
 fn deliver(
-    shared: &Shared,
+    udp: &UdpPair,
     send: Send,
     writer: Option<&mpsc::Sender<Outgoing>>,
     dropped: &mut Vec<usize>,
@@ -223,9 +215,7 @@ fn deliver(
             batch,
             ..
         } => {
-            if let Err(error) =
-                udp::send_batch(&shared.udp.rtp, rtp, batch.packets_in(0..batch.len()))
-            {
+            if let Err(error) = udp::send_batch(&udp.rtp, rtp, batch.packets_in(0..batch.len())) {
                 tracing::debug!(%rtp, %error, "RTP send failed");
             }
             Some(batch)
@@ -233,7 +223,6 @@ fn deliver(
         Send::Rtp {
             delivery: Delivery::Interleaved { rtp_channel, .. },
             track,
-            video,
             mut batch,
         } => {
             let writer = writer?;
@@ -243,9 +232,7 @@ fn deliver(
                     track,
                     "interleaved writer full or closed; access unit dropped"
                 );
-                if video {
-                    dropped.push(track);
-                }
+                dropped.push(track);
             }
             Some(batch)
         }
@@ -254,7 +241,7 @@ fn deliver(
             packet,
             ..
         } => {
-            if let Err(error) = udp::send_one(&shared.udp.rtcp, rtcp, &packet) {
+            if let Err(error) = udp::send_one(&udp.rtcp, rtcp, &packet) {
                 tracing::debug!(%rtcp, %error, "RTCP send failed");
             }
             None
@@ -281,5 +268,43 @@ fn deliver(
             }
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtp::RtpStreamState;
+    use bytes::Bytes;
+
+    /// One access unit of `track` for interleaved channels from `channel`.
+    fn interleaved_unit(track: usize, channel: u8) -> Send {
+        let mut batch = PacketBatch::new();
+        let mut stream = RtpStreamState::new(96, 0x1234, 1);
+        batch.push(&mut stream, 0, true, Bytes::from_static(b"unit"));
+        Send::Rtp {
+            delivery: Delivery::Interleaved {
+                rtp_channel: channel,
+                rtcp_channel: channel + 1,
+            },
+            track,
+            batch,
+        }
+    }
+
+    #[tokio::test]
+    async fn every_unit_a_full_writer_refuses_is_reported_audio_too() {
+        let udp = UdpPair::bind("127.0.0.1".parse().unwrap(), 0)
+            .await
+            .unwrap();
+        let (writer, mut queue) = mpsc::channel(1);
+        let mut dropped = Vec::new();
+        deliver(&udp, interleaved_unit(0, 0), Some(&writer), &mut dropped);
+        assert!(dropped.is_empty(), "the first unit fits");
+        deliver(&udp, interleaved_unit(1, 2), Some(&writer), &mut dropped);
+        deliver(&udp, interleaved_unit(0, 0), Some(&writer), &mut dropped);
+        assert_eq!(dropped, [1, 0], "audio and video refused, in order");
+        assert!(matches!(queue.try_recv(), Ok(Outgoing::Rtp(_))));
+        assert!(queue.try_recv().is_err(), "nothing else was queued");
     }
 }

@@ -34,7 +34,8 @@ pub async fn start_server() -> RunningServer {
     start_server_with(|_| {}).await
 }
 
-/// Like [`start_server`], after letting `adjust` change the configuration.
+/// Like [`start_server`], after letting `adjust` change the configuration;
+/// serves `Config::media` instead of the sample when `adjust` sets it.
 pub async fn start_server_with(adjust: impl FnOnce(&mut Config)) -> RunningServer {
     let mut config = Config {
         bind: "127.0.0.1".parse().unwrap(),
@@ -44,7 +45,11 @@ pub async fn start_server_with(adjust: impl FnOnce(&mut Config)) -> RunningServe
         ..Default::default()
     };
     adjust(&mut config);
-    let catalog = Catalog::bundled_sample().expect("bundled sample loads");
+    let catalog = match &config.media {
+        Some(path) => Catalog::from_path(path)
+            .unwrap_or_else(|e| panic!("cannot serve {}: {e}", path.display())),
+        None => Catalog::bundled_sample().expect("bundled sample loads"),
+    };
     rtpcast::server::start(&config, catalog)
         .await
         .expect("server starts")
