@@ -386,7 +386,8 @@ impl Viewer {
             .filter(|_| self.state != State::Closed)
             .map(|s| s.due);
         if !self.bye_pending.is_empty() {
-            return spread.max(self.bye_due);
+            // The rest of a spread last unit first, BYE after it.
+            return spread.or(self.bye_due);
         }
         if spread.is_some() {
             return spread;

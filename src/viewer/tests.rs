@@ -600,7 +600,10 @@ fn bye_leaves_after_the_last_unit_has_been_presented() {
 
 #[test]
 fn bye_waits_for_the_rest_of_a_spread_last_unit() {
-    let mut stream = sample_stream(false);
+    // Video alone, so the last unit is a frame.
+    let media = sample_media();
+    let mut stream = Viewer::new(media.clone(), "test".into(), false);
+    stream.set_up_track(sender(&media.tracks()[0], udp(6000)));
     // Every video frame spreads over several chunks.
     stream.burst_bytes = 300;
     let t0 = Instant::now();
@@ -611,6 +614,19 @@ fn bye_waits_for_the_rest_of_a_spread_last_unit() {
     let first_bye = log.rtcp.iter().find(|r| r.bye).expect("BYE").at;
     assert!(first_bye > last_rtp);
     log.assert_consecutive(0);
+    // The last video frame's chunks keep their 1 ms pace while BYE waits.
+    let last_frame = log.rtp.iter().rev().find(|s| s.track == 0).expect("video");
+    let chunks: Vec<Instant> = log
+        .rtp
+        .iter()
+        .filter(|s| s.track == 0 && s.timestamp == last_frame.timestamp)
+        .map(|s| s.at)
+        .collect();
+    assert!(chunks.len() > 2, "{} chunks", chunks.len());
+    assert!(
+        chunks.windows(2).all(|w| w[1] - w[0] <= BURST_GAP),
+        "chunks held back: {chunks:?}"
+    );
 }
 
 /// NAL unit type of the first NAL an RTP payload carries (FU-A included).
