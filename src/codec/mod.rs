@@ -2,6 +2,7 @@
 //! and `fmtp` values for each codec.
 
 pub mod aac;
+pub mod depay;
 pub mod h264;
 
 use crate::media::{AccessUnit, CodecParams};
