@@ -261,12 +261,12 @@ impl AacDepacketizer {
                 if size > MAX_UNIT_SIZE {
                     return Err(DepayError::TooLarge);
                 }
-                let mut data = BytesMut::with_capacity(size);
-                data.extend_from_slice(&payload[data_start..]);
+                // Grown as fragments arrive, not reserved from AU-size: a
+                // small packet must not make us allocate up to the cap.
                 self.fragment = Some(Fragment {
                     timestamp: packet.timestamp,
                     size,
-                    data,
+                    data: BytesMut::from(&payload[data_start..]),
                 });
                 return Ok(());
             }

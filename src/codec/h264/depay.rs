@@ -4,7 +4,9 @@
 //!
 //! Access units end at the marker bit or, when a sender omits it or the
 //! marked packet is lost, at the first packet with another timestamp
-//! (§5.1). A lost fragment drops its whole NAL unit (§5.8): the rest of the
+//! (§5.1). NAL units before the first picture of a unit (parameter sets,
+//! SEI) join the next unit that has one, since some cameras stamp or mark
+//! their parameter sets apart from the IDR picture they belong to. A lost fragment drops its whole NAL unit (§5.8): the rest of the
 //! access unit is still delivered, flagged damaged. The interleaved mode's
 //! structures (STAP-B, MTAP16/24, FU-B) are refused.
 
@@ -45,6 +47,8 @@ pub struct H264Depacketizer {
     timestamp: Option<u32>,
     /// The access unit being assembled, in output form.
     data: BytesMut,
+    /// `data` holds a coded slice (nal_unit_type 1–5): a picture.
+    picture: bool,
     keyframe: bool,
     /// Data is missing from the unit being assembled, or from one that was
     /// dropped whole before it: carried until a unit is delivered.
@@ -72,6 +76,7 @@ impl H264Depacketizer {
             sequence: SequenceTracker::default(),
             timestamp: None,
             data: BytesMut::new(),
+            picture: false,
             keyframe: false,
             damaged: false,
             fragment: None,
@@ -254,7 +259,9 @@ impl H264Depacketizer {
     /// access unit and the stream.
     fn note_nal(&mut self, start: usize) {
         let nal = &self.data[start..];
-        match nal[0] & NAL_TYPE_MASK {
+        let nal_type = nal[0] & NAL_TYPE_MASK;
+        self.picture |= nal_type <= NAL_TYPE_IDR;
+        match nal_type {
             NAL_TYPE_IDR => self.keyframe = true,
             NAL_TYPE_SPS => remember(&mut self.sps, nal),
             NAL_TYPE_PPS => remember(&mut self.pps, nal),
@@ -271,14 +278,14 @@ impl H264Depacketizer {
         }
     }
 
-    /// Ends the access unit being assembled, delivering it if it holds any
-    /// NAL unit.
+    /// Ends the access unit being assembled, delivering it if it holds a
+    /// picture; NAL units without one are kept for the next unit.
     fn finish(&mut self) {
         self.drop_fragment();
         let Some(rtp_timestamp) = self.timestamp.take() else {
             return;
         };
-        if self.data.is_empty() {
+        if !std::mem::take(&mut self.picture) {
             return;
         }
         self.ready.push_back(DepacketizedUnit {

@@ -105,6 +105,29 @@ fn timestamp_change_without_marker_ends_the_unit() {
 }
 
 #[test]
+fn parameter_sets_stamped_apart_join_the_next_picture() {
+    // A camera sending SPS and PPS with their own timestamp and marker.
+    let units = run(&[
+        (0, true, SPS),
+        (1, false, PPS),
+        (2, false, &[0x06, 0x05]),
+        (3000, true, &[0x65, 0x88]),
+        (6000, true, &[0x41, 0x9a]),
+    ]);
+    let got: Vec<(u32, bool, Vec<u8>)> = units
+        .iter()
+        .map(|u| (u.rtp_timestamp, u.keyframe, u.data.to_vec()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (3000, true, avcc(&[SPS, PPS, &[0x06, 0x05], &[0x65, 0x88]])),
+            (6000, false, avcc(&[&[0x41, 0x9a]])),
+        ]
+    );
+}
+
+#[test]
 fn stap_a_per_rfc_6184_figure_7() {
     // STAP-A header (F=0, NRI=3, type 24), then size-prefixed NAL units.
     let stap = [
