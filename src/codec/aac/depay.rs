@@ -4,6 +4,7 @@
 //! (§3.3.6), AAC-lbr (§3.3.5) or any other given by the SDP `fmtp`
 //! (§4.1). Interleaving (non-zero AU-index-delta) is refused.
 
+use std::cmp::Ordering;
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
@@ -133,7 +134,7 @@ impl AacPayloadParams {
 
 /// Samples per frame from an AudioSpecificConfig (ISO/IEC 14496-3
 /// §1.6.2.1, §4.4.1 GASpecificConfig frameLengthFlag): 1024 or 960 for
-/// AAC, 512 or 480 for AAC-LD, doubled by explicit SBR/PS signalling (the
+/// AAC, 512 or 480 for AAC-LD and AAC-ELD, doubled by explicit SBR/PS signalling (the
 /// RTP clock then runs at the SBR output rate); 1024 when unreadable.
 fn frame_length(config: &[u8]) -> u32 {
     let mut r = BitReader::new(config);
@@ -157,8 +158,8 @@ fn frame_length(config: &[u8]) -> u32 {
         }
         let short = r.read(1)? == 1;
         let frame = match object_type {
-            23 if short => 480,
-            23 => 512,
+            23 | 39 if short => 480,
+            23 | 39 => 512,
             1..=4 | 6 | 7 | 17 | 19..=22 if short => 960,
             _ => DEFAULT_FRAME_LENGTH,
         };
@@ -274,12 +275,15 @@ impl AacDepacketizer {
         let total = sizes
             .iter()
             .try_fold(0usize, |sum, &size| sum.checked_add(size));
-        match total {
-            Some(total) if total == data_len => {}
-            Some(total) if total > data_len => {
+        match total.map(|total| total.cmp(&data_len)) {
+            Some(Ordering::Equal) => {}
+            Some(Ordering::Less) => {
+                return Err(DepayError::Invalid("AU data longer than AU-sizes"))
+            }
+            // A sum past usize::MAX is more than any payload holds too.
+            Some(Ordering::Greater) | None => {
                 return Err(DepayError::Truncated("AU data shorter than AU-sizes"))
             }
-            _ => return Err(DepayError::Invalid("AU data longer than AU-sizes")),
         }
         let mut start = data_start;
         let mut timestamp = packet.timestamp;
@@ -385,20 +389,18 @@ impl AacDepacketizer {
         if sizes.is_empty() {
             return Err(DepayError::Invalid("no AU-header"));
         }
-        let mut data_start = HEADERS_LENGTH_LEN + header_bytes;
-        if p.auxiliary_data_size_length > 0 {
-            let aux = &payload[data_start..];
-            let aux_bits = BitReader::new(aux)
-                .read(p.auxiliary_data_size_length)
-                .ok_or(DepayError::Truncated("auxiliary data size"))?;
-            let aux_bytes = (u64::from(p.auxiliary_data_size_length) + u64::from(aux_bits))
-                .div_ceil(8) as usize;
-            if aux_bytes > aux.len() {
-                return Err(DepayError::Truncated("auxiliary data"));
-            }
-            data_start += aux_bytes;
+        // The auxiliary section (absent when its size field has 0 bits).
+        let aux_start = HEADERS_LENGTH_LEN + header_bytes;
+        let aux = &payload[aux_start..];
+        let aux_bits = BitReader::new(aux)
+            .read(p.auxiliary_data_size_length)
+            .ok_or(DepayError::Truncated("auxiliary data size"))?;
+        let aux_bytes =
+            (u64::from(p.auxiliary_data_size_length) + u64::from(aux_bits)).div_ceil(8) as usize;
+        if aux_bytes > aux.len() {
+            return Err(DepayError::Truncated("auxiliary data"));
         }
-        Ok((sizes, data_start))
+        Ok((sizes, aux_start + aux_bytes))
     }
 }
 
@@ -418,7 +420,7 @@ impl<'a> BitReader<'a> {
         let mut value = 0u64;
         for _ in 0..bits {
             let byte = self.data.get(self.pos / 8)?;
-            value = (value << 1) | u64::from((byte >> (7 - self.pos % 8)) & 1);
+            value = value * 2 + u64::from((byte >> (7 - self.pos % 8)) & 1);
             self.pos += 1;
         }
         u32::try_from(value).ok()

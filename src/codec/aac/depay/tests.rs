@@ -65,7 +65,7 @@ fn several_aus_per_packet_rfc_3640_hbr() {
 fn frame_length_comes_from_config_or_constant_duration() {
     let two_aus = [0x00, 0x20, 0x00, 0x08, 0x00, 0x08, 0xa1, 0xb1];
     // frameLengthFlag set: 960-sample AAC-LC frames.
-    let cases: [(&str, &[u8], u32); 5] = [
+    let cases: [(&str, &[u8], u32); 6] = [
         ("mode=AAC-hbr", &[0x11, 0x94], 960),
         ("mode=AAC-hbr;config=1194", CONFIG, 960),
         (
@@ -75,6 +75,7 @@ fn frame_length_comes_from_config_or_constant_duration() {
         ),
         ("mode=AAC-hbr", &[0xb9, 0x94], 480),
         ("mode=AAC-hbr;config=zz", CONFIG, 0),
+        ("mode=AAC-hbr;constantDuration=0", &[0x11, 0x94], 960),
     ];
     for (fmtp, config, frame) in cases {
         let params = AacPayloadParams::from_fmtp(fmtp, config);
@@ -90,13 +91,15 @@ fn frame_length_comes_from_config_or_constant_duration() {
 
 #[test]
 fn frame_lengths_of_audio_specific_configs() {
-    let cases: [(&[u8], u32); 8] = [
+    let cases: [(&[u8], u32); 10] = [
         (&[0x11, 0x90], 1024),                  // AAC-LC
         (&[0x11, 0x94], 960),                   // AAC-LC, frameLengthFlag
         (&[0xb9, 0x94], 480),                   // AAC-LD (23), flag
         (&[0xb9, 0x90], 512),                   // AAC-LD
         (&[0x2b, 0x11, 0x88], 2048),            // HE-AAC: SBR over AAC-LC
         (&[0xf8, 0x06, 0x40], 1024),            // escaped object type 32
+        (&[0xf8, 0xe6, 0x50], 480),             // AAC-ELD (escaped 39), flag
+        (&[0xf8, 0xe6, 0x40], 512),             // AAC-ELD
         (&[0x17, 0x80, 0x5d, 0xc0, 0x14], 960), // explicit 24-bit rate, flag
         (&[0x11], 1024),                        // truncated
     ];
@@ -346,6 +349,15 @@ fn auxiliary_section_must_fit() {
         )),
         Err(DepayError::Truncated("auxiliary data"))
     );
+    // Auxiliary data up to the end of the packet: an empty AU.
+    d.push(packet(
+        3,
+        7,
+        true,
+        &[0x00, 0x10, 0x00, 0x00, 0x00, 0x08, 0xff],
+    ))
+    .expect("aux fills the packet");
+    assert_eq!(units(&mut d), [(7, vec![])]);
 }
 
 #[test]

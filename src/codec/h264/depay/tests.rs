@@ -391,6 +391,18 @@ fn unit_size_is_capped() {
         d.push(packet(seq + 2, 0, false, &stap)),
         Err(DepayError::TooLarge)
     );
+    // Exactly full is still allowed; one byte more is not.
+    let room = room - 2 * 15_004;
+    let mut last = vec![0x41];
+    last.resize(room - 4 + 1, 0);
+    assert_eq!(
+        d.push(packet(seq + 3, 0, false, &last)),
+        Err(DepayError::TooLarge)
+    );
+    last.pop();
+    d.push(packet(seq + 4, 0, true, &last))
+        .expect("exactly full");
+    assert_eq!(d.pull().expect("unit").data.len(), MAX_UNIT_SIZE);
 }
 
 /// Packetizes the sample's video with today's packetizer and checks the
