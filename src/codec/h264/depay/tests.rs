@@ -405,6 +405,35 @@ fn unit_size_is_capped() {
     assert_eq!(d.pull().expect("unit").data.len(), MAX_UNIT_SIZE);
 }
 
+#[test]
+fn fu_a_start_counts_its_length_prefix_and_header_against_the_cap() {
+    let mut d = depacketizer();
+    let mut single = vec![0x41];
+    single.resize(60_000, 0);
+    let mut seq = 0;
+    while d.push(packet(seq, 0, false, &single)).is_ok() {
+        seq += 1;
+    }
+    // Prefix (4) and reconstructed NAL header (1) come on top of the body.
+    let room = MAX_UNIT_SIZE - usize::from(seq) * 60_004;
+    let mut start = vec![0x7c, 0x81];
+    start.resize(2 + room - 5 + 1, 0);
+    assert_eq!(
+        d.push(packet(seq + 1, 0, false, &start)),
+        Err(DepayError::TooLarge)
+    );
+    start.pop();
+    d.push(packet(seq + 2, 0, false, &start))
+        .expect("exactly full");
+    assert_eq!(
+        d.push(packet(seq + 3, 0, true, &[0x7c, 0x41, 0])),
+        Err(DepayError::TooLarge)
+    );
+    let unit = d.pull().expect("unit without the unfinished NAL");
+    assert_eq!(unit.data.len(), MAX_UNIT_SIZE - room);
+    assert!(unit.damaged);
+}
+
 /// Packetizes the sample's video with today's packetizer and checks the
 /// depacketized units against the source, byte for byte: the packetizer
 /// drops access unit delimiters and, before IDRs, replaces in-band
