@@ -3,6 +3,7 @@
 //! `rtpmap` and `fmtp` values for each codec.
 
 pub mod aac;
+pub mod depay;
 pub mod h264;
 mod payloads;
 

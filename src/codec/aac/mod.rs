@@ -3,6 +3,8 @@
 //! (13-bit AU-size, 3-bit AU-index/AU-index-delta) per access unit, followed
 //! by the access units themselves (§3.2.1).
 
+pub mod depay;
+
 use std::fmt::Write as _;
 
 use super::CodecError;

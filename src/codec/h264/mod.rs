@@ -3,6 +3,8 @@
 //! fragments (§5.8). STAP-A is not used: parameter sets are sent as single
 //! NAL unit packets, which every receiver supports.
 
+pub mod depay;
+
 use std::fmt::Write as _;
 
 use bytes::Bytes;
