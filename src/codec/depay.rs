@@ -160,18 +160,16 @@ impl Depacketizer {
     }
 }
 
-/// The packets of a packetizer's batch as a receiver sees them, for
-/// round-trip tests: the packetizers write V=2 headers without CSRCs,
-/// extension or padding (RFC 3550 §5.1), so the payload starts at byte 12.
+/// The packets of a batch as a receiver sees them, for round-trip tests.
 #[cfg(test)]
 pub(crate) fn received_packets(batch: &crate::rtp::PacketBatch) -> Vec<ReceivedPacket> {
     batch
-        .packets()
-        .map(|packet| ReceivedPacket {
-            sequence_number: u16::from_be_bytes([packet[2], packet[3]]),
-            timestamp: u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]),
-            marker: packet[1] & 0x80 != 0,
-            payload: Bytes::copy_from_slice(&packet[crate::rtp::RTP_HEADER_LEN..]),
+        .packets_in(0..batch.len())
+        .map(|(header, payload)| ReceivedPacket {
+            sequence_number: u16::from_be_bytes([header[2], header[3]]),
+            timestamp: u32::from_be_bytes([header[4], header[5], header[6], header[7]]),
+            marker: header[1] & 0x80 != 0,
+            payload: Bytes::copy_from_slice(payload),
         })
         .collect()
 }

@@ -400,9 +400,10 @@ fn round_trip_of_the_sample_audio() {
     };
     assert!(aus.len() > 400);
     for (mtu, per_call) in [(1400, 3), (100, 1)] {
-        let mut packetizer = AacPacketizer::new(mtu);
+        let packetizer = AacPacketizer::new(mtu);
         let mut stream = RtpStreamState::new(97, 1, 65500);
         let mut batch = PacketBatch::new();
+        let mut writer = crate::codec::PayloadWriter::new();
         let mut depacketizer = AacDepacketizer::new(AacPayloadParams::hbr(config));
         let mut got = Vec::new();
         for (i, group) in aus.chunks(per_call).enumerate() {
@@ -410,8 +411,9 @@ fn round_trip_of_the_sample_audio() {
             let ts = 7 + (i * per_call) as u32 * 1024;
             batch.clear();
             packetizer
-                .packetize(&refs, ts, &mut stream, &mut batch)
+                .packetize(&refs, &mut writer)
                 .expect("packetizes");
+            batch.push_unit(&mut stream, ts, &writer.finish());
             for packet in received_packets(&batch) {
                 depacketizer.push(packet).expect("own packets are valid");
             }
@@ -451,9 +453,10 @@ fn same_units_as_retina() {
         Ok(crate::codec::depay::Depacketizer::Aac(d)) => d,
         other => panic!("AAC depacketizer expected, got {other:?}"),
     };
-    let mut packetizer = AacPacketizer::new(1400);
+    let packetizer = AacPacketizer::new(1400);
     let mut stream = RtpStreamState::new(97, 1, 0);
     let mut batch = PacketBatch::new();
+    let mut writer = crate::codec::PayloadWriter::new();
     let mut reader = media.reader(0.0).only_tracks(|t| t == 1);
     let aus: Vec<Bytes> = std::iter::from_fn(|| reader.next_access_unit())
         .map(|au| au.expect("sample reads").data)
@@ -463,8 +466,9 @@ fn same_units_as_retina() {
         let refs: Vec<&[u8]> = group.iter().map(|au| &au[..]).collect();
         batch.clear();
         packetizer
-            .packetize(&refs, ts, &mut stream, &mut batch)
+            .packetize(&refs, &mut writer)
             .expect("packetizes");
+        batch.push_unit(&mut stream, ts, &writer.finish());
         ts += 4 * 1024;
         for packet in received_packets(&batch) {
             let meta = retina::rtp::PacketMeta {

@@ -447,6 +447,7 @@ fn round_trip_of_the_sample_video() {
     let mut packetizer = H264Packetizer::new(1200, 4, sps.clone(), pps.clone());
     let mut stream = RtpStreamState::new(96, 1, 65000);
     let mut batch = PacketBatch::new();
+    let mut writer = crate::codec::PayloadWriter::new();
     let mut depacketizer = H264Depacketizer::new(Vec::new(), Vec::new());
     let mut reader = media.reader(0.0).only_tracks(|t| t == 0);
     let mut count = 0;
@@ -455,8 +456,9 @@ fn round_trip_of_the_sample_video() {
         let ts = 3000 * count;
         batch.clear();
         packetizer
-            .packetize(&au.data, au.keyframe, ts, &mut stream, &mut batch)
+            .packetize(&au.data, au.keyframe, &mut writer)
             .expect("packetizes");
+        batch.push_unit(&mut stream, ts, &writer.finish());
         for packet in received_packets(&batch) {
             depacketizer.push(packet).expect("own packets are valid");
         }
@@ -532,6 +534,7 @@ fn same_units_as_retina() {
     }
     let mut stream = RtpStreamState::new(96, 1, 0);
     let mut batch = PacketBatch::new();
+    let mut writer = crate::codec::PayloadWriter::new();
     let mut reader = media.reader(0.0).only_tracks(|t| t == 0);
     let mut compared = 0;
     while let Some(au) = reader.next_access_unit() {
@@ -539,11 +542,12 @@ fn same_units_as_retina() {
         let ts = 3000 * compared;
         batch.clear();
         if au.keyframe {
-            batch.push(&mut stream, ts, false, &[&stap_a]);
+            batch.push(&mut stream, ts, false, Bytes::from(stap_a.clone()));
         }
         packetizer
-            .packetize(&au.data, au.keyframe, ts, &mut stream, &mut batch)
+            .packetize(&au.data, au.keyframe, &mut writer)
             .expect("packetizes");
+        batch.push_unit(&mut stream, ts, &writer.finish());
         for packet in received_packets(&batch) {
             let meta = retina::rtp::PacketMeta {
                 ctx: retina::PacketContext::dummy(),
