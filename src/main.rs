@@ -51,6 +51,20 @@ struct Args {
     log_level: String,
 }
 
+/// Characters escaped in a URL path when printing a mount (RFC 3986 §3.3
+/// allows the rest, `/` included).
+const URL_PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -88,7 +102,9 @@ async fn main() -> anyhow::Result<()> {
         config.bind.to_string()
     };
     for mount in mounts {
-        tracing::info!("serving rtsp://{host}:{}{mount}", server.rtsp_addr.port());
+        // Escaped as a URL, so a name with spaces can be pasted into a client.
+        let path = percent_encoding::utf8_percent_encode(&mount, URL_PATH);
+        tracing::info!("serving rtsp://{host}:{}{path}", server.rtsp_addr.port());
     }
     tracing::info!(
         "RTSP on {}, RTP/RTCP on UDP {}-{}",
@@ -96,9 +112,14 @@ async fn main() -> anyhow::Result<()> {
         server.rtp_port,
         server.rtp_port + 1
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    // Ctrl-C at a terminal, SIGTERM from `docker stop` or systemd: either
+    // ends every session with BYE.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal.context("waiting for Ctrl-C")?,
+        _ = terminate.recv() => {}
+    }
     tracing::info!("shutting down");
     server.shutdown();
     Ok(())

@@ -269,3 +269,27 @@ async fn limits_are_options_enforced_with_453_and_503_and_logged() {
         );
     }
 }
+
+#[tokio::test]
+async fn sigterm_shuts_down_like_ctrl_c_and_names_with_spaces_log_as_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_sample(&dir.path().join("my clip.mp4"));
+    copy_sample(&dir.path().join("other.mp4"));
+    let mut server = Server::start(&[dir.path().to_str().unwrap()]).await;
+    assert_eq!(server.status("DESCRIBE", "/my%20clip.mp4").await, 200);
+    // `docker stop` and systemd send SIGTERM.
+    let pid = server.child.id().expect("running") as libc::pid_t;
+    // SAFETY: kill(2) on our own child's pid has no memory effects.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = tokio::time::timeout(Duration::from_secs(5), server.child.wait())
+        .await
+        .expect("exits within 5 s of SIGTERM")
+        .expect("exit status");
+    assert!(status.success(), "{status}");
+    let log = server.stop().await;
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(
+        log.contains("/my%20clip.mp4"),
+        "mounts are logged as URLs a client can use:\n{log}"
+    );
+}
