@@ -908,7 +908,7 @@ fn video_dropped_twice_in_a_gop_resumes_at_the_next_keyframe() {
     run(
         &mut stream,
         t0 + Duration::from_millis(600),
-        t0 + Duration::from_millis(1100),
+        t0 + Duration::from_millis(1500),
         &mut log,
     );
     let first = log.rtp[from..]
@@ -917,4 +917,13 @@ fn video_dropped_twice_in_a_gop_resumes_at_the_next_keyframe() {
         .expect("video resumes at the 1 s keyframe");
     assert_eq!(first.first_nal, 7, "SPS first");
     assert!(first.at >= t0 + Duration::from_millis(900));
+    let resumed: Vec<&Sent> = log.rtp[from..]
+        .iter()
+        .filter(|s| s.track == 0 && s.marker && s.at > first.at)
+        .collect();
+    assert!(
+        resumed.len() >= 10,
+        "the frames after the keyframe follow it: {}",
+        resumed.len()
+    );
 }
