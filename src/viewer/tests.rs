@@ -135,7 +135,15 @@ fn run(stream: &mut Viewer, from: Instant, to: Instant, log: &mut Log) {
     let mut now = from;
     while now <= to {
         feed(stream);
+        // At one instant there is at most a unit and a report per track
+        // and a chunk: a viewer that keeps answering is stuck, not busy.
+        let mut at_this_instant = 0;
         while let Some(transmit) = stream.poll_transmit(now, SystemTime::now()) {
+            at_this_instant += 1;
+            assert!(
+                at_this_instant < 1000,
+                "poll_transmit never ends at {now:?}"
+            );
             match transmit {
                 Transmit::Rtp {
                     delivery,
