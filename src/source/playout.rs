@@ -293,3 +293,228 @@ impl FilePlayout {
         f64::from(ticks)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bundled sample: 10 s, H.264 at 30 fps with a keyframe every
+    /// whole second and B-frames (track 0), AAC (track 1).
+    fn sample() -> Arc<Mp4Media> {
+        Mp4Media::from_static(include_bytes!("../../media/sample.mp4")).expect("sample parses")
+    }
+
+    fn playout_of(tracks: &[usize], loop_playback: bool) -> FilePlayout {
+        let mut playout = FilePlayout::new(sample(), loop_playback);
+        for &track in tracks {
+            playout.add_track(track);
+        }
+        playout
+    }
+
+    /// Takes every unit up to the end of the pass, or `limit` of them.
+    fn take(playout: &mut FilePlayout, limit: usize) -> Vec<ScheduledUnit> {
+        std::iter::from_fn(|| playout.pop()).take(limit).collect()
+    }
+
+    fn secs(playout: &FilePlayout, track: usize, ticks: i64) -> f64 {
+        ticks as f64 / f64::from(playout.media().tracks()[track].timescale)
+    }
+
+    #[test]
+    fn seek_between_keyframes_starts_at_the_keyframe_before() {
+        let mut playout = playout_of(&[0, 1], false);
+        assert!(!playout.has_more(), "nothing plays before the first seek");
+        assert_eq!(playout.seek(5.5), 5.0, "keyframe at or before 5.5 s");
+        assert_eq!(playout.pass_start(), (0.0, 5.0));
+        assert!(playout.has_more());
+        let units = take(&mut playout, usize::MAX);
+        assert!(!playout.has_more());
+
+        let first_video = units.iter().find(|u| u.sample.track == 0).expect("video");
+        assert!(first_video.sample.keyframe);
+        assert_eq!(first_video.file_pts, 5.0);
+        assert_eq!(first_video.present_at, 0.0, "npt 5.0 is stream time 0");
+        assert_eq!(
+            units.iter().filter(|u| u.sample.track == 0).count(),
+            150,
+            "5 s of video at 30 fps"
+        );
+        assert!(
+            units.windows(2).all(|w| w[0].decode_at <= w[1].decode_at),
+            "decode order"
+        );
+        for unit in &units {
+            let track = unit.sample.track;
+            let pts = secs(&playout, track, unit.sample.pts);
+            let dts = secs(&playout, track, unit.sample.dts);
+            assert!((unit.present_at - (pts - 5.0)).abs() < 1e-9);
+            assert!((unit.decode_at - (dts - 5.0)).abs() < 1e-9);
+            assert_eq!(unit.file_pts, pts);
+        }
+        let end = units
+            .iter()
+            .map(|u| u.present_at + secs(&playout, u.sample.track, i64::from(u.sample.duration)))
+            .fold(0.0, f64::max);
+        assert_eq!(playout.high_water(), end, "end of the last unit presented");
+        let duration = playout.media().duration_secs();
+        assert!((end - (duration - 5.0)).abs() < 0.05, "{end} of {duration}");
+        assert!((playout.npt_at(end) - duration).abs() < 0.05);
+    }
+
+    #[test]
+    fn a_later_pass_is_placed_after_everything_read() {
+        let mut playout = playout_of(&[0, 1], false);
+        playout.seek(0.0);
+        take(&mut playout, 200);
+        let high_water = playout.high_water();
+        assert!(high_water > 2.5, "{high_water}");
+        assert_eq!(playout.seek(2.0), 2.0);
+        assert_eq!(playout.pass_start(), (high_water, 2.0));
+        assert_eq!(playout.npt_at(high_water + 0.5), 2.5);
+        let keyframe = playout.front().expect("queued");
+        assert_eq!(keyframe.sample.track, 0);
+        assert_eq!(keyframe.present_at, high_water);
+        assert!(keyframe.decode_at <= high_water);
+    }
+
+    #[test]
+    fn looping_places_each_pass_after_the_last_and_never_ends() {
+        let mut playout = playout_of(&[0, 1], true);
+        playout.seek(0.0);
+        let video_frames =
+            sample().tracks()[0].duration as f64 / f64::from(sample().tracks()[0].timescale) * 30.0;
+        let units = take(&mut playout, 2000);
+        assert_eq!(units.len(), 2000, "a looping playout has no end");
+        assert!(playout.has_more());
+        let mut video: Vec<&ScheduledUnit> = units.iter().filter(|u| u.sample.track == 0).collect();
+        assert!(video.len() as f64 > video_frames + 30.0, "{}", video.len());
+        video.sort_by(|a, b| a.present_at.total_cmp(&b.present_at));
+        assert!(
+            video
+                .windows(2)
+                .all(|w| w[1].present_at - w[0].present_at > 0.03),
+            "no two frames at one stream time across the loop"
+        );
+        let restart = video
+            .windows(2)
+            .find(|w| w[1].file_pts < w[0].file_pts)
+            .expect("the file starts again");
+        assert_eq!(restart[1].file_pts, 0.0);
+        assert!(restart[1].present_at >= restart[0].present_at + 1.0 / 30.0 - 1e-9);
+    }
+
+    #[test]
+    fn a_playout_without_tracks_ends_at_once_even_looping() {
+        for loop_playback in [false, true] {
+            let mut playout = playout_of(&[], loop_playback);
+            playout.seek(0.0);
+            assert!(!playout.has_more(), "loop {loop_playback}");
+            assert!(playout.pop().is_none());
+        }
+    }
+
+    #[test]
+    fn without_loop_the_file_plays_once() {
+        let mut playout = playout_of(&[0], false);
+        playout.seek(0.0);
+        let units = take(&mut playout, usize::MAX);
+        assert_eq!(units.len(), 300, "10 s of video at 30 fps, once");
+    }
+
+    #[test]
+    fn range_end_stops_before_the_first_unit_decoded_at_it() {
+        let mut playout = playout_of(&[0, 1], false);
+        playout.set_end(Some(3.5));
+        playout.seek(2.0);
+        let units = take(&mut playout, usize::MAX);
+        let last_decode = units
+            .iter()
+            .map(|u| secs(&playout, u.sample.track, u.sample.dts))
+            .fold(0.0, f64::max);
+        assert!(
+            last_decode < 3.5 && last_decode > 3.4,
+            "last unit decoded at {last_decode}"
+        );
+        assert!(!playout.has_more());
+    }
+
+    #[test]
+    fn stop_drops_everything_still_to_play() {
+        let mut playout = playout_of(&[0, 1], false);
+        playout.seek(0.0);
+        playout.stop();
+        assert!(!playout.has_more());
+        assert!(playout.front().is_none());
+        assert_eq!(playout.missing_reads().count(), 0);
+    }
+
+    #[test]
+    fn adding_a_track_drops_the_read_ahead_and_adding_it_again_does_not() {
+        let mut playout = playout_of(&[1], false);
+        playout.seek(0.0);
+        assert!(take(&mut playout, 20).iter().all(|u| u.sample.track == 1));
+        playout.add_track(1);
+        assert!(playout.has_more(), "the same track again changes nothing");
+        playout.add_track(0);
+        assert!(!playout.has_more(), "read again at the next seek");
+        playout.seek(0.0);
+        let units = take(&mut playout, usize::MAX);
+        assert_eq!(units.iter().filter(|u| u.sample.track == 0).count(), 300);
+    }
+
+    #[test]
+    fn reads_are_handed_back_by_id_and_a_failed_one_costs_one_unit() {
+        let mut playout = playout_of(&[0, 1], false);
+        playout.seek(0.0);
+        let reads: Vec<(u64, SampleRef)> = playout.missing_reads().collect();
+        assert!(reads.len() >= 3, "{} reads", reads.len());
+        let ids: Vec<u64> = playout.queue.iter().map(|u| u.read_id).collect();
+        assert_eq!(reads.iter().map(|r| r.0).collect::<Vec<_>>(), ids);
+        assert!(ids.windows(2).all(|w| w[0] != w[1]), "one id per read");
+        assert!(playout
+            .front()
+            .and_then(ScheduledUnit::access_unit)
+            .is_none());
+
+        let (failed, failed_sample) = reads[0];
+        playout.deliver(
+            failed,
+            Err(MediaError::SampleOutOfRange {
+                offset: failed_sample.offset,
+                size: failed_sample.size,
+                len: 0,
+            }),
+        );
+        assert_eq!(playout.front().map(|u| u.read_id), Some(reads[1].0));
+        assert!(playout.missing_reads().all(|(id, _)| id != failed));
+
+        let (read, sample) = reads[1];
+        playout.deliver(read, Ok(Bytes::from_static(b"unit")));
+        let au = playout
+            .front()
+            .and_then(ScheduledUnit::access_unit)
+            .expect("read");
+        assert_eq!(
+            (au.track, au.dts, au.pts, au.duration, au.keyframe),
+            (
+                sample.track,
+                sample.dts,
+                sample.pts,
+                sample.duration,
+                sample.keyframe
+            )
+        );
+        assert_eq!(au.data, Bytes::from_static(b"unit"));
+        assert!(playout.missing_reads().all(|(id, _)| id != read));
+
+        playout.seek(3.0);
+        let queued: Vec<u64> = playout.missing_reads().map(|r| r.0).collect();
+        playout.deliver(reads[2].0, Ok(Bytes::from_static(b"late")));
+        assert_eq!(
+            playout.missing_reads().map(|r| r.0).collect::<Vec<_>>(),
+            queued,
+            "a read for a unit dropped by a seek is ignored"
+        );
+    }
+}

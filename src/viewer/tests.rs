@@ -135,7 +135,15 @@ fn run(stream: &mut Viewer, from: Instant, to: Instant, log: &mut Log) {
     let mut now = from;
     while now <= to {
         feed(stream);
+        // At one instant there is at most a unit and a report per track
+        // and a chunk: a viewer that keeps answering is stuck, not busy.
+        let mut at_this_instant = 0;
         while let Some(transmit) = stream.poll_transmit(now, SystemTime::now()) {
+            at_this_instant += 1;
+            assert!(
+                at_this_instant < 1000,
+                "poll_transmit never ends at {now:?}"
+            );
             match transmit {
                 Transmit::Rtp {
                     delivery,
@@ -754,4 +762,176 @@ fn receiver_reports_fill_the_track_stats() {
     assert_eq!(stats.packets_sent, audio_packets);
     assert!(stats.bytes_sent > 10 * audio_packets);
     assert_eq!(stream.stats()[0].1.reports, 0);
+}
+
+#[test]
+fn finished_only_once_torn_down_and_its_byes_are_out() {
+    let mut stream = sample_stream(false);
+    assert!(!stream.is_finished(), "a new viewer is not finished");
+    assert!(!stream.is_playing());
+    let t0 = Instant::now();
+    stream.play(t0, None, None);
+    assert!(stream.is_playing());
+    let mut log = Log::default();
+    run(&mut stream, t0, t0 + Duration::from_millis(100), &mut log);
+    assert!(!stream.is_finished(), "still playing");
+    stream.teardown();
+    assert!(!stream.is_playing());
+    assert!(!stream.is_finished(), "its BYEs are still to send");
+    run(
+        &mut stream,
+        t0 + Duration::from_millis(100),
+        t0 + Duration::from_millis(200),
+        &mut log,
+    );
+    assert_eq!(log.byes(), 2);
+    assert!(stream.is_finished());
+}
+
+#[test]
+fn teardown_before_play_finishes_without_bye() {
+    let mut stream = sample_stream(false);
+    stream.teardown();
+    assert!(stream.is_finished(), "nothing was sent, so no BYE is owed");
+    assert!(stream.poll_timeout().is_none());
+    assert!(stream
+        .poll_transmit(Instant::now(), SystemTime::now())
+        .is_none());
+}
+
+/// A compound RTCP packet from the client: an SR (RFC 3550 §6.4.1) with
+/// one reception report block, then an RR (§6.4.2) with another, as a
+/// client that also sends would report.
+fn client_rtcp(sr_block: ReportBlock, rr_block: ReportBlock) -> Vec<u8> {
+    let mut out = Vec::new();
+    SenderReport {
+        ssrc: 0xc11e_0001,
+        ntp: 0,
+        rtp_timestamp: 0,
+        packet_count: 0,
+        octet_count: 0,
+    }
+    .write_to(&mut out);
+    // RC = 1 and one more 24-byte block: 6 more 32-bit words.
+    out[0] |= 1;
+    sr_block.write_to(&mut out);
+    let words = u16::from_be_bytes([out[2], out[3]]) + 6;
+    out[2..4].copy_from_slice(&words.to_be_bytes());
+    rtcp::write_receiver_report(0xc11e_0001, &[rr_block], &mut out);
+    out
+}
+
+#[test]
+fn rtcp_from_the_client_reaches_each_tracks_stats_and_keeps_it_alive() {
+    let mut stream = sample_stream(false);
+    let t0 = Instant::now();
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    assert_eq!(stream.last_heard(), None);
+    assert!(
+        !stream.handle_rtcp(&[0xde, 0xad, 0xbe, 0xef], t0, wall),
+        "a NAT keepalive is not RTCP"
+    );
+    assert_eq!(stream.last_heard(), None, "junk is no sign of life");
+
+    let block = |track: usize, fraction_lost: u8| ReportBlock {
+        ssrc: stream_start(track).ssrc,
+        fraction_lost,
+        cumulative_lost: 1,
+        highest_seq: 0,
+        jitter: 90,
+        last_sr: 0,
+        delay_since_last_sr: 0,
+    };
+    let heard = t0 + Duration::from_secs(3);
+    let packet = client_rtcp(block(0, 128), block(1, 64));
+    assert!(stream.handle_rtcp(&packet, heard, wall));
+    assert_eq!(stream.last_heard(), Some(heard));
+    let stats = stream.stats();
+    assert_eq!(stats[0].1.reports, 1, "block of the client's SR");
+    assert_eq!(stats[0].1.fraction_lost, 0.5);
+    assert_eq!(stats[1].1.reports, 1, "block of the client's RR");
+    assert_eq!(stats[1].1.fraction_lost, 0.25);
+    assert_eq!(stream.tracks()[1].last_report, Some(block(1, 64)));
+}
+
+#[test]
+fn setup_again_changes_the_tracks_delivery() {
+    let mut stream = sample_stream(false);
+    let video = stream.media().tracks()[0].clone();
+    let interleaved = Delivery::Interleaved {
+        rtp_channel: 0,
+        rtcp_channel: 1,
+    };
+    stream.set_up_track(sender(&video, interleaved));
+    assert_eq!(stream.tracks().len(), 2, "the same track, not a new one");
+    assert_eq!(stream.tracks()[0].delivery, interleaved);
+    assert_eq!(stream.tracks()[1].delivery, udp(6002));
+    let t0 = Instant::now();
+    stream.play(t0, None, None);
+    feed(&mut stream);
+    let Some(Transmit::Rtp {
+        delivery, track, ..
+    }) = stream.poll_transmit(t0, SystemTime::now())
+    else {
+        panic!("the keyframe is due at PLAY");
+    };
+    assert_eq!((delivery, track), (interleaved, 0));
+}
+
+#[test]
+fn teardown_after_the_end_does_not_say_bye_twice() {
+    let mut stream = sample_stream(false);
+    let t0 = Instant::now();
+    stream.play(t0, Some(9.5), None);
+    let mut log = Log::default();
+    run(&mut stream, t0, t0 + Duration::from_secs(2), &mut log);
+    assert_eq!(log.byes(), 2, "BYE per track at the end of the stream");
+    stream.teardown();
+    assert!(stream.is_finished(), "every BYE is already out");
+    run(
+        &mut stream,
+        t0 + Duration::from_secs(2),
+        t0 + Duration::from_secs(3),
+        &mut log,
+    );
+    assert_eq!(log.byes(), 2, "RFC 3550 §6.6: one BYE per source");
+}
+
+#[test]
+fn video_dropped_twice_in_a_gop_resumes_at_the_next_keyframe() {
+    let mut stream = sample_stream(false);
+    let t0 = Instant::now();
+    stream.play(t0, None, None);
+    let mut log = Log::default();
+    run(&mut stream, t0, t0 + Duration::from_millis(500), &mut log);
+    stream.unit_dropped(0);
+    run(
+        &mut stream,
+        t0 + Duration::from_millis(500),
+        t0 + Duration::from_millis(600),
+        &mut log,
+    );
+    stream.unit_dropped(0);
+    let from = log.rtp.len();
+    run(
+        &mut stream,
+        t0 + Duration::from_millis(600),
+        t0 + Duration::from_millis(1500),
+        &mut log,
+    );
+    let first = log.rtp[from..]
+        .iter()
+        .find(|s| s.track == 0)
+        .expect("video resumes at the 1 s keyframe");
+    assert_eq!(first.first_nal, 7, "SPS first");
+    assert!(first.at >= t0 + Duration::from_millis(900));
+    let resumed: Vec<&Sent> = log.rtp[from..]
+        .iter()
+        .filter(|s| s.track == 0 && s.marker && s.at > first.at)
+        .collect();
+    assert!(
+        resumed.len() >= 10,
+        "the frames after the keyframe follow it: {}",
+        resumed.len()
+    );
 }
