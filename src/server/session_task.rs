@@ -136,7 +136,12 @@ async fn drive(
             for (id, result) in read {
                 viewer.deliver(id, result);
             }
-            continue;
+            // Polled again at once only when a unit already due waited for
+            // these bytes (the first PLAY, a seek); otherwise they were read
+            // ahead of time and the next wake sends them.
+            if pass.deadline.is_some_and(|due| due <= Instant::now()) {
+                continue;
+            }
         }
         drop(writer);
         // Idle sessions still wake to publish their stats (receiver
