@@ -167,6 +167,19 @@ mod tests {
     }
 
     #[test]
+    fn emptiness_counts_payloads_not_bytes() {
+        let mut writer = PayloadWriter::new();
+        assert!(writer.is_empty());
+        assert!(writer.finish().is_empty(), "a unit that made no payload");
+        writer.push(true, 0, &[]);
+        assert!(!writer.is_empty(), "an empty payload is still a packet");
+        let payloads = writer.finish();
+        assert!(!payloads.is_empty());
+        assert_eq!((payloads.len(), payloads.total_bytes()), (1, 0));
+        assert!(writer.is_empty(), "finish empties the writer");
+    }
+
+    #[test]
     fn clones_share_the_buffer() {
         let mut writer = PayloadWriter::new();
         writer.push(true, 0, &[&[7; 100]]);

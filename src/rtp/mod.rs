@@ -299,6 +299,27 @@ mod tests {
     }
 
     #[test]
+    fn extending_copies_headers_and_shares_payloads() {
+        let mut stream = RtpStreamState::new(96, 7, 100);
+        let mut batch = PacketBatch::new();
+        for payload in [&b"a"[..], b"bc", b"def"] {
+            batch.push(&mut stream, 9, false, Bytes::copy_from_slice(payload));
+        }
+        assert!(!batch.is_empty());
+        assert_eq!(batch.len(), 3);
+        let mut copy = PacketBatch::new();
+        copy.extend_from(&batch, 1..3);
+        assert_eq!(copy.len(), 2);
+        assert_eq!(packet(&copy, 0), packet(&batch, 1));
+        assert_eq!(packet(&copy, 1), packet(&batch, 2));
+        assert_eq!(copy.packet(1).1.as_ptr(), batch.packet(2).1.as_ptr());
+        // The copy keeps its headers when the batch moves on.
+        batch.clear();
+        batch.push(&mut stream, 10, true, Bytes::from_static(b"g"));
+        assert_eq!(&copy.packet(0).0[2..4], &[0, 101]);
+    }
+
+    #[test]
     fn chunks_hold_whole_packets_up_to_a_byte_limit() {
         let mut stream = RtpStreamState::new(96, 1, 0);
         let mut batch = PacketBatch::new();
