@@ -1001,3 +1001,147 @@ fn receiver_reports_are_routed_by_source_and_keep_sessions_alive() {
     h.handle_rtcp(video_rtcp, &report, late, SystemTime::now());
     assert_eq!(h.session_count(), 0, "routes of removed sessions are gone");
 }
+
+/// SETUP of `track` with `transport`, in session `session` if given.
+fn setup(
+    h: &mut TestServer,
+    c: &RequestContext,
+    track: Option<usize>,
+    transport: &str,
+    session: Option<&str>,
+) -> Handled {
+    let url = match track {
+        Some(track) => format!("{BASE}/trackID={track}"),
+        None => BASE.to_string(),
+    };
+    let mut headers = vec![("Transport", transport)];
+    if let Some(session) = session {
+        headers.push(("Session", session));
+    }
+    h.handle(&request(Method::Setup, &url, &headers), c, Instant::now())
+}
+
+fn session_of(handled: &Handled) -> String {
+    let session = header(&handled.response, "Session").expect("Session header");
+    session.split(';').next().expect("id").to_string()
+}
+
+#[test]
+fn setup_of_the_aggregate_url_needs_a_track_when_there_are_two() {
+    let mut h = handler();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let aggregate = setup(
+        &mut h,
+        &c,
+        None,
+        "RTP/AVP;unicast;client_port=6000-6001",
+        None,
+    );
+    assert_eq!(status(&aggregate), 459, "RFC 2326 §10.4: SETUP a track URL");
+}
+
+#[test]
+fn interleaved_channels_are_assigned_and_never_shared() {
+    let mut h = handler();
+    let c = ctx(1, [127, 0, 0, 1]);
+    // Without interleaved=, the first free pair is given.
+    let first = setup(&mut h, &c, Some(0), "RTP/AVP/TCP;unicast", None);
+    assert_eq!(status(&first), 200);
+    assert!(
+        header(&first.response, "Transport").is_some_and(|t| t.contains("interleaved=0-1")),
+        "{:?}",
+        header(&first.response, "Transport")
+    );
+    let id = session_of(&first);
+    let second = setup(&mut h, &c, Some(1), "RTP/AVP/TCP;unicast", Some(&id));
+    assert!(
+        header(&second.response, "Transport").is_some_and(|t| t.contains("interleaved=2-3")),
+        "{:?}",
+        header(&second.response, "Transport")
+    );
+    // A pair of which one channel is taken is refused, on any session of
+    // the connection.
+    let overlap = setup(
+        &mut h,
+        &c,
+        Some(1),
+        "RTP/AVP/TCP;unicast;interleaved=3-4",
+        None,
+    );
+    assert_eq!(status(&overlap), 461);
+    let overlap = setup(
+        &mut h,
+        &c,
+        Some(0),
+        "RTP/AVP/TCP;unicast;interleaved=1-2",
+        None,
+    );
+    assert_eq!(status(&overlap), 461);
+    // The first pair free on both channels: with 1-2 taken, 4-5.
+    let c3 = ctx(3, [127, 0, 0, 1]);
+    let odd = setup(
+        &mut h,
+        &c3,
+        Some(0),
+        "RTP/AVP/TCP;unicast;interleaved=1-2",
+        None,
+    );
+    assert_eq!(status(&odd), 200);
+    let next = setup(
+        &mut h,
+        &c3,
+        Some(1),
+        "RTP/AVP/TCP;unicast",
+        Some(&session_of(&odd)),
+    );
+    assert!(
+        header(&next.response, "Transport").is_some_and(|t| t.contains("interleaved=4-5")),
+        "{:?}",
+        header(&next.response, "Transport")
+    );
+    // Another connection has channels of its own.
+    let other = setup(
+        &mut h,
+        &ctx(2, [127, 0, 0, 1]),
+        Some(0),
+        "RTP/AVP/TCP;unicast;interleaved=0-1",
+        None,
+    );
+    assert_eq!(status(&other), 200);
+}
+
+#[test]
+fn interleaving_joins_a_session_only_on_its_own_connection() {
+    let mut h = handler();
+    let first = setup(
+        &mut h,
+        &ctx(1, [127, 0, 0, 1]),
+        Some(0),
+        "RTP/AVP;unicast;client_port=6000-6001",
+        None,
+    );
+    let id = session_of(&first);
+    let elsewhere = setup(
+        &mut h,
+        &ctx(2, [127, 0, 0, 1]),
+        Some(1),
+        "RTP/AVP/TCP;unicast;interleaved=0-1",
+        Some(&id),
+    );
+    assert_eq!(
+        status(&elsewhere),
+        461,
+        "its packets could not reach that connection"
+    );
+    let here = setup(
+        &mut h,
+        &ctx(1, [127, 0, 0, 1]),
+        Some(1),
+        "RTP/AVP/TCP;unicast;interleaved=0-1",
+        Some(&id),
+    );
+    assert_eq!(status(&here), 200);
+    // One interleaved track makes the session end with its connection.
+    assert_eq!(h.connection_closed(1).len(), 1);
+    assert_eq!(h.session_count(), 0);
+}
