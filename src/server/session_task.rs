@@ -97,9 +97,10 @@ async fn drive(
     notify: &Notify,
     connection: Option<mpsc::WeakSender<Outgoing>>,
 ) {
-    // Batches come back here after sending so steady state allocates
-    // nothing per packet.
+    // Batches come back here after sending, and the pass's lists are
+    // reused, so steady state allocates nothing per packet or per wake.
     let mut spare: Vec<PacketBatch> = Vec::new();
+    let mut pass = Pass::default();
     let mut next_stats = Instant::now();
     loop {
         if Instant::now() >= next_stats {
@@ -110,10 +111,15 @@ async fn drive(
             });
         }
         let writer = connection.as_ref().and_then(mpsc::WeakSender::upgrade);
-        let pass = poll(viewer, writer.as_ref(), &mut spare);
+        poll(viewer, writer.as_ref(), &mut spare, &mut pass);
         let mut dropped = Vec::new();
-        for send in pass.sends {
-            spare.extend(deliver(&shared.udp, send, writer.as_ref(), &mut dropped));
+        for send in pass.sends.drain(..) {
+            if let Some(mut sent) = deliver(&shared.udp, send, writer.as_ref(), &mut dropped) {
+                // Emptied now, not at reuse: a spare batch must not keep
+                // old payloads (and their whole access units) alive.
+                sent.clear();
+                spare.push(sent);
+            }
         }
         if !dropped.is_empty() {
             let mut viewer = lock(viewer);
@@ -124,7 +130,7 @@ async fn drive(
         if pass.finished {
             return;
         }
-        if let Some(media) = pass.media {
+        if let Some(media) = pass.media.take() {
             // Positional reads of the page cache take microseconds; they
             // happen here, with no lock held, never inside the core.
             let read: Vec<_> = pass
@@ -154,15 +160,15 @@ async fn drive(
     }
 }
 
-/// Runs the viewer's core for `now` under its lock and copies out what to
-/// do.
+/// Runs the viewer's core for `now` under its lock and copies out into
+/// `pass` what to do.
 fn poll(
     viewer: &Mutex<Viewer>,
     writer: Option<&mpsc::Sender<Outgoing>>,
     spare: &mut Vec<PacketBatch>,
-) -> Pass {
+    pass: &mut Pass,
+) {
     let mut viewer = lock(viewer);
-    let mut pass = Pass::default();
     viewer.set_congested(writer.is_some_and(|w| w.capacity() < VIDEO_RESERVE));
     let now = Instant::now();
     let wall = SystemTime::now();
@@ -175,7 +181,6 @@ fn poll(
                 packets,
             } => {
                 let mut copy = spare.pop().unwrap_or_default();
-                copy.clear();
                 copy.extend_from(batch, packets);
                 Send::Rtp {
                     delivery,
@@ -194,13 +199,11 @@ fn poll(
             },
         });
     }
-    pass.reads = viewer.missing_reads().collect();
-    if !pass.reads.is_empty() {
-        pass.media = Some(viewer.media().clone());
-    }
+    pass.reads.clear();
+    pass.reads.extend(viewer.missing_reads());
+    pass.media = (!pass.reads.is_empty()).then(|| viewer.media().clone());
     pass.finished = viewer.is_finished();
     pass.deadline = viewer.poll_timeout();
-    pass
 }
 
 /// Hands one send to its socket or connection without waiting: a viewer
