@@ -42,6 +42,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod live;
 pub mod media;
 pub mod rtcp;
 pub mod rtp;

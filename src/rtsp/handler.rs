@@ -478,12 +478,11 @@ impl RtspHandler {
             .tracks
             .iter()
             .map(|t| {
-                format!(
-                    "url={base}/{};seq={};rtptime={}",
-                    sdp::track_control(t.track),
-                    t.seq,
-                    t.rtptime
-                )
+                let mut entry = format!("url={base}/{};seq={}", sdp::track_control(t.track), t.seq);
+                if let Some(rtptime) = t.rtptime {
+                    entry.push_str(&format!(";rtptime={rtptime}"));
+                }
+                entry
             })
             .collect::<Vec<_>>()
             .join(",");

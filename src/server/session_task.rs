@@ -201,7 +201,7 @@ fn poll(
     }
     pass.reads.clear();
     pass.reads.extend(viewer.missing_reads());
-    pass.media = (!pass.reads.is_empty()).then(|| viewer.media().clone());
+    pass.media = viewer.media().filter(|_| !pass.reads.is_empty()).cloned();
     pass.finished = viewer.is_finished();
     pass.deadline = viewer.poll_timeout();
 }

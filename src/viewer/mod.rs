@@ -17,6 +17,7 @@
 //! - BYE (§6.6) leaves only once the last unit's packets have all gone and
 //!   its presentation has ended: clients stop reading at BYE.
 
+mod live_feed;
 pub mod sender;
 
 use std::ops::Range;
@@ -25,13 +26,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
+use crate::live::LiveUnit;
 use crate::media::mp4::MediaError;
 use crate::media::mp4::Mp4Media;
 use crate::media::SampleRef;
 use crate::rtcp::{self, ReportBlock, RtcpPacket};
 use crate::rtp::{Delivery, PacketBatch};
-use crate::source::playout::{FilePlayout, ScheduledUnit};
+use crate::source::playout::FilePlayout;
 use crate::stats::TrackStats;
+pub use live_feed::DEFAULT_LIVE_QUEUE_BYTES;
+use live_feed::{LiveFeed, Offered};
 pub use sender::{StreamStart, TrackSender};
 
 /// How often a sender report goes out per track (RFC 3550 §6.2 suggests
@@ -63,8 +67,9 @@ pub struct TrackStart {
     pub track: usize,
     /// Sequence number of the first packet sent from `npt_start`.
     pub seq: u16,
-    /// RTP timestamp that corresponds to `npt_start`.
-    pub rtptime: u32,
+    /// RTP timestamp that corresponds to `npt_start`; `None` for a live
+    /// track with nothing queued yet (RTP-Info then omits it).
+    pub rtptime: Option<u32>,
 }
 
 /// Something to send now.
@@ -105,6 +110,15 @@ struct Spread {
     due: Instant,
 }
 
+/// Where a viewer's access units come from.
+#[derive(Debug)]
+enum Feed {
+    /// Its own timeline over a file.
+    File(FilePlayout),
+    /// A live path's units, shared with its other viewers.
+    Live(LiveFeed),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Ready,
@@ -119,7 +133,7 @@ enum State {
 /// positions (RFC 2326 §10.5, §10.6).
 #[derive(Debug)]
 pub struct Viewer {
-    playout: FilePlayout,
+    feed: Feed,
     tracks: Vec<TrackSender>,
     cname: String,
     state: State,
@@ -141,14 +155,31 @@ pub struct Viewer {
     skipping: Vec<usize>,
     /// When the viewer's last valid RTCP packet arrived.
     last_heard: Option<Instant>,
+    /// Live viewers over UDP: start of the current [`BURST_GAP`] window
+    /// and the bytes sent in it, so a joiner's GOP cache goes out at most
+    /// [`BURST_BYTES`] per window.
+    burst: Option<(Instant, usize)>,
 }
 
 impl Viewer {
     /// A viewer of `media` with no track set up yet; `cname` is the RTCP
     /// CNAME (RFC 3550 §6.5.1).
     pub fn new(media: Arc<Mp4Media>, cname: String, loop_playback: bool) -> Self {
+        Self::with_feed(Feed::File(FilePlayout::new(media, loop_playback)), cname)
+    }
+
+    /// A viewer of the live path at URL path `path`, with no track set up
+    /// yet, queueing at most `max_queue_bytes` of units it has not sent
+    /// (see [`DEFAULT_LIVE_QUEUE_BYTES`]). The I/O layer hands it the
+    /// path's units: [`join_live`](Self::join_live) on PLAY, then
+    /// [`push_live`](Self::push_live).
+    pub fn live(path: String, cname: String, max_queue_bytes: usize) -> Self {
+        Self::with_feed(Feed::Live(LiveFeed::new(path, max_queue_bytes)), cname)
+    }
+
+    fn with_feed(feed: Feed, cname: String) -> Self {
         Viewer {
-            playout: FilePlayout::new(media, loop_playback),
+            feed,
             tracks: Vec::new(),
             cname,
             state: State::Ready,
@@ -162,12 +193,25 @@ impl Viewer {
             congested: false,
             skipping: Vec::new(),
             last_heard: None,
+            burst: None,
         }
     }
 
-    /// The media this viewer plays.
-    pub fn media(&self) -> &Arc<Mp4Media> {
-        self.playout.media()
+    /// The file this viewer plays; `None` for a live viewer.
+    pub fn media(&self) -> Option<&Arc<Mp4Media>> {
+        match &self.feed {
+            Feed::File(playout) => Some(playout.media()),
+            Feed::Live(_) => None,
+        }
+    }
+
+    /// The URL path of the live path this viewer watches; `None` for a
+    /// file.
+    pub fn live_path(&self) -> Option<&str> {
+        match &self.feed {
+            Feed::File(_) => None,
+            Feed::Live(feed) => Some(&feed.path),
+        }
     }
 
     /// The set-up tracks.
@@ -193,7 +237,9 @@ impl Viewer {
             None => {
                 self.tracks.push(sender);
                 self.tracks.sort_by_key(|t| t.info.index);
-                self.playout.add_track(index);
+                if let Feed::File(playout) = &mut self.feed {
+                    playout.add_track(index);
+                }
             }
         }
     }
@@ -213,24 +259,44 @@ impl Viewer {
     /// at the beginning on the first PLAY and after the end. `end`, if
     /// any, is where the stream stops (the last units sent are those
     /// decoded before it).
+    ///
+    /// A live viewer ignores `start` and `end` and plays what it was given
+    /// by [`join_live`](Self::join_live) just before.
     pub fn play(&mut self, now: Instant, start: Option<f64>, end: Option<f64>) -> PlayStart {
-        self.playout.set_end(end);
-        let resume = start.is_none()
-            && self.playout.front().is_some()
-            && !matches!(self.state, State::Ended);
+        let playout = match &mut self.feed {
+            Feed::File(playout) => playout,
+            Feed::Live(feed) => {
+                // Stream time is wall time since the first PLAY: sender
+                // reports of live tracks map from the units' own clocks.
+                self.anchor.get_or_insert(now);
+                if self.state != State::Closed {
+                    self.state = State::Playing;
+                    if feed.ended {
+                        self.end_of_stream();
+                    }
+                }
+                for track in &mut self.tracks {
+                    track.next_sender_report = None;
+                }
+                return self.position();
+            }
+        };
+        playout.set_end(end);
+        let resume =
+            start.is_none() && playout.front().is_some() && !matches!(self.state, State::Ended);
         if !resume {
-            self.playout.seek(start.unwrap_or(0.0));
+            playout.seek(start.unwrap_or(0.0));
         }
-        let next_decode = self
-            .playout
+        let next_decode = playout
             .front()
-            .map_or(self.playout.high_water(), |s| s.decode_at);
+            .map_or(playout.high_water(), |s| s.decode_at);
+        let has_more = playout.has_more();
         self.anchor = Some(sub_secs(now, next_decode));
         if self.state != State::Closed {
             self.state = State::Playing;
             self.bye_pending.clear();
             self.bye_due = None;
-            if !self.playout.has_more() {
+            if !has_more {
                 // Nothing left to play (a Range at the very end): say BYE.
                 self.end_of_stream();
             }
@@ -241,22 +307,44 @@ impl Viewer {
         for track in &mut self.tracks {
             track.next_sender_report = None;
         }
-        if resume {
-            self.position()
-        } else {
-            let (offset, npt_start) = self.playout.pass_start();
-            self.play_start(npt_start, offset)
+        match (&self.feed, resume) {
+            (Feed::File(playout), false) => {
+                let (offset, npt_start) = playout.pass_start();
+                self.play_start(npt_start, offset)
+            }
+            _ => self.position(),
         }
     }
 
     /// Where the stream is: the next unit to send, its npt and the RTP
     /// timestamp and sequence number it will carry (RFC 2326 §12.33).
+    /// A live viewer's position is npt 0 and, per track, the first unit
+    /// queued for it.
     pub fn position(&self) -> PlayStart {
-        match self.playout.front() {
+        let playout = match &self.feed {
+            Feed::File(playout) => playout,
+            Feed::Live(feed) => {
+                return PlayStart {
+                    npt_start: 0.0,
+                    tracks: self
+                        .tracks
+                        .iter()
+                        .map(|t| TrackStart {
+                            track: t.info.index,
+                            seq: t.rtp.next_seq,
+                            rtptime: feed
+                                .first_of(t.info.index)
+                                .map(|unit| t.live_timestamp(unit)),
+                        })
+                        .collect(),
+                }
+            }
+        };
+        match playout.front() {
             Some(next) => self.play_start(next.file_pts, next.present_at),
             None => {
-                let high_water = self.playout.high_water();
-                self.play_start(self.playout.npt_at(high_water), high_water)
+                let high_water = playout.high_water();
+                self.play_start(playout.npt_at(high_water), high_water)
             }
         }
     }
@@ -270,16 +358,70 @@ impl Viewer {
                 .map(|t| TrackStart {
                     track: t.info.index,
                     seq: t.rtp.next_seq,
-                    rtptime: t.rtp_timestamp(stream_start),
+                    rtptime: Some(t.rtp_timestamp(stream_start)),
                 })
                 .collect(),
         }
     }
 
     /// Stops sending, keeping the position (RFC 2326 §10.6).
+    ///
+    /// A live viewer drops what it has queued: PLAY joins the live path
+    /// again at its latest keyframe.
     pub fn pause(&mut self) {
         if self.state == State::Playing {
             self.state = State::Ready;
+        }
+        if let Feed::Live(feed) = &mut self.feed {
+            feed.clear();
+        }
+    }
+
+    /// Starts a live viewer at `units`, the path's GOP cache (see
+    /// [`LiveStream::gop_cache`](crate::live::stream::LiveStream::gop_cache)),
+    /// replacing anything queued; call before [`play`](Self::play). Units
+    /// beyond the queue's byte limit are left out. Does nothing for a
+    /// file viewer.
+    pub fn join_live<'a>(&mut self, units: impl Iterator<Item = &'a Arc<LiveUnit>>) {
+        let Feed::Live(feed) = &mut self.feed else {
+            return;
+        };
+        feed.clear();
+        self.skipping.clear();
+        for unit in units {
+            if feed.offer(unit.clone()) == Offered::Overflow {
+                break;
+            }
+        }
+    }
+
+    /// Hands a live viewer the path's next unit. While it is not playing
+    /// the unit is ignored; past its queue's byte limit it is dropped and
+    /// counted, and a video track then skips to its next keyframe, as
+    /// later pictures would reference the lost one. Returns whether the
+    /// unit was queued.
+    pub fn push_live(&mut self, unit: &Arc<LiveUnit>) -> bool {
+        let Feed::Live(feed) = &mut self.feed else {
+            return false;
+        };
+        if self.state != State::Playing {
+            return false;
+        }
+        if feed.offer(unit.clone()) == Offered::Queued {
+            return true;
+        }
+        self.unit_dropped(unit.track);
+        false
+    }
+
+    /// Tells a live viewer its source has gone (publisher left, upstream
+    /// lost): what is queued still goes out, then BYE (RFC 3550 §6.6).
+    pub fn live_source_ended(&mut self) {
+        if let Feed::Live(feed) = &mut self.feed {
+            feed.ended = true;
+            if feed.front().is_none() {
+                self.end_of_stream();
+            }
         }
     }
 
@@ -368,14 +510,22 @@ impl Viewer {
 
     /// The samples whose bytes the I/O layer should read now, as (read
     /// id, where); hand each back with [`deliver`](Self::deliver).
+    /// Live viewers read nothing.
     pub fn missing_reads(&self) -> impl Iterator<Item = (u64, SampleRef)> + '_ {
-        self.playout.missing_reads()
+        match &self.feed {
+            Feed::File(playout) => Some(playout.missing_reads()),
+            Feed::Live(_) => None,
+        }
+        .into_iter()
+        .flatten()
     }
 
     /// Hands in the bytes of read `read_id` (or why they could not be
     /// read: that unit is then skipped).
     pub fn deliver(&mut self, read_id: u64, result: Result<Bytes, MediaError>) {
-        self.playout.deliver(read_id, result);
+        if let Feed::File(playout) = &mut self.feed {
+            playout.deliver(read_id, result);
+        }
     }
 
     /// When [`poll_transmit`](Self::poll_transmit) next has something to
@@ -396,7 +546,15 @@ impl Viewer {
             return None;
         }
         let anchor = self.anchor?;
-        let next_au = self.playout.front().map(|s| add_secs(anchor, s.decode_at));
+        let next_au = match &self.feed {
+            Feed::File(playout) => playout.front().map(|s| add_secs(anchor, s.decode_at)),
+            // Queued live units are due at once, unless a joiner's burst
+            // window is full.
+            Feed::Live(feed) => feed.front().map(|_| match self.burst {
+                Some((start, bytes)) if bytes >= self.burst_bytes => start + BURST_GAP,
+                _ => anchor,
+            }),
+        };
         let next_report = self
             .tracks
             .iter()
@@ -438,16 +596,22 @@ impl Viewer {
             let index = self.tracks[pos].info.index;
             return self.sender_report(index, now, wall, false);
         }
+        if matches!(self.feed, Feed::Live(_)) {
+            return self.next_live_unit(now);
+        }
         loop {
-            let front = self.playout.front()?;
+            let Feed::File(playout) = &mut self.feed else {
+                return None;
+            };
+            let front = playout.front()?;
             if add_secs(anchor, front.decode_at) > now || front.data.is_none() {
                 return None;
             }
-            let next = self.playout.pop()?;
-            if !self.playout.has_more() {
+            let next = playout.pop()?;
+            if !playout.has_more() {
                 self.end_of_stream();
             }
-            if let Some(pos) = self.sendable(&next) {
+            if let Some(pos) = self.sendable(next.sample.track, next.sample.keyframe) {
                 let track = &mut self.tracks[pos];
                 if let Some(au) = next.access_unit() {
                     match track.packetize(&au, next.present_at, &mut self.batch) {
@@ -467,11 +631,50 @@ impl Viewer {
         }
     }
 
-    /// The position of `unit`'s track if the unit is to be sent: false for
-    /// a track not set up, and for video skipped while the viewer cannot
+    /// The next queued live unit's packets, if one is due: all are, but a
+    /// joiner's GOP cache goes out [`BURST_BYTES`] per [`BURST_GAP`] over
+    /// UDP.
+    fn next_live_unit(&mut self, now: Instant) -> Option<Transmit<'_>> {
+        loop {
+            let Feed::Live(feed) = &mut self.feed else {
+                return None;
+            };
+            if feed.front().is_none() {
+                if feed.ended {
+                    self.end_of_stream();
+                }
+                return None;
+            }
+            match self.burst {
+                Some((start, _)) if now >= start + BURST_GAP => self.burst = None,
+                Some((_, bytes)) if bytes >= self.burst_bytes => return None,
+                _ => {}
+            }
+            let unit = feed.pop()?;
+            let Some(pos) = self.sendable(unit.track, unit.keyframe) else {
+                continue;
+            };
+            let track = &mut self.tracks[pos];
+            track.send_live(&unit, &mut self.batch);
+            track.next_sender_report.get_or_insert(now);
+            let (delivery, index) = (track.delivery, track.info.index);
+            if let Delivery::Udp { .. } = delivery {
+                let end = self.batch.chunk_end(0, self.burst_bytes);
+                let sent: usize = self
+                    .batch
+                    .packets_in(0..end)
+                    .map(|(header, payload)| header.len() + payload.len())
+                    .sum();
+                self.burst.get_or_insert((now, 0)).1 += sent;
+            }
+            return Some(self.chunk(delivery, index, 0, now));
+        }
+    }
+
+    /// The position of `track` if its unit is to be sent: `None` for a
+    /// track not set up, and for video skipped while the viewer cannot
     /// keep up (counted).
-    fn sendable(&mut self, unit: &ScheduledUnit) -> Option<usize> {
-        let index = unit.sample.track;
+    fn sendable(&mut self, index: usize, keyframe: bool) -> Option<usize> {
         let pos = self.tracks.iter().position(|t| t.info.index == index)?;
         if !self.tracks[pos].info.codec.is_video() {
             return Some(pos);
@@ -484,7 +687,7 @@ impl Viewer {
         } else {
             match skipping {
                 None => return Some(pos),
-                Some(at) if unit.sample.keyframe => {
+                Some(at) if keyframe => {
                     self.skipping.swap_remove(at);
                     return Some(pos);
                 }
@@ -532,13 +735,14 @@ impl Viewer {
     ) -> Option<Transmit<'_>> {
         let anchor = self.anchor?;
         let track = self.tracks.iter().find(|t| t.info.index == index)?;
-        track.write_report(
-            signed_secs(now, anchor),
-            wall,
-            &self.cname,
-            bye,
-            &mut self.rtcp,
-        );
+        let rtp_timestamp = match &self.feed {
+            Feed::File(_) => track.rtp_timestamp(signed_secs(now, anchor)),
+            // Nothing sent yet, nothing to report (BYE only).
+            Feed::Live(_) => track
+                .live_timestamp_at(wall)
+                .unwrap_or(track.timestamp_base),
+        };
+        track.write_report(rtp_timestamp, wall, &self.cname, bye, &mut self.rtcp);
         Some(Transmit::Rtcp {
             delivery: track.delivery,
             packet: &self.rtcp,
@@ -547,13 +751,19 @@ impl Viewer {
     }
 
     /// Everything is read: BYE once the last unit has been presented.
+    /// A live viewer's BYE is due at once: the source has gone.
     fn end_of_stream(&mut self) {
-        self.playout.stop();
+        let bye_due = match &mut self.feed {
+            Feed::File(playout) => {
+                playout.stop();
+                self.anchor
+                    .map(|anchor| add_secs(anchor, playout.high_water()))
+            }
+            Feed::Live(_) => self.anchor,
+        };
         if self.state == State::Playing {
             self.bye_pending = self.tracks.iter().map(|t| t.info.index).collect();
-            self.bye_due = self
-                .anchor
-                .map(|anchor| add_secs(anchor, self.playout.high_water()));
+            self.bye_due = bye_due;
             self.state = State::Ended;
         }
     }

@@ -7,6 +7,7 @@
 use std::time::{Instant, SystemTime};
 
 use crate::codec::{CodecError, Packetizer, PayloadWriter};
+use crate::live::{ClockMapping, LiveUnit};
 use crate::media::{AccessUnit, TrackInfo};
 use crate::rtcp::{self, ReportBlock, SenderReport};
 use crate::rtp::{Delivery, PacketBatch, RtpStreamState};
@@ -41,6 +42,9 @@ pub struct TrackSender {
     packetizer: Packetizer,
     writer: PayloadWriter,
     pub(super) next_sender_report: Option<Instant>,
+    /// Live tracks: the last unit sent's RTP timestamp and the wall time
+    /// it stands for, which sender reports extrapolate from.
+    live_clock: Option<ClockMapping>,
 }
 
 impl TrackSender {
@@ -63,6 +67,7 @@ impl TrackSender {
             last_report: None,
             stats: TrackStats::default(),
             next_sender_report: None,
+            live_clock: None,
         }
     }
 
@@ -97,17 +102,46 @@ impl TrackSender {
         Ok(())
     }
 
+    /// The RTP timestamp this viewer gives a live unit: the source's plus
+    /// this track's base (0 for live viewers, whose timestamps pass
+    /// through; see [`crate::live`]).
+    pub fn live_timestamp(&self, unit: &LiveUnit) -> u32 {
+        self.timestamp_base.wrapping_add(unit.rtp_timestamp)
+    }
+
+    /// Puts a live unit's shared payloads in `batch` (emptied first)
+    /// behind this viewer's headers.
+    pub fn send_live(&mut self, unit: &LiveUnit, batch: &mut PacketBatch) {
+        batch.clear();
+        let timestamp = self.live_timestamp(unit);
+        batch.push_unit(&mut self.rtp, timestamp, &unit.payloads);
+        self.stats.packets_sent += unit.payloads.len() as u64;
+        self.stats.bytes_sent += unit.bytes() as u64;
+        self.live_clock = Some(ClockMapping {
+            wall: unit.wall,
+            rtp_timestamp: timestamp,
+        });
+    }
+
+    /// The RTP timestamp of `wall` on a live track, from the last unit
+    /// sent (RFC 3550 §6.4.1: a report's timestamp need not be a packet's);
+    /// `None` before any.
+    pub fn live_timestamp_at(&self, wall: SystemTime) -> Option<u32> {
+        let clock = self.live_clock?;
+        Some(clock.rtp_of(wall, self.info.codec.clock_rate()))
+    }
+
     /// Counts one access unit skipped for a viewer that cannot keep up.
     pub fn count_skipped(&mut self) {
         self.stats.units_skipped += 1;
     }
 
-    /// A sender report (RFC 3550 §6.4.1) at `now`/`wall`, `stream_now`
-    /// being the stream time of `now`, written to `out` as a compound with
-    /// SDES CNAME, and BYE after them when `bye` (§6.6).
+    /// A sender report (RFC 3550 §6.4.1) at `wall`, whose RTP time is
+    /// `rtp_timestamp`, written to `out` as a compound with SDES CNAME, and
+    /// BYE after them when `bye` (§6.6).
     pub fn write_report(
         &self,
-        stream_now: f64,
+        rtp_timestamp: u32,
         wall: SystemTime,
         cname: &str,
         bye: bool,
@@ -116,7 +150,7 @@ impl TrackSender {
         let report = SenderReport {
             ssrc: self.rtp.ssrc,
             ntp: rtcp::ntp_timestamp(wall),
-            rtp_timestamp: self.rtp_timestamp(stream_now),
+            rtp_timestamp,
             packet_count: self.rtp.packet_count,
             octet_count: self.rtp.octet_count,
         };

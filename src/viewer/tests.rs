@@ -59,7 +59,7 @@ fn sample_stream(loop_playback: bool) -> Viewer {
 
 /// Reads what the viewer asks for, as the I/O layer does.
 fn feed(stream: &mut Viewer) {
-    let media = stream.media().clone();
+    let media = stream.media().unwrap().clone();
     let reads: Vec<(u64, SampleRef)> = stream.missing_reads().collect();
     for (id, sample) in reads {
         stream.deliver(id, media.read_sample(&sample).map(|au| au.data));
@@ -235,7 +235,7 @@ fn whole_sample_is_paced_in_real_time_with_presentation_timestamps() {
         300,
         "every video access unit, marker on the last packet"
     );
-    let base = start.tracks[0].rtptime;
+    let base = start.tracks[0].rtptime.unwrap();
     let mut offsets: Vec<u32> = video.iter().map(|ts| ts.wrapping_sub(base)).collect();
     assert_ne!(
         offsets,
@@ -367,7 +367,7 @@ fn pause_and_resume_continue_sequence_and_timestamps() {
     // timeline: no jump backwards, no gap for the pause.
     let mut offsets: Vec<u32> = frames(&log, 0)
         .iter()
-        .map(|ts| ts.wrapping_sub(first.tracks[0].rtptime))
+        .map(|ts| ts.wrapping_sub(first.tracks[0].rtptime.unwrap()))
         .collect();
     offsets.sort_unstable();
     assert_eq!(offsets.len(), 300);
@@ -386,7 +386,7 @@ fn seek_starts_at_keyframe_and_timestamps_keep_rising() {
         .rtp
         .iter()
         .filter(|s| s.track == 0)
-        .map(|s| s.timestamp.wrapping_sub(first.tracks[0].rtptime))
+        .map(|s| s.timestamp.wrapping_sub(first.tracks[0].rtptime.unwrap()))
         .max()
         .expect("video");
     let seek_at = t0 + Duration::from_secs(1);
@@ -404,12 +404,13 @@ fn seek_starts_at_keyframe_and_timestamps_keep_rising() {
         .copied()
         .collect();
     assert_eq!(
-        after[0].timestamp, seek.tracks[0].rtptime,
+        after[0].timestamp,
+        seek.tracks[0].rtptime.unwrap(),
         "keyframe carries RTP-Info rtptime"
     );
     assert!(after
         .iter()
-        .all(|s| s.timestamp.wrapping_sub(first.tracks[0].rtptime) > max_before));
+        .all(|s| s.timestamp.wrapping_sub(first.tracks[0].rtptime.unwrap()) > max_before));
 }
 
 #[test]
@@ -445,7 +446,7 @@ fn large_access_units_are_spread_over_a_few_milliseconds() {
     let start = stream.play(t0, None, None);
     let mut log = Log::default();
     run(&mut stream, t0, t0 + Duration::from_secs(2), &mut log);
-    let keyframe_ts = start.tracks[0].rtptime;
+    let keyframe_ts = start.tracks[0].rtptime.unwrap();
     let keyframe: Vec<&Sent> = log
         .rtp
         .iter()
@@ -546,7 +547,7 @@ fn looping_restarts_with_rising_timestamps() {
     );
     let mut offsets: Vec<u32> = video
         .iter()
-        .map(|ts| ts.wrapping_sub(start.tracks[0].rtptime))
+        .map(|ts| ts.wrapping_sub(start.tracks[0].rtptime.unwrap()))
         .collect();
     offsets.sort_unstable();
     offsets.dedup();
@@ -567,10 +568,11 @@ fn looping_restarts_with_rising_timestamps() {
         .collect();
     // Across a loop the video pauses only for the time the audio track
     // runs past the video's end (the next pass starts after both).
-    let video_info = &stream.media().tracks()[0];
+    let video_info = &stream.media().unwrap().tracks()[0];
     let video_secs = video_info.duration as f64 / f64::from(video_info.timescale);
-    let allowed =
-        Duration::from_secs_f64(1.0 / 30.0 + (stream.media().duration_secs() - video_secs) + 0.002);
+    let allowed = Duration::from_secs_f64(
+        1.0 / 30.0 + (stream.media().unwrap().duration_secs() - video_secs) + 0.002,
+    );
     let longest_gap = video_sent.windows(2).map(|w| w[1] - w[0]).max();
     assert!(
         longest_gap.is_some_and(|gap| gap <= allowed),
@@ -857,7 +859,7 @@ fn rtcp_from_the_client_reaches_each_tracks_stats_and_keeps_it_alive() {
 #[test]
 fn setup_again_changes_the_tracks_delivery() {
     let mut stream = sample_stream(false);
-    let video = stream.media().tracks()[0].clone();
+    let video = stream.media().unwrap().tracks()[0].clone();
     let interleaved = Delivery::Interleaved {
         rtp_channel: 0,
         rtcp_channel: 1,
