@@ -317,7 +317,7 @@ impl Sim {
         let mut next: Option<Duration> = None;
         let mut finished = Vec::new();
         for (id, viewer) in &mut self.viewers {
-            let media = viewer.media().clone();
+            let media = viewer.media().cloned().expect("a file viewer");
             let reads: Vec<_> = viewer.missing_reads().collect();
             for (read, sample) in reads {
                 viewer.deliver(read, media.read_sample(&sample).map(|au| au.data));
