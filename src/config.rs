@@ -37,6 +37,16 @@ impl fmt::Display for Limit {
     }
 }
 
+/// A file played as a live channel: one looping timeline every viewer of
+/// `mount` shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelConfig {
+    /// The URL path, normalised (`/tv`).
+    pub mount: String,
+    /// The MP4 file.
+    pub file: PathBuf,
+}
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -52,6 +62,8 @@ pub struct Config {
     pub loop_playback: bool,
     /// A file or a folder to serve; `None` serves the bundled sample.
     pub media: Option<PathBuf>,
+    /// Files played as live channels.
+    pub channels: Vec<ChannelConfig>,
     /// Session timeout in seconds announced in the Session header.
     pub session_timeout_secs: u64,
     /// Sessions the whole server holds at most; SETUP beyond answers 453.
@@ -85,6 +97,7 @@ impl Default for Config {
             mtu: 1400,
             loop_playback: false,
             media: None,
+            channels: Vec::new(),
             session_timeout_secs: 60,
             max_sessions: Limit::at_most(DEFAULT_MAX_SESSIONS),
             max_sessions_per_connection: Limit::at_most(16),

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use rtpcast::config::{Config, Limit, DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS};
+use rtpcast::config::{
+    ChannelConfig, Config, Limit, DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS,
+};
 use rtpcast::server::catalog::Catalog;
 
 /// Serve MP4 files (H.264 + AAC) over RTSP/RTP to VLC, ffplay, GStreamer
@@ -33,6 +35,11 @@ struct Args {
     /// Start again from the beginning at the end of the file.
     #[arg(long = "loop")]
     loop_playback: bool,
+    /// Play an .mp4 file as a live channel at a URL path, looping: every
+    /// viewer shares one timeline and starts at the latest keyframe. Give
+    /// it as PATH=FILE (`--channel /tv=clip.mp4`); repeat for more.
+    #[arg(long = "channel", value_name = "PATH=FILE", value_parser = parse_channel)]
+    channels: Vec<ChannelConfig>,
     /// Sessions the server holds at most; SETUP beyond is answered 453
     /// Not Enough Bandwidth. 0: no limit.
     #[arg(long, default_value_t = DEFAULT_MAX_SESSIONS)]
@@ -49,6 +56,24 @@ struct Args {
     /// directive such as `rtpcast=debug`.
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+/// `PATH=FILE` of `--channel`: a URL path (a leading `/` optional) and a
+/// file.
+fn parse_channel(value: &str) -> Result<ChannelConfig, String> {
+    let (path, file) = value
+        .split_once('=')
+        .ok_or_else(|| format!("{value:?} is not PATH=FILE, e.g. /tv=clip.mp4"))?;
+    let mount = rtpcast::rtsp::url::normalize_mount(path);
+    if mount == "/" || file.is_empty() {
+        return Err(format!(
+            "{value:?} needs a path other than / and a file, e.g. /tv=clip.mp4"
+        ));
+    }
+    Ok(ChannelConfig {
+        mount,
+        file: PathBuf::from(file),
+    })
 }
 
 /// Characters escaped in a URL path when printing a mount (RFC 3986 §3.3
@@ -83,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
         mtu: usize::from(args.mtu),
         loop_playback: args.loop_playback,
         media: args.media,
+        channels: args.channels,
         max_sessions: Limit::at_most(args.max_sessions),
         max_sessions_per_address: Limit::at_most(args.max_sessions_per_address),
         max_connections_per_address: Limit::at_most(args.max_connections_per_address),
@@ -94,7 +120,8 @@ async fn main() -> anyhow::Result<()> {
         }
         None => Catalog::bundled_sample().context("opening the bundled sample")?,
     };
-    let mounts = catalog.describe_mounts();
+    let mut mounts = catalog.describe_mounts();
+    mounts.extend(config.channels.iter().map(|c| c.mount.clone()));
     let server = rtpcast::server::start(&config, catalog).await?;
     let host = if config.bind.is_unspecified() {
         "localhost".to_string()

@@ -41,3 +41,14 @@ pub struct SessionStats {
     /// Per set-up track: its index in the media and its counters.
     pub tracks: Vec<(usize, TrackStats)>,
 }
+
+/// A live path's counters, as a plain copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LivePathStats {
+    /// Its URL path.
+    pub mount: String,
+    /// Viewers subscribed now.
+    pub viewers: usize,
+    /// The stream's counters.
+    pub stream: crate::live::stream::LiveStreamStats,
+}

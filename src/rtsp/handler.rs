@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtsp_types::{headers, Method, Request, Response, StatusCode, Url, Version};
@@ -15,10 +14,9 @@ use super::session::{ConnectionId, Owner, Session, SessionState};
 use super::transport::{self, Delivery};
 use super::url::{self, Target};
 use crate::config::Limit;
-use crate::media::mp4::Mp4Media;
 use crate::sdp;
-use crate::source::ResolveError;
-use crate::viewer::{StreamStart, TrackSender, Viewer};
+use crate::source::{Presentation, ResolveError};
+use crate::viewer::{StreamStart, TrackSender, Viewer, DEFAULT_LIVE_QUEUE_BYTES};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 /// Methods listed in `Public:` (RFC 2326 §10.1, §12.28); clients use
@@ -74,6 +72,11 @@ pub trait Viewers {
     /// Runs `command` on the viewer of `session_id`; `None` when it has
     /// gone.
     fn with<R>(&mut self, session_id: &str, command: impl FnOnce(&mut Viewer) -> R) -> Option<R>;
+
+    /// Joins the live viewer of `session_id` to its path's stream: hands
+    /// it the path's GOP cache ([`Viewer::join_live`]) and then every new
+    /// unit. False when the path has no source any more.
+    fn join_live(&mut self, session_id: &str) -> bool;
 }
 
 /// Viewers kept in a plain map, for a single-threaded driver (the
@@ -85,6 +88,11 @@ impl Viewers for std::collections::BTreeMap<String, Viewer> {
 
     fn with<R>(&mut self, session_id: &str, command: impl FnOnce(&mut Viewer) -> R) -> Option<R> {
         self.get_mut(session_id).map(command)
+    }
+
+    /// No live path exists here.
+    fn join_live(&mut self, _session_id: &str) -> bool {
+        false
     }
 }
 
@@ -283,7 +291,7 @@ impl RtspHandler {
         let media = resolved(&mount, media)?;
         let body = sdp::describe(
             media.tracks(),
-            media.duration_secs(),
+            media.duration_secs().unwrap_or(f64::INFINITY),
             ctx.local.ip(),
             self.sdp_session_id,
         );
@@ -364,7 +372,8 @@ impl RtspHandler {
         let start = StreamStart {
             ssrc: self.rng.gen(),
             first_seq: self.rng.gen(),
-            timestamp_base: self.rng.gen(),
+            // A live path's timestamps pass through (see `crate::live`).
+            timestamp_base: if media.is_live() { 0 } else { self.rng.gen() },
         };
         let output = TrackSender::new(
             info,
@@ -387,11 +396,15 @@ impl RtspHandler {
             }
             None => {
                 self.check_session_limits(ctx)?;
-                let mut viewer = Viewer::new(
-                    media.clone(),
-                    format!("rtpcast@{}", ctx.local.ip()),
-                    self.settings.loop_playback,
-                );
+                let cname = format!("rtpcast@{}", ctx.local.ip());
+                let mut viewer = match &media {
+                    Presentation::File(file) => {
+                        Viewer::new(file.clone(), cname, self.settings.loop_playback)
+                    }
+                    Presentation::Live { .. } => {
+                        Viewer::live(mount.clone(), cname, DEFAULT_LIVE_QUEUE_BYTES)
+                    }
+                };
                 viewer.set_up_track(output);
                 let mut id = Session::new_id(&mut self.rng);
                 while self.sessions.contains_key(&id) {
@@ -446,7 +459,8 @@ impl RtspHandler {
         let id = self.session_id_for(request, ctx, &Method::Play)?;
         let header = self.session_header(&id);
         let session = self.sessions.get_mut(&id).ok_or(Refusal::SessionNotFound)?;
-        let duration = session.media.duration_secs();
+        // A live path has no positions: any Range is answered from now on.
+        let duration = session.media.duration_secs().unwrap_or(f64::INFINITY);
         if range.start.is_some_and(|s| s > duration) {
             return Err(Refusal::InvalidRange(format!("beyond {duration:.3}")));
         }
@@ -454,6 +468,10 @@ impl RtspHandler {
         // npt=0-<duration from the SDP, rounded to ms>) and is answered
         // open-ended.
         let end = range.end.filter(|&end| end < duration - 0.001);
+        let playing = session.state == SessionState::Playing;
+        if session.media.is_live() && !playing && !viewers.join_live(&id) {
+            return Err(Refusal::NotFound(session.mount.clone()));
+        }
         // PLAY without Range while playing changes nothing (RFC 2326 §10.5)
         // but still says where the stream is; once the file has ended it
         // plays it again from the start.
@@ -700,7 +718,7 @@ impl RtspHandler {
 
 /// The media the I/O layer found for `mount`, or the refusal that says why
 /// there is none (RFC 2326 §7.1.1).
-fn resolved(mount: &str, media: Option<ResolvedMedia>) -> Result<Arc<Mp4Media>, Refusal> {
+fn resolved(mount: &str, media: Option<ResolvedMedia>) -> Result<Presentation, Refusal> {
     let media = media.unwrap_or_else(|| Err(ResolveError::NotFound(mount.to_string())));
     media.map_err(|error| match error {
         ResolveError::NotFound(path) => Refusal::NotFound(path),
@@ -718,7 +736,7 @@ fn resolved(mount: &str, media: Option<ResolvedMedia>) -> Result<Arc<Mp4Media>, 
 }
 
 /// What the I/O layer found at a mount: the media, or why there is none.
-pub type ResolvedMedia = Result<Arc<Mp4Media>, ResolveError>;
+pub type ResolvedMedia = Result<Presentation, ResolveError>;
 
 /// Identifies which session an RTCP packet belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -2,13 +2,12 @@
 //! Appendix A.1) and liveness.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtsp_types::Method;
 
-use crate::media::mp4::Mp4Media;
 use crate::rtp::Delivery;
+use crate::source::Presentation;
 
 /// Identifies one RTSP TCP connection for the lifetime of the server.
 pub type ConnectionId = u64;
@@ -101,8 +100,8 @@ pub struct Session {
     pub state: SessionState,
     /// URL path of the media (without track part).
     pub mount: String,
-    /// The media it plays.
-    pub media: Arc<Mp4Media>,
+    /// What it plays.
+    pub media: Presentation,
     /// Its set-up tracks and where each one's packets go.
     pub tracks: Vec<(usize, Delivery)>,
     /// Last RTSP request or RTCP packet from the client.

@@ -18,6 +18,7 @@ use crate::rtsp::framing::{Incoming, RtspFramer};
 use crate::rtsp::handler::{self, RequestContext, RtcpSource};
 use crate::rtsp::refusal::Refusal;
 use crate::rtsp::session::ConnectionId;
+use crate::source::Presentation;
 
 /// Frames queued for the writer: responses plus interleaved media. Video
 /// beyond half of this is skipped for this viewer alone (see
@@ -120,12 +121,17 @@ pub(super) async fn serve(
                     // before the handler is asked, so no other client's
                     // request waits behind the disk.
                     let media = match handler::media_needed(&request) {
-                        Some(mount) => {
-                            let catalog = shared.catalog.clone();
-                            tokio::task::spawn_blocking(move || catalog.resolve(&mount))
+                        Some(mount) => match shared.live.describe(&mount) {
+                            Some(live) => Some(Ok(live)),
+                            None => {
+                                let catalog = shared.catalog.clone();
+                                tokio::task::spawn_blocking(move || {
+                                    catalog.resolve(&mount).map(Presentation::File)
+                                })
                                 .await
                                 .ok()
-                        }
+                            }
+                        },
                         None => None,
                     };
                     let ctx = RequestContext {

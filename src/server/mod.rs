@@ -7,7 +7,9 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod catalog;
+mod channel_task;
 mod connection;
+mod live_hub;
 pub mod media_file;
 mod session_task;
 pub mod udp;
@@ -26,17 +28,21 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, Limit};
 use crate::rtsp::handler::{HandlerSettings, RtcpSource, RtspHandler};
 use crate::rtsp::refusal::Refusal;
-use crate::stats::SessionStats;
+use crate::stats::{LivePathStats, SessionStats};
+use crate::rtsp::handler::Viewers;
+use crate::viewer::Viewer;
 use catalog::Catalog;
+use live_hub::LiveHub;
 use tokio::io::AsyncWriteExt;
 use udp::UdpPair;
-use viewer_table::{HandlerViewers, ViewerTable};
+use viewer_table::ViewerTable;
 
 /// State shared by all tasks.
 #[derive(Debug)]
 struct Shared {
     handler: Mutex<RtspHandler>,
     viewers: ViewerTable,
+    live: Arc<LiveHub>,
     catalog: Arc<Catalog>,
     udp: UdpPair,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
@@ -51,7 +57,7 @@ impl Shared {
     /// computes: no file, socket or send happens under it.
     fn with_handler<R>(&self, f: impl FnOnce(&mut RtspHandler, &mut HandlerViewers<'_>) -> R) -> R {
         let mut handler = self.handler.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut handler, &mut HandlerViewers(&self.viewers))
+        f(&mut handler, &mut HandlerViewers(self))
     }
 
     /// The session tasks' wake-up handles; a poisoned lock still yields
@@ -64,6 +70,38 @@ impl Shared {
         if let Some(notify) = self.wakers().get(session_id) {
             notify.notify_one();
         }
+    }
+}
+
+/// The handler's access to the viewers (and, to join them, the live
+/// paths) for one call.
+struct HandlerViewers<'a>(&'a Shared);
+
+impl Viewers for HandlerViewers<'_> {
+    fn insert(&mut self, session_id: &str, viewer: Viewer) {
+        self.0.viewers.insert(session_id, viewer);
+    }
+
+    fn with<R>(&mut self, session_id: &str, command: impl FnOnce(&mut Viewer) -> R) -> Option<R> {
+        let viewer = self.0.viewers.get(session_id)?;
+        let mut viewer = viewer_table::lock(&viewer);
+        Some(command(&mut viewer))
+    }
+
+    fn join_live(&mut self, session_id: &str) -> bool {
+        let Some(viewer) = self.0.viewers.get(session_id) else {
+            return false;
+        };
+        let Some(mount) = viewer_table::lock(&viewer).live_path().map(str::to_string) else {
+            return false;
+        };
+        let (Some(path), Some(notify)) = (
+            self.0.live.get(&mount),
+            self.0.wakers().get(session_id).cloned(),
+        ) else {
+            return false;
+        };
+        path.join(session_id, &viewer, notify)
     }
 }
 
@@ -95,6 +133,11 @@ impl RunningServer {
     /// old), read without the RTSP handler's or any viewer's lock.
     pub fn stats(&self) -> Vec<SessionStats> {
         self.shared.viewers.stats()
+    }
+
+    /// Every live path's counters, ordered by mount.
+    pub fn live_stats(&self) -> Vec<LivePathStats> {
+        self.shared.live.stats()
     }
 }
 
@@ -148,9 +191,22 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
         rng_seed: rand::random(),
     };
     let catalog = Arc::new(catalog);
+    let mut channels = Vec::new();
+    for channel in &config.channels {
+        let media = media_file::open_mp4(&channel.file).with_context(|| {
+            format!(
+                "opening {} for channel {}",
+                channel.file.display(),
+                channel.mount
+            )
+        })?;
+        channels.push((channel.mount.clone(), media));
+    }
+    let live = Arc::new(LiveHub::default());
     let shared = Arc::new(Shared {
         handler: Mutex::new(RtspHandler::new(settings)),
         viewers: ViewerTable::default(),
+        live: live.clone(),
         catalog,
         udp,
         wakers: Mutex::new(HashMap::new()),
@@ -159,12 +215,20 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
     });
     let rtsp_addr = listener.local_addr()?;
     let shared_for_handle = shared.clone();
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(accept_loop(listener, shared.clone())),
         tokio::spawn(rtcp_receive_loop(shared.clone())),
         tokio::spawn(rtp_drain_loop(shared.clone())),
         tokio::spawn(reaper_loop(shared)),
     ];
+    for (mount, media) in channels {
+        tasks.push(tokio::spawn(channel_task::run(
+            live.clone(),
+            mount,
+            media,
+            config.mtu,
+        )));
+    }
     Ok(RunningServer {
         rtsp_addr,
         rtp_port,

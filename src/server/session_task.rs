@@ -48,8 +48,12 @@ pub(super) fn run_actions(
                 // Weak: a UDP session outlives its RTSP connection, and must
                 // not keep that connection's writer (and socket) open.
                 let connection = connection.map(mpsc::Sender::downgrade);
+                let live_path = lock(&viewer).live_path().map(str::to_string);
                 tokio::spawn(async move {
                     drive(&shared, &session_id, &viewer, &notify, connection).await;
+                    if let Some(path) = live_path.and_then(|mount| shared.live.get(&mount)) {
+                        path.leave(&session_id);
+                    }
                     shared.wakers().remove(&session_id);
                     shared.viewers.remove(&session_id);
                     tracing::debug!(session = %session_id, "session task ended");

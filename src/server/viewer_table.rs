@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::rtsp::handler::{RtcpSource, Viewers};
+use crate::rtsp::handler::RtcpSource;
 use crate::stats::SessionStats;
 use crate::viewer::Viewer;
 
@@ -43,6 +43,11 @@ pub(super) struct ViewerTable {
 }
 
 impl ViewerTable {
+    /// Takes the viewer of a new session.
+    pub(super) fn insert(&self, session_id: &str, viewer: Viewer) {
+        lock_map(&self.viewers).insert(session_id.to_string(), Arc::new(Mutex::new(viewer)));
+    }
+
     /// The viewer of `session_id`.
     pub(super) fn get(&self, session_id: &str) -> Option<SharedViewer> {
         lock_map(&self.viewers).get(session_id).cloned()
@@ -90,20 +95,5 @@ impl ViewerTable {
         let mut all: Vec<SessionStats> = lock_map(&self.stats).values().cloned().collect();
         all.sort_by(|a, b| a.session_id.cmp(&b.session_id));
         all
-    }
-}
-
-/// The handler's access to the table for one call.
-pub(super) struct HandlerViewers<'a>(pub(super) &'a ViewerTable);
-
-impl Viewers for HandlerViewers<'_> {
-    fn insert(&mut self, session_id: &str, viewer: Viewer) {
-        lock_map(&self.0.viewers).insert(session_id.to_string(), Arc::new(Mutex::new(viewer)));
-    }
-
-    fn with<R>(&mut self, session_id: &str, command: impl FnOnce(&mut Viewer) -> R) -> Option<R> {
-        let viewer = self.0.get(session_id)?;
-        let mut viewer = lock(&viewer);
-        Some(command(&mut viewer))
     }
 }

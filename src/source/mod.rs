@@ -1,11 +1,49 @@
-//! What feeds a viewer: sources of access units. Today a file played on
-//! the viewer's own timeline.
+//! What feeds a viewer: a file played on the viewer's own timeline
+//! ([`playout`]), or a live path ([`crate::live`]) fed by a publisher, a
+//! relay, a camera or a file played as a channel ([`channel`]).
 
+pub mod channel;
 pub mod playout;
 
 use std::sync::Arc;
 
-use crate::media::mp4::MediaError;
+use crate::media::mp4::{MediaError, Mp4Media};
+use crate::media::TrackInfo;
+
+/// What a URL path serves, as DESCRIBE and SETUP need it.
+#[derive(Debug, Clone)]
+pub enum Presentation {
+    /// A file, played on each viewer's own timeline.
+    File(Arc<Mp4Media>),
+    /// A live path: one timeline shared by every viewer.
+    Live {
+        /// Its tracks, indexed 0, 1, … in order.
+        tracks: Arc<[TrackInfo]>,
+    },
+}
+
+impl Presentation {
+    /// The tracks, in SDP order.
+    pub fn tracks(&self) -> &[TrackInfo] {
+        match self {
+            Presentation::File(media) => media.tracks(),
+            Presentation::Live { tracks } => tracks,
+        }
+    }
+
+    /// The duration in seconds; `None` for a live path, which has none.
+    pub fn duration_secs(&self) -> Option<f64> {
+        match self {
+            Presentation::File(media) => Some(media.duration_secs()),
+            Presentation::Live { .. } => None,
+        }
+    }
+
+    /// True for a live path.
+    pub fn is_live(&self) -> bool {
+        matches!(self, Presentation::Live { .. })
+    }
+}
 
 /// Why a URL path could not be resolved to media; the I/O layer finds
 /// out, the RTSP layer answers with the matching status.
