@@ -49,7 +49,9 @@ struct Subscriber {
 }
 
 fn lock_or_recover<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl LiveHub {
@@ -115,7 +117,9 @@ impl LivePath {
     /// Sets where `track`'s RTP clock meets the wall clock (RFC 3550
     /// §6.4.1), from the source.
     pub(super) fn set_clock(&self, track: usize, mapping: ClockMapping) {
-        lock_or_recover(&self.state).stream.set_clock(track, mapping);
+        lock_or_recover(&self.state)
+            .stream
+            .set_clock(track, mapping);
     }
 
     /// Packetizes a source's unit once and hands it to every subscriber.
@@ -139,7 +143,12 @@ impl LivePath {
     /// Starts the viewer of `session_id` at the path's GOP cache and
     /// subscribes it to what follows (once, however often it joins); false
     /// when the path has ended.
-    pub(super) fn join(&self, session_id: &str, viewer: &SharedViewer, notify: Arc<Notify>) -> bool {
+    pub(super) fn join(
+        &self,
+        session_id: &str,
+        viewer: &SharedViewer,
+        notify: Arc<Notify>,
+    ) -> bool {
         let mut state = lock_or_recover(&self.state);
         if state.ended {
             return false;

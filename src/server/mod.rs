@@ -26,10 +26,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, Limit};
+use crate::rtsp::handler::Viewers;
 use crate::rtsp::handler::{HandlerSettings, RtcpSource, RtspHandler};
 use crate::rtsp::refusal::Refusal;
 use crate::stats::{LivePathStats, SessionStats};
-use crate::rtsp::handler::Viewers;
 use crate::viewer::Viewer;
 use catalog::Catalog;
 use live_hub::LiveHub;

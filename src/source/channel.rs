@@ -176,6 +176,9 @@ mod tests {
         assert!(keyframes_at_zero >= 3, "three passes start with a keyframe");
         let last_video = units.iter().rev().find(|(_, u)| u.track == 0).unwrap();
         let secs = f64::from(last_video.1.rtp_timestamp) / 90_000.0;
-        assert!(secs > duration * 2.0, "timestamps keep rising across loops: {secs}");
+        assert!(
+            secs > duration * 2.0,
+            "timestamps keep rising across loops: {secs}"
+        );
     }
 }
