@@ -27,6 +27,7 @@ use rtpcast::rtsp::handler::{
     media_needed, Action, HandlerSettings, RequestContext, RtcpSource, RtspHandler,
 };
 use rtpcast::server::catalog::Catalog;
+use rtpcast::source::Presentation;
 use rtpcast::viewer::{Transmit, Viewer};
 use rtsp_types::{headers, Method, Request, Response, Url, Version};
 
@@ -227,7 +228,8 @@ impl Sim {
             return;
         }
         let request = self.request(client, step);
-        let media = media_needed(&request).map(|mount| self.catalog.resolve(&mount));
+        let media = media_needed(&request)
+            .map(|mount| self.catalog.resolve(&mount).map(Presentation::File));
         let ctx = self.ctx(client, at);
         let handled = self
             .handler

@@ -25,7 +25,11 @@ impl TestServer {
     ) -> Handled {
         static CATALOG: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
         let catalog = CATALOG.get_or_init(|| Catalog::bundled_sample().expect("bundled sample"));
-        let media = media_needed(request).map(|mount| catalog.resolve(&mount));
+        let media = media_needed(request).map(|mount| {
+            catalog
+                .resolve(&mount)
+                .map(crate::source::Presentation::File)
+        });
         let ctx = RequestContext {
             received: now,
             ..*ctx
