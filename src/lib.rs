@@ -10,7 +10,8 @@
 //!
 //! - [`rtsp`]: requests framed ([`rtsp::framing`]), answered by
 //!   [`rtsp::handler::RtspHandler`] with refusals from one table
-//!   ([`rtsp::refusal`]); [`sdp`] writes DESCRIBE bodies.
+//!   ([`rtsp::refusal`]); [`sdp`] writes DESCRIBE bodies and reads ANNOUNCE
+//!   ones ([`sdp::announce`]).
 //! - [`media`]: containers demuxed to samples ([`media::mp4`]).
 //! - [`source`]: what feeds a viewer; [`source::playout::FilePlayout`] is
 //!   one viewer's timeline over a file (seek, loop, Range end), planning the

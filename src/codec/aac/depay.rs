@@ -168,7 +168,9 @@ fn frame_length(config: &[u8]) -> u32 {
     parsed.unwrap_or(DEFAULT_FRAME_LENGTH)
 }
 
-fn hex_decode(hex: &str) -> Result<Vec<u8>, DepayError> {
+/// The bytes of an fmtp `config` value (RFC 3640 §4.1: hexadecimal, two
+/// digits a byte, either case).
+pub(crate) fn hex_decode(hex: &str) -> Result<Vec<u8>, DepayError> {
     let invalid = || DepayError::Fmtp(format!("config={hex} is not hexadecimal"));
     if !hex.len().is_multiple_of(2) || !hex.is_ascii() {
         return Err(invalid());

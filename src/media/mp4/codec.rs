@@ -102,12 +102,12 @@ pub(crate) fn aac(mp4a: &Mp4a) -> Result<CodecParams, String> {
 
 /// The leading fields of an AudioSpecificConfig (ISO/IEC 14496-3 §1.6.2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct AudioSpecificConfig {
+pub(crate) struct AudioSpecificConfig {
     /// Output sampling rate; `None` for reserved indices.
-    sample_rate: Option<u32>,
+    pub(crate) sample_rate: Option<u32>,
     /// Channel count; `None` when the config defers to a program config
     /// element (channelConfiguration 0) or uses a reserved value.
-    channels: Option<u8>,
+    pub(crate) channels: Option<u8>,
 }
 
 /// samplingFrequencyIndex table (ISO/IEC 14496-3 Table 1.18).
@@ -116,7 +116,8 @@ const SAMPLE_RATES: [u32; 13] = [
 ];
 
 impl AudioSpecificConfig {
-    fn parse(data: &[u8]) -> Option<Self> {
+    /// The leading fields of `data`; `None` when it ends before them.
+    pub(crate) fn parse(data: &[u8]) -> Option<Self> {
         let mut r = BitReader { data, pos: 0 };
         let mut object_type = r.read(5)?;
         if object_type == 31 {

@@ -6,7 +6,7 @@
 //! offset when a reader reaches it, so many sessions can share one file
 //! handle and a multi-gigabyte file costs only its sample tables in memory.
 
-mod codec;
+pub(crate) mod codec;
 mod sample_table;
 #[cfg(test)]
 mod tests;

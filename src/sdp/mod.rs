@@ -1,6 +1,8 @@
 //! SDP (RFC 4566) session descriptions for DESCRIBE (RFC 2326 §10.2,
 //! Appendix C).
 
+pub mod announce;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use sdp_types::{Attribute, Connection, Media, MediaType, Origin, Session, Time, TransportProto};
