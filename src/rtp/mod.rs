@@ -1,10 +1,19 @@
 //! RTP fixed header (RFC 3550 §5.1), per-stream sequence/timestamp/SSRC
 //! state, and one viewer's packets of an access unit: its own headers in
-//! front of the payloads the packetizer cut once for everybody.
+//! front of the payloads the packetizer cut once for everybody. On the
+//! receiving side (publishers, relays): [`RtpPacket`] parsing and the
+//! [`RtpReceiver`] of one incoming stream (reordering, loss, jitter,
+//! receiver reports).
 
 mod delivery;
+mod packet;
+mod receiver;
 
 pub use delivery::Delivery;
+pub use packet::{RtpPacket, RtpPacketError};
+pub use receiver::{
+    PacketOutcome, ReceivedSenderReport, ReceiverConfig, ReceiverStats, ReleasedPacket, RtpReceiver,
+};
 
 use bytes::Bytes;
 
