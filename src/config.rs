@@ -64,6 +64,12 @@ pub struct Config {
     pub media: Option<PathBuf>,
     /// Files played as live channels.
     pub channels: Vec<ChannelConfig>,
+    /// URL paths that take publishers (RTSP ANNOUNCE/RECORD), each with
+    /// everything below it.
+    pub publish_paths: Vec<String>,
+    /// A second publisher to a path in use replaces the first, instead of
+    /// being answered 455.
+    pub publish_takeover: bool,
     /// Session timeout in seconds announced in the Session header.
     pub session_timeout_secs: u64,
     /// Sessions the whole server holds at most; SETUP beyond answers 453.
@@ -98,6 +104,8 @@ impl Default for Config {
             loop_playback: false,
             media: None,
             channels: Vec::new(),
+            publish_paths: vec!["/live".to_string()],
+            publish_takeover: false,
             session_timeout_secs: 60,
             max_sessions: Limit::at_most(DEFAULT_MAX_SESSIONS),
             max_sessions_per_connection: Limit::at_most(16),

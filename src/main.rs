@@ -40,6 +40,14 @@ struct Args {
     /// it as PATH=FILE (`--channel /tv=clip.mp4`); repeat for more.
     #[arg(long = "channel", value_name = "PATH=FILE", value_parser = parse_channel)]
     channels: Vec<ChannelConfig>,
+    /// A URL path that takes publishers (RTSP ANNOUNCE + RECORD, as
+    /// `ffmpeg -f rtsp` sends), with everything below it; repeat for more.
+    #[arg(long = "publish-path", value_name = "PATH", default_value = "/live")]
+    publish_paths: Vec<String>,
+    /// A publisher to a path that already has one replaces it (its
+    /// viewers get BYE); without this it is answered 455.
+    #[arg(long)]
+    publish_takeover: bool,
     /// Sessions the server holds at most; SETUP beyond is answered 453
     /// Not Enough Bandwidth. 0: no limit.
     #[arg(long, default_value_t = DEFAULT_MAX_SESSIONS)]
@@ -109,6 +117,12 @@ async fn main() -> anyhow::Result<()> {
         loop_playback: args.loop_playback,
         media: args.media,
         channels: args.channels,
+        publish_paths: args
+            .publish_paths
+            .iter()
+            .map(|path| rtpcast::rtsp::url::normalize_mount(path))
+            .collect(),
+        publish_takeover: args.publish_takeover,
         max_sessions: Limit::at_most(args.max_sessions),
         max_sessions_per_address: Limit::at_most(args.max_sessions_per_address),
         max_connections_per_address: Limit::at_most(args.max_connections_per_address),

@@ -155,6 +155,8 @@ impl Sim {
             max_sessions_per_address: Limit::at_most(100),
             max_sessions: Limit::at_most(1000),
             rng_seed: [seed; 32],
+            publish_paths: Vec::new(),
+            publish_takeover: false,
         };
         Sim {
             base: Instant::now(),
@@ -306,7 +308,10 @@ impl Sim {
                         self.routes.insert(source, session_id.clone());
                     }
                 }
-                Action::Spawn { .. } | Action::Wake { .. } => {}
+                Action::Spawn { .. }
+                | Action::Wake { .. }
+                | Action::Publish { .. }
+                | Action::Unpublish { .. } => {}
             }
         }
     }

@@ -17,6 +17,7 @@
 //! and video of the path in sync.
 
 pub mod gop_cache;
+pub mod publisher;
 pub mod stream;
 
 use std::time::{Duration, Instant, SystemTime};

@@ -37,6 +37,19 @@ pub fn ntp_timestamp(time: SystemTime) -> NtpTimestamp {
     ((ntp_nanos << 32).div_euclid(1_000_000_000)) as u64
 }
 
+/// The wall-clock time of an NTP timestamp (RFC 3550 §4), the inverse of
+/// [`ntp_timestamp`] for times in NTP era 0 (until 2036).
+pub fn system_time_of(ntp: NtpTimestamp) -> SystemTime {
+    let ntp_nanos = (i128::from(ntp) * 1_000_000_000) >> 32;
+    let unix_nanos = ntp_nanos - NTP_UNIX_OFFSET_SECS * 1_000_000_000;
+    let magnitude = std::time::Duration::from_nanos(unix_nanos.unsigned_abs() as u64);
+    if unix_nanos >= 0 {
+        UNIX_EPOCH + magnitude
+    } else {
+        UNIX_EPOCH - magnitude
+    }
+}
+
 /// RTCP packet types (RFC 3550 §12.1).
 mod packet_type {
     pub const SR: u8 = 200;
@@ -237,6 +250,16 @@ mod tests {
     #[test]
     fn ntp_of_unix_epoch() {
         assert_eq!(ntp_timestamp(UNIX_EPOCH), 0x83AA_7E80_0000_0000);
+        assert_eq!(system_time_of(0x83AA_7E80_0000_0000), UNIX_EPOCH);
+        // 2026-11-30 and half a second, to within the 2^-32 s step.
+        let t = UNIX_EPOCH + Duration::from_millis(1_796_000_000_500);
+        let back = system_time_of(ntp_timestamp(t));
+        let error = t.duration_since(back).unwrap_or_else(|e| e.duration());
+        assert!(error < Duration::from_nanos(2), "{error:?}");
+        assert_eq!(
+            system_time_of(0),
+            UNIX_EPOCH - Duration::from_secs(2_208_988_800)
+        );
     }
 
     #[test]

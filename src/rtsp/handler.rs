@@ -21,7 +21,8 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 /// Methods listed in `Public:` (RFC 2326 §10.1, §12.28); clients use
 /// GET_PARAMETER as keep-alive only when listed here.
-pub const PUBLIC_METHODS: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER";
+pub const PUBLIC_METHODS: &str =
+    "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, PAUSE, RECORD, TEARDOWN, GET_PARAMETER";
 
 /// Value of the `Server:` header.
 pub const SERVER_NAME: &str = concat!("rtpcast/", env!("CARGO_PKG_VERSION"));
@@ -47,6 +48,12 @@ pub struct HandlerSettings {
     /// numbers and timestamp bases (RFC 3550 §5.1): from the OS in the
     /// server, fixed in tests so runs replay exactly.
     pub rng_seed: [u8; 32],
+    /// URL paths that take publishers (ANNOUNCE), each with everything
+    /// below it: `/live` admits `/live/cam1`.
+    pub publish_paths: Vec<String>,
+    /// A second publisher to a path in use replaces the first (else it is
+    /// answered 455).
+    pub publish_takeover: bool,
 }
 
 /// Where a request came from.
@@ -72,6 +79,14 @@ pub trait Viewers {
     /// Runs `command` on the viewer of `session_id`; `None` when it has
     /// gone.
     fn with<R>(&mut self, session_id: &str, command: impl FnOnce(&mut Viewer) -> R) -> Option<R>;
+
+    /// When the client of `session_id` last sent RTP or RTCP: a viewer's
+    /// receiver reports, a publisher's media. Either keeps its session
+    /// alive like a request does (RFC 2326 §12.37).
+    fn last_heard(&mut self, session_id: &str) -> Option<Instant> {
+        self.with(session_id, |viewer| viewer.last_heard())
+            .flatten()
+    }
 
     /// Joins the live viewer of `session_id` to its path's stream: hands
     /// it the path's GOP cache ([`Viewer::join_live`]) and then every new
@@ -110,6 +125,26 @@ pub enum Action {
         /// The session id.
         session_id: String,
     },
+    /// A publisher's session started recording: take its RTP into the
+    /// live path `mount`, which it now feeds.
+    Publish {
+        /// The session id.
+        session_id: String,
+        /// The live path.
+        mount: String,
+        /// The connection interleaved tracks arrive on.
+        connection: ConnectionId,
+        /// Its set-up tracks and where their packets come from.
+        tracks: Vec<PublishedTrack>,
+    },
+    /// A publisher's session ended: its path's viewers get BYE and the
+    /// path is free for another publisher.
+    Unpublish {
+        /// The session id.
+        session_id: String,
+        /// The live path it fed.
+        mount: String,
+    },
     /// RTCP arriving from `sources` belongs to this session's viewer
     /// (replacing the session's earlier routes): the I/O layer hands it
     /// straight there.
@@ -136,6 +171,8 @@ pub struct Handled {
 pub struct RtspHandler {
     settings: HandlerSettings,
     sessions: HashMap<String, Session>,
+    /// Live paths held by publishers, by mount.
+    claims: HashMap<String, record::PublishClaim>,
     rng: StdRng,
     /// The `o=` session id of every description this handler gives.
     sdp_session_id: u64,
@@ -150,6 +187,7 @@ impl RtspHandler {
             rng,
             settings,
             sessions: HashMap::new(),
+            claims: HashMap::new(),
         }
     }
 
@@ -198,7 +236,12 @@ impl RtspHandler {
                 .header(headers::PUBLIC, PUBLIC_METHODS)
                 .build(Vec::new())),
             Method::Describe => self.describe(request, ctx, &cseq, media),
+            Method::Announce => self.announce(request, ctx, &cseq, viewers, &mut actions),
+            Method::Setup if record::is_record_setup(request, ctx) => {
+                self.setup_record(request, ctx, &cseq)
+            }
             Method::Setup => self.setup(request, ctx, &cseq, media, viewers, &mut actions),
+            Method::Record => self.record(request, ctx, &cseq, &mut actions),
             Method::Play => self.play(request, ctx, &cseq, viewers, &mut actions),
             Method::Pause => self.pause(request, ctx, &cseq, viewers, &mut actions),
             Method::Teardown => self.teardown(request, ctx, &cseq, viewers, &mut actions),
@@ -225,9 +268,10 @@ impl RtspHandler {
     /// timeout (RFC 2326 §12.37): no request naming them and no RTCP to
     /// their viewer.
     pub fn expire_sessions(&mut self, now: Instant, viewers: &mut impl Viewers) -> Vec<Action> {
+        self.drop_idle_claims(now, None);
         let mut expired = Vec::new();
         for session in self.sessions.values_mut() {
-            if let Some(heard) = viewers.with(&session.id, |v| v.last_heard()).flatten() {
+            if let Some(heard) = viewers.last_heard(&session.id) {
                 session.last_activity = session.last_activity.max(heard);
             }
             if session.expired(now) {
@@ -244,16 +288,20 @@ impl RtspHandler {
     }
 
     /// Tears down the sessions that delivered over a connection that has
-    /// closed; UDP sessions outlive their connection until they time out.
+    /// closed, and its publishers' (a publisher is gone with its
+    /// connection); UDP viewers outlive their connection until they time
+    /// out.
     pub fn connection_closed(
         &mut self,
         connection: ConnectionId,
+        now: Instant,
         viewers: &mut impl Viewers,
     ) -> Vec<Action> {
+        self.drop_idle_claims(now, Some(connection));
         let gone: Vec<String> = self
             .sessions
             .values()
-            .filter(|s| s.owner.connection == connection && s.interleaved)
+            .filter(|s| s.owner.connection == connection && (s.interleaved || s.publishing))
             .map(|s| s.id.clone())
             .collect();
         gone.into_iter()
@@ -273,6 +321,14 @@ impl RtspHandler {
     /// the viewer and its RTCP routes in the I/O layer.
     fn remove_session(&mut self, id: &str, viewers: &mut impl Viewers) -> Option<Action> {
         let session = self.sessions.remove(id)?;
+        if session.publishing {
+            self.release_claim(&session);
+            tracing::info!(session = %id, mount = %session.mount, "publisher gone");
+            return Some(Action::Unpublish {
+                session_id: session.id,
+                mount: session.mount,
+            });
+        }
         viewers.with(id, Viewer::teardown);
         Some(Action::Wake {
             session_id: session.id,
@@ -428,6 +484,7 @@ impl RtspHandler {
                     last_activity: ctx.received,
                     timeout: self.settings.session_timeout,
                     interleaved,
+                    publishing: false,
                 };
                 session.set_delivery(track, delivery);
                 self.sessions.insert(id.clone(), session);
@@ -459,6 +516,11 @@ impl RtspHandler {
         let id = self.session_id_for(request, ctx, &Method::Play)?;
         let header = self.session_header(&id);
         let session = self.sessions.get_mut(&id).ok_or(Refusal::SessionNotFound)?;
+        if session.publishing {
+            return Err(Refusal::MethodNotValidInState(
+                "PLAY of a session that records".into(),
+            ));
+        }
         // A live path has no positions: any Range is answered from now on.
         let duration = session.media.duration_secs().unwrap_or(f64::INFINITY);
         if range.start.is_some_and(|s| s > duration) {
@@ -536,6 +598,11 @@ impl RtspHandler {
         let id = self.session_id_for(request, ctx, &Method::Pause)?;
         let header = self.session_header(&id);
         let session = self.sessions.get_mut(&id).ok_or(Refusal::SessionNotFound)?;
+        if session.publishing {
+            return Err(Refusal::MethodNotValidInState(
+                "PAUSE of a session that records".into(),
+            ));
+        }
         viewers.with(&id, Viewer::pause);
         session.state = SessionState::Ready;
         actions.push(Action::Wake { session_id: id });
@@ -778,6 +845,9 @@ pub fn media_needed(request: &Request<Vec<u8>>) -> Option<String> {
         _ => None,
     }
 }
+
+mod record;
+pub use record::PublishedTrack;
 
 #[cfg(test)]
 mod tests;

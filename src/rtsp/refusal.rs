@@ -67,6 +67,17 @@ pub enum Refusal {
     VersionNotSupported,
     /// The request requires an option extension (RFC 2326 §12.32).
     OptionNotSupported,
+    /// ANNOUNCE to a path that takes no publisher (`--publish-path`).
+    PublishNotAllowed(String),
+    /// ANNOUNCE to a path another publisher holds.
+    PathBusy(String),
+    /// An ANNOUNCE body that is not SDP or breaks a bound; says why.
+    InvalidAnnouncement(String),
+    /// An ANNOUNCE body with nothing we can receive; says why.
+    UnsupportedAnnouncement(String),
+    /// A SETUP with `mode=record` on a path this connection has not
+    /// announced (RFC 2326 §10.3 comes first).
+    NotAnnounced(String),
 }
 
 impl Refusal {
@@ -103,6 +114,15 @@ impl Refusal {
                 "RTSP Version Not Supported",
             ),
             OptionNotSupported => (StatusCode::OptionNotSupported, "Option not supported"),
+            PublishNotAllowed(_) => (StatusCode::Forbidden, "Forbidden"),
+            PathBusy(_) | NotAnnounced(_) => (
+                StatusCode::MethodNotValidInThisState,
+                "Method Not Valid In This State",
+            ),
+            InvalidAnnouncement(_) => (StatusCode::BadRequest, "Bad Request"),
+            UnsupportedAnnouncement(_) => {
+                (StatusCode::UnsupportedMediaType, "Unsupported Media Type")
+            }
         }
     }
 
@@ -125,6 +145,10 @@ impl Refusal {
             AggregateSetup => Some("SETUP a track URL".into()),
             MediaUnplayable => Some("media cannot be played".into()),
             TooManyConnections => Some("too many connections from this address".into()),
+            PublishNotAllowed(path) => Some(format!("{path} takes no publisher")),
+            PathBusy(path) => Some(format!("{path} already has a publisher")),
+            InvalidAnnouncement(why) | UnsupportedAnnouncement(why) => Some(why.clone()),
+            NotAnnounced(path) => Some(format!("ANNOUNCE {path} first")),
             Unparseable | RequestTooLarge | SessionNotFound | MethodNotImplemented
             | VersionNotSupported | OptionNotSupported => None,
         }
@@ -266,6 +290,31 @@ mod tests {
                 "Internal Server Error: media cannot be played",
             ),
             (Refusal::MethodNotImplemented, 501, "Not Implemented"),
+            (
+                Refusal::PublishNotAllowed("/tv".into()),
+                403,
+                "Forbidden: /tv takes no publisher",
+            ),
+            (
+                Refusal::PathBusy("/live/a".into()),
+                455,
+                "Method Not Valid In This State: /live/a already has a publisher",
+            ),
+            (
+                Refusal::NotAnnounced("/live/a".into()),
+                455,
+                "Method Not Valid In This State: ANNOUNCE /live/a first",
+            ),
+            (
+                Refusal::InvalidAnnouncement("malformed SDP".into()),
+                400,
+                "Bad Request: malformed SDP",
+            ),
+            (
+                Refusal::UnsupportedAnnouncement("no playable track".into()),
+                415,
+                "Unsupported Media Type: no playable track",
+            ),
             (
                 Refusal::TooManyConnections,
                 503,

@@ -43,7 +43,7 @@ impl SessionState {
         use SessionState::*;
         let next = match (self, method) {
             (Ready, Method::Setup) => Some(Ready),
-            (Ready | Playing, Method::Play) => Some(Playing),
+            (Ready | Playing, Method::Play | Method::Record) => Some(Playing),
             (Playing, Method::Pause) => Some(Ready),
             (state, Method::GetParameter | Method::Options | Method::Teardown) => Some(state),
             _ => None,
@@ -110,6 +110,8 @@ pub struct Session {
     pub timeout: Duration,
     /// True when any track is delivered interleaved on the RTSP connection.
     pub interleaved: bool,
+    /// True for a publisher's session (RECORD), false for a viewer's.
+    pub publishing: bool,
 }
 
 impl Session {
@@ -150,7 +152,8 @@ mod tests {
         assert_eq!(Playing.after(&Method::GetParameter), Ok(Playing));
         assert!(Ready.after(&Method::Pause).is_err());
         assert!(Playing.after(&Method::Setup).is_err());
-        assert!(Ready.after(&Method::Record).is_err());
+        assert_eq!(Ready.after(&Method::Record), Ok(Playing));
+        assert!(Ready.after(&Method::Announce).is_err());
         let err = Playing.after(&Method::Setup).unwrap_err();
         assert_eq!(err.to_string(), "SETUP is not valid in state Playing");
     }

@@ -16,8 +16,19 @@ pub use crate::rtp::Delivery;
 pub struct Negotiated {
     /// The chosen delivery.
     pub delivery: Delivery,
+    /// Whether the client will play or record (publish).
+    pub mode: TransportMode,
     /// The Transport header value to answer with.
     pub reply: String,
+}
+
+/// Which way media flows on a transport (RFC 2326 §12.39 `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportMode {
+    /// The server sends (the default).
+    Play,
+    /// The client sends: it publishes (ANNOUNCE, RECORD).
+    Record,
 }
 
 /// Why no transport could be agreed (RFC 2326 §7.1.1 status codes).
@@ -105,6 +116,7 @@ fn negotiate_one(
 
     let mut client_port = None;
     let mut interleaved = None;
+    let mut mode = TransportMode::Play;
     for param in params.filter(|p| !p.is_empty()) {
         let (key, value) = match param.split_once('=') {
             Some((k, v)) => (k.trim(), Some(v.trim())),
@@ -113,7 +125,7 @@ fn negotiate_one(
         let key = key.to_ascii_lowercase();
         match (key.as_str(), value) {
             ("multicast", _) => return Err(TransportError::Unsupported("multicast".into())),
-            ("mode", Some(modes)) => check_mode(modes)?,
+            ("mode", Some(modes)) => mode = parse_mode(modes)?,
             ("client_port", Some(v)) => client_port = Some(pair::<u16>(v, "client_port", 1)?),
             ("interleaved", Some(v)) => interleaved = Some(pair::<u8>(v, "interleaved", 0)?),
             // `unicast` is the default; `destination` is deliberately
@@ -123,6 +135,10 @@ fn negotiate_one(
         }
     }
 
+    let mode_suffix = match mode {
+        TransportMode::Play => "",
+        TransportMode::Record => ";mode=record",
+    };
     match lower {
         Lower::Udp => {
             let (rtp, rtcp) = client_port
@@ -132,10 +148,11 @@ fn negotiate_one(
                     rtp: SocketAddr::new(client_ip, rtp),
                     rtcp: SocketAddr::new(client_ip, rtcp),
                 },
+                mode,
                 // u32 so 65535 cannot overflow here; binding refuses an RTP
                 // port without a next port for RTCP anyway.
                 reply: format!(
-                    "RTP/AVP;unicast;client_port={rtp}-{rtcp};server_port={server_rtp_port}-{}",
+                    "RTP/AVP;unicast;client_port={rtp}-{rtcp};server_port={server_rtp_port}-{}{mode_suffix}",
                     u32::from(server_rtp_port) + 1
                 ),
             })
@@ -155,21 +172,34 @@ fn negotiate_one(
                     rtp_channel,
                     rtcp_channel,
                 },
-                reply: format!("RTP/AVP/TCP;unicast;interleaved={rtp_channel}-{rtcp_channel}"),
+                mode,
+                reply: format!(
+                    "RTP/AVP/TCP;unicast;interleaved={rtp_channel}-{rtcp_channel}{mode_suffix}"
+                ),
             })
         }
     }
 }
 
-/// Accepts only play mode (RFC 2326 §12.39 `mode`): we never receive media.
-fn check_mode(modes: &str) -> Result<(), TransportError> {
+/// The `mode` of a transport (RFC 2326 §12.39): PLAY or RECORD, not both
+/// at once (a transport carries media one way here).
+fn parse_mode(modes: &str) -> Result<TransportMode, TransportError> {
     let modes = modes.trim_matches('"');
+    let mut found = None;
     for mode in modes.split(',').map(str::trim) {
-        if !mode.eq_ignore_ascii_case("PLAY") {
+        let this = if mode.eq_ignore_ascii_case("PLAY") {
+            TransportMode::Play
+        } else if mode.eq_ignore_ascii_case("RECORD") {
+            TransportMode::Record
+        } else {
             return Err(TransportError::Unsupported(format!("mode {mode:?}")));
+        };
+        if found.is_some_and(|earlier| earlier != this) {
+            return Err(TransportError::Unsupported(format!("mode {modes:?}")));
         }
+        found = Some(this);
     }
-    Ok(())
+    Ok(found.unwrap_or(TransportMode::Play))
 }
 
 /// A port or channel pair `a-b`, or `a` meaning `a-(a+1)` (RFC 2326 §12.39),
@@ -290,10 +320,14 @@ mod tests {
             ok("Rtp/Avp;CLIENT_PORT=5000-5001;Mode=\"Play\"").delivery,
             udp(5000, 5001)
         );
+        assert_eq!(
+            ok("RTP/AVP;unicast;client_port=5000-5001;MODE=Record").mode,
+            TransportMode::Record
+        );
         for h in [
             "RTP/AVP;MULTICAST;client_port=5000-5001",
             "RTP/AVP;Multicast",
-            "RTP/AVP;unicast;client_port=5000-5001;MODE=RECORD",
+            "RTP/AVP;unicast;client_port=5000-5001;MODE=SEND",
         ] {
             assert!(matches!(err(h), TransportError::Unsupported(_)), "{h}");
         }
@@ -333,6 +367,29 @@ mod tests {
     }
 
     #[test]
+    fn record_mode_is_echoed_for_publishers() {
+        // As ffmpeg and GStreamer's rtspclientsink send them.
+        let n = ok("RTP/AVP/TCP;unicast;interleaved=0-1;mode=record");
+        assert_eq!(n.mode, TransportMode::Record);
+        assert_eq!(n.reply, "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record");
+        let n = ok(r#"RTP/AVP/UDP;unicast;client_port=5000-5001;mode="RECORD""#);
+        assert_eq!(n.mode, TransportMode::Record);
+        assert_eq!(n.delivery, udp(5000, 5001));
+        assert_eq!(
+            n.reply,
+            "RTP/AVP;unicast;client_port=5000-5001;server_port=6970-6971;mode=record"
+        );
+        assert_eq!(
+            ok("RTP/AVP;unicast;client_port=5000-5001").mode,
+            TransportMode::Play
+        );
+        assert_eq!(
+            ok(r#"RTP/AVP;unicast;client_port=5000-5001;mode="play,PLAY""#).mode,
+            TransportMode::Play
+        );
+    }
+
+    #[test]
     fn gstreamer_alternatives_pick_first() {
         let n = ok("RTP/AVP;unicast;client_port=40000-40001, RTP/AVP/TCP;unicast;interleaved=0-1");
         assert_eq!(n.delivery, udp(40000, 40001));
@@ -342,7 +399,7 @@ mod tests {
     fn unsupported_alternatives_are_skipped() {
         let n = ok(
             "RTP/SAVP;unicast;client_port=1-2,RTP/AVP;multicast;port=3456-3457,\
-             RAW/RAW/UDP;unicast;client_port=9-10,RTP/AVP/TCP;mode=\"RECORD\";interleaved=0-1,\
+             RAW/RAW/UDP;unicast;client_port=9-10,RTP/AVP/TCP;mode=\"PLAY,RECORD\";interleaved=0-1,\
              RTP/AVP/TCP;unicast;interleaved=6-7",
         );
         assert_eq!(n.reply, "RTP/AVP/TCP;unicast;interleaved=6-7");
@@ -353,7 +410,7 @@ mod tests {
         for h in [
             "RTP/AVP;multicast;port=3456-3457",
             "RTP/SAVP;unicast;client_port=5000-5001",
-            "RTP/AVP;unicast;client_port=5000-5001;mode=record",
+            "RTP/AVP;unicast;client_port=5000-5001;mode=teardown",
             "RTP/AVP/TCP;interleaved=0-1;mode=\"PLAY,RECORD\"",
             "RAW/RAW/UDP;unicast;client_port=5000-5001",
             "RTP/AVP;unicast",

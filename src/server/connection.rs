@@ -12,6 +12,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use super::publisher_table::PacketSource;
 use super::{session_task, Shared};
 use crate::rtp::InterleavedPackets;
 use crate::rtsp::framing::{Incoming, RtspFramer};
@@ -152,9 +153,14 @@ pub(super) async fn serve(
                     }
                 }
                 Ok(Some(Incoming::Interleaved { channel, payload })) => {
-                    // Channels routed as RTCP reach their viewer; others
-                    // (a client's RTP, or nothing) are dropped.
-                    super::deliver_rtcp(&shared, RtcpSource::Interleaved(id, channel), &payload);
+                    // A viewer's RTCP reaches its viewer, a publisher's
+                    // media its publisher; anything else is dropped.
+                    if !super::deliver_rtcp(&shared, RtcpSource::Interleaved(id, channel), &payload)
+                    {
+                        shared
+                            .publishers
+                            .receive(PacketSource::Interleaved(id, channel), payload.into());
+                    }
                 }
                 Ok(Some(Incoming::Response)) => {}
                 Err(error) => {
@@ -174,7 +180,8 @@ pub(super) async fn serve(
             }
         }
     }
-    let actions = shared.with_handler(|handler, viewers| handler.connection_closed(id, viewers));
+    let actions = shared
+        .with_handler(|handler, viewers| handler.connection_closed(id, Instant::now(), viewers));
     session_task::run_actions(&shared, actions, None);
     drop(tx);
     let _ = writer_task.await;

@@ -11,6 +11,7 @@ mod channel_task;
 mod connection;
 mod live_hub;
 pub mod media_file;
+mod publisher_table;
 mod session_task;
 pub mod udp;
 mod viewer_table;
@@ -33,6 +34,7 @@ use crate::stats::{LivePathStats, SessionStats};
 use crate::viewer::Viewer;
 use catalog::Catalog;
 use live_hub::LiveHub;
+use publisher_table::{PacketSource, PublisherTable};
 use tokio::io::AsyncWriteExt;
 use udp::UdpPair;
 use viewer_table::ViewerTable;
@@ -44,7 +46,10 @@ struct Shared {
     viewers: ViewerTable,
     live: Arc<LiveHub>,
     catalog: Arc<Catalog>,
-    udp: UdpPair,
+    publishers: Arc<PublisherTable>,
+    udp: Arc<UdpPair>,
+    /// Largest RTP packet sent, in bytes.
+    mtu: usize,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
     connections_per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
     /// Connections one client address may hold at once (CVE-2021-39283).
@@ -102,6 +107,13 @@ impl Viewers for HandlerViewers<'_> {
             return false;
         };
         path.join(session_id, &viewer, notify)
+    }
+
+    fn last_heard(&mut self, session_id: &str) -> Option<std::time::Instant> {
+        match self.0.viewers.get(session_id) {
+            Some(viewer) => viewer_table::lock(&viewer).last_heard(),
+            None => self.0.publishers.last_heard(session_id),
+        }
     }
 }
 
@@ -189,6 +201,8 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
         max_sessions_per_address: config.max_sessions_per_address,
         max_sessions: config.max_sessions,
         rng_seed: rand::random(),
+        publish_paths: config.publish_paths.clone(),
+        publish_takeover: config.publish_takeover,
     };
     let catalog = Arc::new(catalog);
     let mut channels = Vec::new();
@@ -203,12 +217,15 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
         channels.push((channel.mount.clone(), media));
     }
     let live = Arc::new(LiveHub::default());
+    let udp = Arc::new(udp);
     let shared = Arc::new(Shared {
         handler: Mutex::new(RtspHandler::new(settings)),
         viewers: ViewerTable::default(),
         live: live.clone(),
         catalog,
+        publishers: Arc::new(PublisherTable::new(udp.clone())),
         udp,
+        mtu: config.mtu,
         wakers: Mutex::new(HashMap::new()),
         connections_per_ip: Mutex::new(HashMap::new()),
         max_connections_per_address: config.max_connections_per_address,
@@ -218,7 +235,7 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
     let mut tasks = vec![
         tokio::spawn(accept_loop(listener, shared.clone())),
         tokio::spawn(rtcp_receive_loop(shared.clone())),
-        tokio::spawn(rtp_drain_loop(shared.clone())),
+        tokio::spawn(rtp_receive_loop(shared.clone())),
         tokio::spawn(reaper_loop(shared)),
     ];
     for (mount, media) in channels {
@@ -299,7 +316,12 @@ async fn rtcp_receive_loop(shared: Arc<Shared>) {
     let mut buf = vec![0u8; 2048];
     loop {
         match shared.udp.rtcp.recv_from(&mut buf).await {
-            Ok((len, from)) => deliver_rtcp(&shared, RtcpSource::Udp(from), &buf[..len]),
+            Ok((len, from)) => {
+                if !deliver_rtcp(&shared, RtcpSource::Udp(from), &buf[..len]) {
+                    let packet = bytes::Bytes::copy_from_slice(&buf[..len]);
+                    shared.publishers.receive(PacketSource::Udp(from), packet);
+                }
+            }
             Err(error) => {
                 tracing::debug!(%error, "RTCP receive failed");
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -308,26 +330,40 @@ async fn rtcp_receive_loop(shared: Arc<Shared>) {
     }
 }
 
-/// Clients send a few packets to our RTP port to open NATs; read and drop
-/// them so they do not fill the socket buffer.
-async fn rtp_drain_loop(shared: Arc<Shared>) {
-    let mut buf = vec![0u8; 2048];
+/// Publishers' RTP arrives on our RTP port and goes to the publisher
+/// routed for its source address. Viewers send a few packets there to open
+/// NATs, and strangers anything: read, counted and dropped, so they do not
+/// fill the socket buffer.
+async fn rtp_receive_loop(shared: Arc<Shared>) {
+    let mut buf = vec![0u8; 65_536];
     loop {
-        if shared.udp.rtp.recv_from(&mut buf).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        match shared.udp.rtp.recv_from(&mut buf).await {
+            Ok((len, from)) => {
+                let packet = bytes::Bytes::copy_from_slice(&buf[..len]);
+                if !shared.publishers.receive(PacketSource::Udp(from), packet) {
+                    let count = shared.publishers.count_stranger();
+                    if count.is_power_of_two() {
+                        tracing::debug!(%from, count, "datagram from no publisher dropped");
+                    }
+                }
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
         }
     }
 }
 
-/// Hands an RTCP packet from `source` to the viewer it belongs to.
-fn deliver_rtcp(shared: &Shared, source: RtcpSource, packet: &[u8]) {
-    if let Some(viewer) = shared.viewers.for_rtcp(&source) {
-        viewer_table::lock(&viewer).handle_rtcp(
-            packet,
-            std::time::Instant::now(),
-            std::time::SystemTime::now(),
-        );
-    }
+/// Hands an RTCP packet from `source` to the viewer it belongs to;
+/// false when it belongs to none.
+fn deliver_rtcp(shared: &Shared, source: RtcpSource, packet: &[u8]) -> bool {
+    let Some(viewer) = shared.viewers.for_rtcp(&source) else {
+        return false;
+    };
+    viewer_table::lock(&viewer).handle_rtcp(
+        packet,
+        std::time::Instant::now(),
+        std::time::SystemTime::now(),
+    );
+    true
 }
 
 async fn reaper_loop(shared: Arc<Shared>) {

@@ -12,10 +12,14 @@ use super::connection::{Outgoing, WRITE_QUEUE};
 use super::udp::{self, UdpPair};
 use super::viewer_table::{lock, SharedViewer};
 use super::Shared;
+use crate::live::gop_cache::DEFAULT_GOP_CACHE_BYTES;
+use crate::live::publisher::Publisher;
+use crate::live::stream::LiveStream;
 use crate::media::mp4::Mp4Media;
 use crate::media::SampleRef;
 use crate::rtp::{interleaved_prefix, Delivery, PacketBatch};
-use crate::rtsp::handler::Action;
+use crate::rtsp::handler::{Action, PublishedTrack};
+use crate::rtsp::session::ConnectionId;
 use crate::stats::SessionStats;
 use crate::viewer::{Transmit, Viewer};
 
@@ -60,12 +64,55 @@ pub(super) fn run_actions(
                 });
             }
             Action::Wake { session_id } => shared.wake(&session_id),
+            Action::Publish {
+                session_id,
+                mount,
+                connection: connection_id,
+                tracks,
+            } => start_publisher(shared, session_id, mount, connection_id, tracks, connection),
+            Action::Unpublish { session_id, mount } => {
+                if let Some(path) = shared.publishers.remove(&session_id) {
+                    tracing::info!(session = %session_id, %mount, "live path ended: its publisher left");
+                    shared.live.remove(&path);
+                }
+            }
             Action::RouteRtcp {
                 session_id,
                 sources,
             } => shared.viewers.route(&session_id, sources),
         }
     }
+}
+
+/// Makes `mount` a live path fed by the publisher of `session_id`, and
+/// routes its packets there.
+fn start_publisher(
+    shared: &Arc<Shared>,
+    session_id: String,
+    mount: String,
+    connection_id: ConnectionId,
+    tracks: Vec<PublishedTrack>,
+    connection: Option<&mpsc::Sender<Outgoing>>,
+) {
+    let announced: Vec<_> = tracks.iter().map(|t| t.track.clone()).collect();
+    let publisher = match Publisher::new(&announced, rand::random(), "rtpcast".to_string()) {
+        Ok(publisher) => publisher,
+        Err(error) => {
+            tracing::warn!(session = %session_id, %mount, %error, "cannot receive the announced tracks");
+            return;
+        }
+    };
+    let infos = announced.iter().map(|t| t.info.clone()).collect();
+    let stream = LiveStream::new(infos, shared.mtu, DEFAULT_GOP_CACHE_BYTES);
+    let path = shared.live.insert(mount, stream);
+    shared.publishers.add(
+        session_id,
+        publisher,
+        path,
+        tracks.iter().map(|t| t.delivery).collect(),
+        connection_id,
+        connection.map(mpsc::Sender::downgrade),
+    );
 }
 
 /// What one pass over the viewer produced, to act on without its lock.

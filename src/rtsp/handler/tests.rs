@@ -50,7 +50,7 @@ impl TestServer {
     fn connection_closed(&mut self, connection: ConnectionId) -> Vec<Action> {
         let actions = self
             .handler
-            .connection_closed(connection, &mut self.viewers);
+            .connection_closed(connection, Instant::now(), &mut self.viewers);
         self.apply(&actions);
         actions
     }
@@ -96,7 +96,10 @@ impl TestServer {
                     self.viewers.remove(session_id);
                     self.routes.retain(|_, routed| routed != session_id);
                 }
-                Action::Spawn { .. } | Action::Wake { .. } => {}
+                Action::Spawn { .. }
+                | Action::Wake { .. }
+                | Action::Publish { .. }
+                | Action::Unpublish { .. } => {}
             }
         }
     }
@@ -116,6 +119,8 @@ fn handler_with_limits(per_connection: Limit, per_address: Limit, overall: Limit
         max_sessions_per_address: per_address,
         max_sessions: overall,
         rng_seed: [7; 32],
+        publish_paths: vec!["/live".into()],
+        publish_takeover: false,
     });
     TestServer {
         handler,
@@ -271,7 +276,7 @@ fn errors_map_to_status_codes() {
         now,
     );
     assert_eq!(status(&multicast), 461);
-    let unknown = h.handle(&request(Method::Record, BASE, &[]), &c, now);
+    let unknown = h.handle(&request(Method::Redirect, BASE, &[]), &c, now);
     assert_eq!(status(&unknown), 501);
     let mut no_cseq = request(Method::Options, BASE, &[]);
     no_cseq.remove_header(&headers::CSEQ);

@@ -1,0 +1,334 @@
+//! Publishing (RFC 2326 §10.3 ANNOUNCE, §10.4 SETUP with `mode=record`,
+//! §10.11 RECORD): a client announces a live path's SDP, sets up its
+//! tracks and records; the I/O layer then takes its RTP into the path.
+//!
+//! A path is claimed at ANNOUNCE, by that connection, until the publisher's
+//! session ends (TEARDOWN, timeout, its connection closing) or another
+//! publisher takes it over where that is allowed.
+
+use rtsp_types::{headers, Request, Response};
+
+use super::{ok, request_url, session_id, Action, RequestContext, RtspHandler, Viewers};
+use crate::rtp::Delivery;
+use crate::rtsp::refusal::Refusal;
+use crate::rtsp::session::{ConnectionId, Owner, Session, SessionState};
+use crate::rtsp::transport::{self, TransportMode};
+use crate::rtsp::url;
+use crate::sdp::announce::{parse_announcement, AnnounceError, AnnouncedTrack, Announcement};
+use crate::source::Presentation;
+
+/// A path held by a publisher.
+#[derive(Debug)]
+pub(super) struct PublishClaim {
+    /// The connection that announced it.
+    pub(super) connection: ConnectionId,
+    /// What it announced.
+    pub(super) announcement: Announcement,
+    /// Its session, once SETUP created one.
+    pub(super) session_id: Option<String>,
+    /// When it was announced (a claim with no session expires like an
+    /// idle session).
+    pub(super) announced_at: std::time::Instant,
+}
+
+/// One track of a publisher, as the I/O layer needs it to receive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedTrack {
+    /// The announced track (its codec, payload type and fmtp).
+    pub track: AnnouncedTrack,
+    /// Where its RTP and RTCP come from (the publisher's `client_port`s)
+    /// or on which interleaved channels.
+    pub delivery: Delivery,
+}
+
+/// True when the request's Transport asks to record (publish).
+pub(super) fn is_record_setup(request: &Request<Vec<u8>>, ctx: &RequestContext) -> bool {
+    request
+        .header(&headers::TRANSPORT)
+        .and_then(|t| transport::negotiate(t.as_str(), ctx.peer.ip(), 0, 0).ok())
+        .is_some_and(|n| n.mode == TransportMode::Record)
+}
+
+impl RtspHandler {
+    /// Whether publishers may announce `mount`: it is one of the publish
+    /// paths or below one.
+    fn publishable(&self, mount: &str) -> bool {
+        self.settings.publish_paths.iter().any(|prefix| {
+            let prefix = prefix.trim_end_matches('/');
+            mount == prefix
+                || mount
+                    .strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
+
+    pub(super) fn announce(
+        &mut self,
+        request: &Request<Vec<u8>>,
+        ctx: &RequestContext,
+        cseq: &str,
+        viewers: &mut impl Viewers,
+        actions: &mut Vec<Action>,
+    ) -> Result<Response<Vec<u8>>, Refusal> {
+        let target = url::target(request_url(request)?);
+        let mount = target.mount;
+        if target.track.is_some() || !self.publishable(&mount) {
+            return Err(Refusal::PublishNotAllowed(mount));
+        }
+        let announcement = parse_announcement(request.body()).map_err(|error| match error {
+            AnnounceError::TooLarge(_) => Refusal::RequestTooLarge,
+            AnnounceError::NoPlayableTrack(_) => {
+                Refusal::UnsupportedAnnouncement(error.to_string())
+            }
+            other => Refusal::InvalidAnnouncement(other.to_string()),
+        })?;
+        for skipped in &announcement.skipped {
+            tracing::warn!(
+                %mount,
+                media = skipped.media_index,
+                reason = %skipped.reason,
+                "announced media section left out"
+            );
+        }
+        if let Some(claim) = self.claims.get(&mount) {
+            let own = claim.connection == ctx.connection;
+            if !own && !self.settings.publish_takeover {
+                return Err(Refusal::PathBusy(mount));
+            }
+            let previous = claim.session_id.clone();
+            tracing::info!(%mount, peer = %ctx.peer, "publisher replaces the path's earlier one");
+            self.claims.remove(&mount);
+            if let Some(id) = previous {
+                actions.extend(self.remove_session(&id, viewers));
+            }
+        }
+        tracing::info!(
+            %mount,
+            peer = %ctx.peer,
+            tracks = announcement.tracks.len(),
+            "path announced"
+        );
+        self.claims.insert(
+            mount,
+            PublishClaim {
+                connection: ctx.connection,
+                announcement,
+                session_id: None,
+                announced_at: ctx.received,
+            },
+        );
+        Ok(ok(cseq).build(Vec::new()))
+    }
+
+    /// SETUP of one announced track with `mode=record`.
+    pub(super) fn setup_record(
+        &mut self,
+        request: &Request<Vec<u8>>,
+        ctx: &RequestContext,
+        cseq: &str,
+    ) -> Result<Response<Vec<u8>>, Refusal> {
+        let url = request_url(request)?;
+        let (mount, track) = self.announced_track(url)?;
+        let claim = &self.claims[&mount];
+        if claim.connection != ctx.connection {
+            return Err(Refusal::NotAnnounced(mount));
+        }
+        let existing = match session_id(request) {
+            Some(id) => {
+                if claim.session_id.as_deref() != Some(id.as_str()) {
+                    return Err(Refusal::SessionNotFound);
+                }
+                self.owned_session(&id, ctx, &rtsp_types::Method::Setup)?;
+                Some(id)
+            }
+            None if claim.session_id.is_some() => {
+                // One publisher session per announcement.
+                return Err(Refusal::PathBusy(mount));
+            }
+            None => None,
+        };
+        let header = request
+            .header(&headers::TRANSPORT)
+            .ok_or_else(|| Refusal::UnsupportedTransport("no Transport header".into()))?;
+        let used = self.channels_in_use(ctx.connection, existing.as_deref(), track);
+        let free_channel = (0..=254u8)
+            .step_by(2)
+            .find(|c| !used.contains(c) && !used.contains(&(c + 1)))
+            .unwrap_or(u8::MAX);
+        let negotiated = transport::negotiate(
+            header.as_str(),
+            ctx.peer.ip(),
+            self.settings.server_rtp_port,
+            free_channel,
+        )?;
+        let interleaved = matches!(negotiated.delivery, Delivery::Interleaved { .. });
+        if let Delivery::Interleaved {
+            rtp_channel,
+            rtcp_channel,
+        } = negotiated.delivery
+        {
+            if used.contains(&rtp_channel) || used.contains(&rtcp_channel) {
+                return Err(Refusal::UnsupportedTransport(
+                    "interleaved channels already in use".into(),
+                ));
+            }
+        }
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                self.check_session_limits(ctx)?;
+                let mut id = Session::new_id(&mut self.rng);
+                while self.sessions.contains_key(&id) {
+                    id = Session::new_id(&mut self.rng);
+                }
+                let tracks: Vec<_> = claim
+                    .announcement
+                    .tracks
+                    .iter()
+                    .map(|t| t.info.clone())
+                    .collect();
+                tracing::info!(session = %id, peer = %ctx.peer, %mount, "publisher session created");
+                self.sessions.insert(
+                    id.clone(),
+                    Session {
+                        id: id.clone(),
+                        owner: Owner {
+                            connection: ctx.connection,
+                            ip: ctx.peer.ip(),
+                        },
+                        state: SessionState::Ready,
+                        mount: mount.clone(),
+                        media: Presentation::Live {
+                            tracks: tracks.into(),
+                        },
+                        tracks: Vec::new(),
+                        last_activity: ctx.received,
+                        timeout: self.settings.session_timeout,
+                        interleaved: false,
+                        publishing: true,
+                    },
+                );
+                if let Some(claim) = self.claims.get_mut(&mount) {
+                    claim.session_id = Some(id.clone());
+                }
+                id
+            }
+        };
+        let session = self.sessions.get_mut(&id).ok_or(Refusal::SessionNotFound)?;
+        session.last_activity = ctx.received;
+        session.interleaved |= interleaved;
+        session.set_delivery(track, negotiated.delivery);
+        Ok(ok(cseq)
+            .header(headers::TRANSPORT, negotiated.reply)
+            .header(headers::SESSION, self.session_header(&id))
+            .build(Vec::new()))
+    }
+
+    /// The announced path and track a record SETUP URL names: the track
+    /// whose `a=control` the URL ends with (relative, as ffmpeg's
+    /// `streamid=0` and GStreamer's `stream=0`, or absolute), or the only
+    /// track when the URL is the path itself.
+    fn announced_track(&self, url: &rtsp_types::Url) -> Result<(String, usize), Refusal> {
+        let path = url::normalize_mount(url.path());
+        let full = url.as_str().trim_end_matches('/');
+        for (mount, claim) in &self.claims {
+            let tracks = &claim.announcement.tracks;
+            for track in tracks {
+                let Some(control) = track.control.as_deref() else {
+                    continue;
+                };
+                let matches = if control.contains("://") {
+                    control.trim_end_matches('/') == full
+                } else {
+                    path.strip_prefix(mount.as_str())
+                        .and_then(|rest| rest.strip_prefix('/'))
+                        .is_some_and(|rest| rest == control.trim_matches('/'))
+                };
+                if matches {
+                    return Ok((mount.clone(), track.info.index));
+                }
+            }
+            if &path == mount {
+                return match tracks.as_slice() {
+                    [only] => Ok((mount.clone(), only.info.index)),
+                    _ => Err(Refusal::AggregateSetup),
+                };
+            }
+        }
+        let target = url::target(url);
+        Err(Refusal::NotAnnounced(target.mount))
+    }
+
+    pub(super) fn record(
+        &mut self,
+        request: &Request<Vec<u8>>,
+        ctx: &RequestContext,
+        cseq: &str,
+        actions: &mut Vec<Action>,
+    ) -> Result<Response<Vec<u8>>, Refusal> {
+        let id = self.session_id_for(request, ctx, &rtsp_types::Method::Record)?;
+        let header = self.session_header(&id);
+        let session = self.sessions.get_mut(&id).ok_or(Refusal::SessionNotFound)?;
+        if !session.publishing {
+            return Err(Refusal::MethodNotValidInState(
+                "RECORD of a session that plays".into(),
+            ));
+        }
+        let claim = self
+            .claims
+            .get(&session.mount)
+            .ok_or_else(|| Refusal::NotAnnounced(session.mount.clone()))?;
+        let tracks: Vec<PublishedTrack> = session
+            .tracks
+            .iter()
+            .filter_map(|&(index, delivery)| {
+                let track = claim.announcement.tracks.get(index)?.clone();
+                Some(PublishedTrack { track, delivery })
+            })
+            .collect();
+        if tracks.is_empty() {
+            return Err(Refusal::MethodNotValidInState("RECORD before SETUP".into()));
+        }
+        if session.state != SessionState::Playing {
+            session.state = SessionState::Playing;
+            tracing::info!(session = %id, mount = %session.mount, tracks = tracks.len(), "recording");
+            actions.push(Action::Publish {
+                session_id: id.clone(),
+                mount: session.mount.clone(),
+                connection: session.owner.connection,
+                tracks,
+            });
+        }
+        Ok(ok(cseq).header(headers::SESSION, header).build(Vec::new()))
+    }
+
+    /// Frees the path `session` published to.
+    pub(super) fn release_claim(&mut self, session: &Session) {
+        if self
+            .claims
+            .get(&session.mount)
+            .is_some_and(|c| c.session_id.as_deref() == Some(session.id.as_str()))
+        {
+            self.claims.remove(&session.mount);
+        }
+    }
+
+    /// Drops claims with no session that have idled past the session
+    /// timeout, or (with `connection`) whose connection closed.
+    pub(super) fn drop_idle_claims(
+        &mut self,
+        now: std::time::Instant,
+        connection: Option<ConnectionId>,
+    ) {
+        let timeout = self.settings.session_timeout;
+        self.claims.retain(|mount, claim| {
+            let idle = now.saturating_duration_since(claim.announced_at) > timeout;
+            let closed = connection == Some(claim.connection);
+            let keep = claim.session_id.is_some() || !(idle || closed);
+            if !keep {
+                tracing::info!(%mount, "announced path released before SETUP");
+            }
+            keep
+        });
+    }
+}
