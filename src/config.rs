@@ -47,6 +47,20 @@ pub struct ChannelConfig {
     pub file: PathBuf,
 }
 
+/// Where live paths are multicast (RFC 2326 §12.39): one group per path
+/// from a range, its tracks on consecutive port pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MulticastConfig {
+    /// The first group address of the range.
+    pub first_group: std::net::Ipv4Addr,
+    /// How many groups the range holds.
+    pub groups: u32,
+    /// The RTP port of the first group's first track.
+    pub port: u16,
+    /// Time to live of multicast packets (hops).
+    pub ttl: u8,
+}
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -70,6 +84,8 @@ pub struct Config {
     /// A second publisher to a path in use replaces the first, instead of
     /// being answered 455.
     pub publish_takeover: bool,
+    /// Multicast of live paths; `None` refuses multicast transports.
+    pub multicast: Option<MulticastConfig>,
     /// Session timeout in seconds announced in the Session header.
     pub session_timeout_secs: u64,
     /// Sessions the whole server holds at most; SETUP beyond answers 453.
@@ -106,6 +122,12 @@ impl Default for Config {
             channels: Vec::new(),
             publish_paths: vec!["/live".to_string()],
             publish_takeover: false,
+            multicast: Some(MulticastConfig {
+                first_group: std::net::Ipv4Addr::new(239, 255, 42, 0),
+                groups: 256,
+                port: 30_000,
+                ttl: 1,
+            }),
             session_timeout_secs: 60,
             max_sessions: Limit::at_most(DEFAULT_MAX_SESSIONS),
             max_sessions_per_connection: Limit::at_most(16),

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use rtpcast::config::{
-    ChannelConfig, Config, Limit, DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS,
+    ChannelConfig, Config, Limit, MulticastConfig, DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS,
 };
+use rtpcast::rtsp::handler::PORTS_PER_GROUP;
 use rtpcast::server::catalog::Catalog;
 
 /// Serve MP4 files (H.264 + AAC) over RTSP/RTP to VLC, ffplay, GStreamer
@@ -48,6 +49,17 @@ struct Args {
     /// viewers get BYE); without this it is answered 455.
     #[arg(long)]
     publish_takeover: bool,
+    /// Multicast groups for live paths, one per path, as an IPv4 range
+    /// ADDRESS/PREFIX (e.g. 239.255.42.0/24); `off` refuses multicast.
+    #[arg(long, default_value = "239.255.42.0/24", value_name = "RANGE|off")]
+    multicast_range: String,
+    /// RTP port of the first group's first track; each group uses 16
+    /// ports from its own first (track N on first + 2N).
+    #[arg(long, default_value_t = 30_000)]
+    multicast_port: u16,
+    /// Time to live (router hops) of multicast packets.
+    #[arg(long, default_value_t = 1)]
+    multicast_ttl: u8,
     /// Sessions the server holds at most; SETUP beyond is answered 453
     /// Not Enough Bandwidth. 0: no limit.
     #[arg(long, default_value_t = DEFAULT_MAX_SESSIONS)]
@@ -64,6 +76,41 @@ struct Args {
     /// directive such as `rtpcast=debug`.
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+/// `--multicast-range` and the port and TTL options as a configuration.
+fn multicast_config(range: &str, port: u16, ttl: u8) -> anyhow::Result<Option<MulticastConfig>> {
+    if range.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let (address, prefix) = range
+        .split_once('/')
+        .with_context(|| format!("--multicast-range {range:?} is not ADDRESS/PREFIX"))?;
+    let address: std::net::Ipv4Addr = address
+        .parse()
+        .with_context(|| format!("--multicast-range {range:?}: not an IPv4 address"))?;
+    let prefix: u32 = prefix
+        .parse()
+        .ok()
+        .filter(|p| (4..=32).contains(p))
+        .with_context(|| format!("--multicast-range {range:?}: prefix must be 4 to 32"))?;
+    anyhow::ensure!(
+        address.is_multicast(),
+        "--multicast-range {range:?} is not in 224.0.0.0/4"
+    );
+    let groups = 1u32 << (32 - prefix).min(31);
+    // Each group needs its ports below 65536.
+    let fit = u32::from(u16::MAX - port) / u32::from(PORTS_PER_GROUP);
+    anyhow::ensure!(
+        fit > 0,
+        "--multicast-port {port} leaves no room for a group's {PORTS_PER_GROUP} ports"
+    );
+    Ok(Some(MulticastConfig {
+        first_group: address,
+        groups: groups.min(fit),
+        port,
+        ttl,
+    }))
 }
 
 /// `PATH=FILE` of `--channel`: a URL path (a leading `/` optional) and a
@@ -123,6 +170,11 @@ async fn main() -> anyhow::Result<()> {
             .map(|path| rtpcast::rtsp::url::normalize_mount(path))
             .collect(),
         publish_takeover: args.publish_takeover,
+        multicast: multicast_config(
+            &args.multicast_range,
+            args.multicast_port,
+            args.multicast_ttl,
+        )?,
         max_sessions: Limit::at_most(args.max_sessions),
         max_sessions_per_address: Limit::at_most(args.max_sessions_per_address),
         max_connections_per_address: Limit::at_most(args.max_connections_per_address),

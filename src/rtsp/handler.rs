@@ -13,10 +13,10 @@ use super::refusal::Refusal;
 use super::session::{ConnectionId, Owner, Session, SessionState};
 use super::transport::{self, Delivery};
 use super::url::{self, Target};
-use crate::config::Limit;
+use crate::config::{Limit, MulticastConfig};
 use crate::sdp;
 use crate::source::{Presentation, ResolveError};
-use crate::viewer::{StreamStart, TrackSender, Viewer, DEFAULT_LIVE_QUEUE_BYTES};
+use crate::viewer::{PlayStart, StreamStart, TrackSender, Viewer, DEFAULT_LIVE_QUEUE_BYTES};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 /// Methods listed in `Public:` (RFC 2326 §10.1, §12.28); clients use
@@ -54,6 +54,8 @@ pub struct HandlerSettings {
     /// A second publisher to a path in use replaces the first (else it is
     /// answered 455).
     pub publish_takeover: bool,
+    /// Multicast of live paths; `None` answers multicast with 461.
+    pub multicast: Option<MulticastConfig>,
 }
 
 /// Where a request came from.
@@ -173,6 +175,8 @@ pub struct RtspHandler {
     sessions: HashMap<String, Session>,
     /// Live paths held by publishers, by mount.
     claims: HashMap<String, record::PublishClaim>,
+    /// Live paths' multicast groups, by mount.
+    multicast_groups: HashMap<String, multicast::MulticastGroup>,
     rng: StdRng,
     /// The `o=` session id of every description this handler gives.
     sdp_session_id: u64,
@@ -188,6 +192,7 @@ impl RtspHandler {
             settings,
             sessions: HashMap::new(),
             claims: HashMap::new(),
+            multicast_groups: HashMap::new(),
         }
     }
 
@@ -321,6 +326,9 @@ impl RtspHandler {
     /// the viewer and its RTCP routes in the I/O layer.
     fn remove_session(&mut self, id: &str, viewers: &mut impl Viewers) -> Option<Action> {
         let session = self.sessions.remove(id)?;
+        if session.multicast {
+            return self.leave_multicast(&session, viewers);
+        }
         if session.publishing {
             self.release_claim(&session);
             tracing::info!(session = %id, mount = %session.mount, "publisher gone");
@@ -397,12 +405,32 @@ impl RtspHandler {
             .step_by(2)
             .find(|c| !used_channels.contains(c) && !used_channels.contains(&(c + 1)))
             .unwrap_or(u8::MAX);
+        let offer = self.multicast_offer(&mount, &media, track);
         let negotiated = transport::negotiate(
             transport_header.as_str(),
             ctx.peer.ip(),
             self.settings.server_rtp_port,
             free_channel,
+            offer,
         )?;
+        if negotiated.multicast {
+            let setup = multicast::MulticastSetup {
+                mount,
+                media,
+                track,
+                existing,
+                reply: negotiated.reply,
+            };
+            return self.setup_multicast(ctx, cseq, setup, viewers, actions);
+        }
+        if existing
+            .as_ref()
+            .is_some_and(|id| self.sessions[id].multicast)
+        {
+            return Err(Refusal::UnsupportedTransport(
+                "multicast and unicast in one session".into(),
+            ));
+        }
         if let Delivery::Interleaved {
             rtp_channel,
             rtcp_channel,
@@ -485,6 +513,7 @@ impl RtspHandler {
                     timeout: self.settings.session_timeout,
                     interleaved,
                     publishing: false,
+                    multicast: false,
                 };
                 session.set_delivery(track, delivery);
                 self.sessions.insert(id.clone(), session);
@@ -514,7 +543,6 @@ impl RtspHandler {
         };
         let rate_headers = rate::headers_to_answer(request)?;
         let id = self.session_id_for(request, ctx, &Method::Play)?;
-        let header = self.session_header(&id);
         let session = self.sessions.get_mut(&id).ok_or(Refusal::SessionNotFound)?;
         if session.publishing {
             return Err(Refusal::MethodNotValidInState(
@@ -530,8 +558,12 @@ impl RtspHandler {
         // npt=0-<duration from the SDP, rounded to ms>) and is answered
         // open-ended.
         let end = range.end.filter(|&end| end < duration - 0.001);
-        let playing = session.state == SessionState::Playing;
-        if session.media.is_live() && !playing && !viewers.join_live(&id) {
+        if session.multicast {
+            let started = self.play_multicast(&id, ctx.received, viewers, actions)?;
+            return Ok(self.played(&id, url, started, None, cseq, rate_headers));
+        }
+        let sending = viewers.with(&id, |v| v.is_playing()).unwrap_or(false);
+        if session.media.is_live() && !sending && !viewers.join_live(&id) {
             return Err(Refusal::NotFound(session.mount.clone()));
         }
         // PLAY without Range while playing changes nothing (RFC 2326 §10.5)
@@ -552,11 +584,30 @@ impl RtspHandler {
                 session_id: id.clone(),
             });
         }
+        Ok(self.played(&id, url, started, end, cseq, rate_headers))
+    }
+
+    /// The answer to a PLAY that started or continued at `started`
+    /// (RFC 2326 §10.5: Range, RTP-Info of the session's tracks).
+    fn played(
+        &mut self,
+        id: &str,
+        url: &Url,
+        started: PlayStart,
+        end: Option<f64>,
+        cseq: &str,
+        rate_headers: Vec<headers::HeaderName>,
+    ) -> Response<Vec<u8>> {
+        let header = self.session_header(id);
+        let Some(session) = self.sessions.get_mut(id) else {
+            return Refusal::SessionNotFound.response(None);
+        };
         session.state = SessionState::Playing;
         let base = url::presentation_url(url, &session.mount);
         let rtp_info = started
             .tracks
             .iter()
+            .filter(|t| session.tracks.iter().any(|&(index, _)| index == t.track))
             .map(|t| {
                 let mut entry = format!("url={base}/{};seq={}", sdp::track_control(t.track), t.seq);
                 if let Some(rtptime) = t.rtptime {
@@ -584,7 +635,7 @@ impl RtspHandler {
         for header in rate_headers {
             response.insert_header(header, rate::PLAYED_RATE);
         }
-        Ok(response)
+        response
     }
 
     fn pause(
@@ -603,7 +654,10 @@ impl RtspHandler {
                 "PAUSE of a session that records".into(),
             ));
         }
-        viewers.with(&id, Viewer::pause);
+        // A multicast group plays on for its other viewers.
+        if !session.multicast {
+            viewers.with(&id, Viewer::pause);
+        }
         session.state = SessionState::Ready;
         actions.push(Action::Wake { session_id: id });
         Ok(ok(cseq).header(headers::SESSION, header).build(Vec::new()))
@@ -846,7 +900,9 @@ pub fn media_needed(request: &Request<Vec<u8>>) -> Option<String> {
     }
 }
 
+mod multicast;
 mod record;
+pub use multicast::PORTS_PER_GROUP;
 pub use record::PublishedTrack;
 
 #[cfg(test)]

@@ -112,6 +112,8 @@ pub struct Session {
     pub interleaved: bool,
     /// True for a publisher's session (RECORD), false for a viewer's.
     pub publishing: bool,
+    /// True for a viewer watching through its path's multicast group.
+    pub multicast: bool,
 }
 
 impl Session {

@@ -6,7 +6,7 @@
 //! `client_port`, `server_port` and `port` into one field, so it rejects or
 //! misreads headers that real RTSP 1.0 clients send.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 
 pub use crate::rtp::Delivery;
 
@@ -18,8 +18,24 @@ pub struct Negotiated {
     pub delivery: Delivery,
     /// Whether the client will play or record (publish).
     pub mode: TransportMode,
+    /// True for a multicast transport: `delivery` is the group's port
+    /// pair, shared with every other viewer of the group.
+    pub multicast: bool,
     /// The Transport header value to answer with.
     pub reply: String,
+}
+
+/// Where the server sends a presentation's multicast stream, when it
+/// offers one (RFC 2326 §12.39 `destination`, `port`, `ttl`): chosen by
+/// the server, whatever the client asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MulticastOffer {
+    /// The group address.
+    pub group: Ipv4Addr,
+    /// The RTP port; RTCP is the next.
+    pub port: u16,
+    /// Time to live of the packets.
+    pub ttl: u8,
 }
 
 /// Which way media flows on a transport (RFC 2326 §12.39 `mode`).
@@ -45,7 +61,9 @@ pub enum TransportError {
 
 /// Picks the first alternative of a client's Transport header (RFC 2326
 /// §12.39, comma-separated in order of preference) that we serve: unicast
-/// `RTP/AVP[/UDP]` with `client_port`, or `RTP/AVP/TCP` interleaved.
+/// `RTP/AVP[/UDP]` with `client_port`, `RTP/AVP/TCP` interleaved, or
+/// `RTP/AVP;multicast` where `multicast` offers a group (live paths): the
+/// group, ports and TTL are the server's, the client's are ignored.
 ///
 /// UDP packets always go to `client_ip`: a `destination` parameter is
 /// ignored, because honouring it would let anyone aim a stream at a third
@@ -66,6 +84,7 @@ pub fn negotiate(
     client_ip: IpAddr,
     server_rtp_port: u16,
     free_channel: u8,
+    multicast: Option<MulticastOffer>,
 ) -> Result<Negotiated, TransportError> {
     let mut malformed = None;
     let mut unsupported = None;
@@ -73,7 +92,13 @@ pub fn negotiate(
         if alternative.trim().is_empty() {
             continue;
         }
-        match negotiate_one(alternative, client_ip, server_rtp_port, free_channel) {
+        match negotiate_one(
+            alternative,
+            client_ip,
+            server_rtp_port,
+            free_channel,
+            multicast,
+        ) {
             Ok(n) => return Ok(n),
             Err(e @ TransportError::Malformed(_)) => {
                 malformed.get_or_insert(e);
@@ -99,6 +124,7 @@ fn negotiate_one(
     client_ip: IpAddr,
     server_rtp_port: u16,
     free_channel: u8,
+    multicast: Option<MulticastOffer>,
 ) -> Result<Negotiated, TransportError> {
     let mut params = split_outside_quotes(spec, ';').map(str::trim);
     let protocol = params.next().unwrap_or_default();
@@ -117,6 +143,7 @@ fn negotiate_one(
     let mut client_port = None;
     let mut interleaved = None;
     let mut mode = TransportMode::Play;
+    let mut wants_multicast = false;
     for param in params.filter(|p| !p.is_empty()) {
         let (key, value) = match param.split_once('=') {
             Some((k, v)) => (k.trim(), Some(v.trim())),
@@ -124,7 +151,7 @@ fn negotiate_one(
         };
         let key = key.to_ascii_lowercase();
         match (key.as_str(), value) {
-            ("multicast", _) => return Err(TransportError::Unsupported("multicast".into())),
+            ("multicast", _) => wants_multicast = true,
             ("mode", Some(modes)) => mode = parse_mode(modes)?,
             ("client_port", Some(v)) => client_port = Some(pair::<u16>(v, "client_port", 1)?),
             ("interleaved", Some(v)) => interleaved = Some(pair::<u8>(v, "interleaved", 0)?),
@@ -139,6 +166,28 @@ fn negotiate_one(
         TransportMode::Play => "",
         TransportMode::Record => ";mode=record",
     };
+    if wants_multicast {
+        let offer = match (&lower, mode, multicast) {
+            (Lower::Udp, TransportMode::Play, Some(offer)) => offer,
+            _ => return Err(TransportError::Unsupported("multicast".into())),
+        };
+        let rtcp_port = offer
+            .port
+            .checked_add(1)
+            .ok_or_else(|| TransportError::Unsupported("multicast port".into()))?;
+        return Ok(Negotiated {
+            delivery: Delivery::Udp {
+                rtp: SocketAddrV4::new(offer.group, offer.port).into(),
+                rtcp: SocketAddrV4::new(offer.group, rtcp_port).into(),
+            },
+            mode,
+            multicast: true,
+            reply: format!(
+                "RTP/AVP;multicast;destination={};port={}-{rtcp_port};ttl={}",
+                offer.group, offer.port, offer.ttl
+            ),
+        });
+    }
     match lower {
         Lower::Udp => {
             let (rtp, rtcp) = client_port
@@ -149,6 +198,7 @@ fn negotiate_one(
                     rtcp: SocketAddr::new(client_ip, rtcp),
                 },
                 mode,
+                multicast: false,
                 // u32 so 65535 cannot overflow here; binding refuses an RTP
                 // port without a next port for RTCP anyway.
                 reply: format!(
@@ -173,6 +223,7 @@ fn negotiate_one(
                     rtcp_channel,
                 },
                 mode,
+                multicast: false,
                 reply: format!(
                     "RTP/AVP/TCP;unicast;interleaved={rtp_channel}-{rtcp_channel}{mode_suffix}"
                 ),
@@ -256,14 +307,14 @@ mod tests {
     }
 
     fn ok(header: &str) -> Negotiated {
-        match negotiate(header, CLIENT, 6970, 4) {
+        match negotiate(header, CLIENT, 6970, 4, None) {
             Ok(n) => n,
             Err(e) => panic!("{header:?}: {e}"),
         }
     }
 
     fn err(header: &str) -> TransportError {
-        match negotiate(header, CLIENT, 6970, 4) {
+        match negotiate(header, CLIENT, 6970, 4, None) {
             Ok(n) => panic!("{header:?} accepted: {n:?}"),
             Err(e) => e,
         }
@@ -361,9 +412,57 @@ mod tests {
         let n = ok("RTP/AVP/TCP;unicast");
         assert_eq!(n.reply, "RTP/AVP/TCP;unicast;interleaved=4-5");
         assert!(matches!(
-            negotiate("RTP/AVP/TCP", CLIENT, 6970, 255),
+            negotiate("RTP/AVP/TCP", CLIENT, 6970, 255, None),
             Err(TransportError::Unsupported(_))
         ));
+    }
+
+    #[test]
+    fn multicast_gets_the_servers_group_ports_and_ttl() {
+        let offer = MulticastOffer {
+            group: Ipv4Addr::new(239, 255, 0, 3),
+            port: 6002,
+            ttl: 4,
+        };
+        // As ffmpeg (udp_multicast) and GStreamer (udp-mcast) ask.
+        for header in [
+            "RTP/AVP;multicast",
+            "RTP/AVP;multicast;destination=224.1.1.1;port=4000-4001;ttl=127",
+            "RTP/AVP/TCP;interleaved=0-1,RTP/AVP;multicast",
+        ] {
+            let n = negotiate(header, CLIENT, 6970, 0, Some(offer));
+            let n = n.unwrap_or_else(|e| panic!("{header}: {e}"));
+            if header.starts_with("RTP/AVP/TCP") {
+                assert!(!n.multicast, "the first usable alternative wins");
+                continue;
+            }
+            assert!(n.multicast);
+            assert_eq!(
+                n.delivery,
+                Delivery::Udp {
+                    rtp: "239.255.0.3:6002".parse().unwrap(),
+                    rtcp: "239.255.0.3:6003".parse().unwrap(),
+                }
+            );
+            assert_eq!(
+                n.reply,
+                "RTP/AVP;multicast;destination=239.255.0.3;port=6002-6003;ttl=4"
+            );
+        }
+        // Not offered (a file), over TCP, or to record: unsupported.
+        for (header, offered) in [
+            ("RTP/AVP;multicast", None),
+            ("RTP/AVP/TCP;multicast", Some(offer)),
+            ("RTP/AVP;multicast;mode=record", Some(offer)),
+        ] {
+            let error = negotiate(header, CLIENT, 6970, 0, offered).unwrap_err();
+            assert!(matches!(error, TransportError::Unsupported(_)), "{header}");
+        }
+        let top = MulticastOffer {
+            port: 65535,
+            ..offer
+        };
+        assert!(negotiate("RTP/AVP;multicast", CLIENT, 6970, 0, Some(top)).is_err());
     }
 
     #[test]
@@ -447,7 +546,7 @@ mod tests {
     #[test]
     fn ipv6_client() {
         let ip: IpAddr = "2001:db8::1".parse().expect("literal");
-        let n = negotiate("RTP/AVP;unicast;client_port=5000-5001", ip, 6970, 0);
+        let n = negotiate("RTP/AVP;unicast;client_port=5000-5001", ip, 6970, 0, None);
         assert_eq!(
             n.map(|n| n.delivery),
             Ok(Delivery::Udp {
@@ -468,7 +567,7 @@ mod edge_tests {
     const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 4));
 
     fn negotiate_from_client(header: &str) -> Result<Negotiated, TransportError> {
-        negotiate(header, CLIENT, 6970, 0)
+        negotiate(header, CLIENT, 6970, 0, None)
     }
 
     #[test]

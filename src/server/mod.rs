@@ -192,6 +192,13 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
             )
         })?;
     let rtp_port = udp.rtp_port()?;
+    if let Some(multicast) = config.multicast {
+        for socket in [&udp.rtp, &udp.rtcp] {
+            socket2::SockRef::from(socket)
+                .set_multicast_ttl_v4(u32::from(multicast.ttl))
+                .context("setting the multicast TTL")?;
+        }
+    }
     let settings = HandlerSettings {
         server_rtp_port: rtp_port,
         mtu: config.mtu,
@@ -203,6 +210,7 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
         rng_seed: rand::random(),
         publish_paths: config.publish_paths.clone(),
         publish_takeover: config.publish_takeover,
+        multicast: config.multicast,
     };
     let catalog = Arc::new(catalog);
     let mut channels = Vec::new();

@@ -271,6 +271,8 @@ impl Viewer {
                 self.anchor.get_or_insert(now);
                 if self.state != State::Closed {
                     self.state = State::Playing;
+                    self.bye_pending.clear();
+                    self.bye_due = None;
                     if feed.ended {
                         self.end_of_stream();
                     }
@@ -387,6 +389,7 @@ impl Viewer {
             return;
         };
         feed.clear();
+        feed.ended = false;
         self.skipping.clear();
         for unit in units {
             if feed.offer(unit.clone()) == Offered::Overflow {

@@ -45,7 +45,7 @@ pub struct PublishedTrack {
 pub(super) fn is_record_setup(request: &Request<Vec<u8>>, ctx: &RequestContext) -> bool {
     request
         .header(&headers::TRANSPORT)
-        .and_then(|t| transport::negotiate(t.as_str(), ctx.peer.ip(), 0, 0).ok())
+        .and_then(|t| transport::negotiate(t.as_str(), ctx.peer.ip(), 0, 0, None).ok())
         .is_some_and(|n| n.mode == TransportMode::Record)
 }
 
@@ -160,6 +160,7 @@ impl RtspHandler {
             ctx.peer.ip(),
             self.settings.server_rtp_port,
             free_channel,
+            None,
         )?;
         let interleaved = matches!(negotiated.delivery, Delivery::Interleaved { .. });
         if let Delivery::Interleaved {
@@ -206,6 +207,7 @@ impl RtspHandler {
                         timeout: self.settings.session_timeout,
                         interleaved: false,
                         publishing: true,
+                        multicast: false,
                     },
                 );
                 if let Some(claim) = self.claims.get_mut(&mount) {

@@ -121,6 +121,7 @@ fn handler_with_limits(per_connection: Limit, per_address: Limit, overall: Limit
         rng_seed: [7; 32],
         publish_paths: vec!["/live".into()],
         publish_takeover: false,
+        multicast: None,
     });
     TestServer {
         handler,
