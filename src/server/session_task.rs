@@ -271,11 +271,21 @@ fn deliver(
     match send {
         Send::Rtp {
             delivery: Delivery::Udp { rtp, .. },
+            track,
             batch,
-            ..
         } => {
-            if let Err(error) = udp::send_batch(&udp.rtp, rtp, batch.packets_in(0..batch.len())) {
-                tracing::debug!(%rtp, %error, "RTP send failed");
+            // A unit not all sent is broken for the viewer: it skips to the
+            // next keyframe (video), like a viewer whose TCP writer is full.
+            match udp::send_batch(&udp.rtp, rtp, batch.packets_in(0..batch.len())) {
+                Ok(sent) if sent == batch.len() => {}
+                Ok(sent) => {
+                    tracing::debug!(%rtp, sent, of = batch.len(), "UDP send buffer full; unit cut short");
+                    dropped.push(track);
+                }
+                Err(error) => {
+                    tracing::debug!(%rtp, %error, "RTP send failed");
+                    dropped.push(track);
+                }
             }
             Some(batch)
         }
