@@ -366,10 +366,11 @@ impl RtspHandler {
             first_seq: self.rng.gen(),
             timestamp_base: self.rng.gen(),
         };
+        let payload_type = sdp::payload_type(&info);
         let output = TrackSender::new(
             info,
             negotiated.delivery,
-            sdp::payload_type(track),
+            payload_type,
             self.settings.mtu,
             start,
         );
