@@ -38,24 +38,16 @@ const WIDE_TABLE_LEN: usize = 2 * TABLE_LEN;
 #[derive(Debug)]
 pub struct JpegDepacketizer {
     sequence: SequenceTracker,
-    assembly: Assembly,
+    /// The frame whose fragments so far all arrived, if one is being
+    /// assembled; without one, fragments other than a first one are
+    /// skipped.
+    frame: Option<Frame>,
     /// A frame was dropped, or data lost, since the last delivered frame.
     damaged: bool,
     /// In-band tables of Q 128–254, for later frames that send only the
     /// Q (§3.1.8): at most one per Q value.
     cached_tables: Vec<(u8, QuantTables)>,
     ready: VecDeque<DepacketizedUnit>,
-}
-
-/// What is being done with the packets of the current timestamp.
-#[derive(Debug)]
-enum Assembly {
-    /// Waiting for the first fragment of a frame.
-    Idle,
-    /// A frame whose fragments so far all arrived.
-    Building(Frame),
-    /// The rest of a frame already given up, with this timestamp.
-    Skipping(u32),
 }
 
 /// A frame under reassembly.
@@ -144,7 +136,7 @@ fn parse_packet(payload: &[u8]) -> Result<Packet<'_>, DepayError> {
     if width == 0 || height == 0 {
         return Err(DepayError::Invalid("JPEG width or height of 0 blocks"));
     }
-    let offset = usize::from(o2) << 16 | usize::from(o1) << 8 | usize::from(o0);
+    let offset = u32::from_be_bytes([0, o2, o1, o0]) as usize;
     let (restart_interval, rest) = if rtp_type & RESTART_TYPE_FLAG != 0 {
         let (header, rest) = rest
             .split_first_chunk::<RESTART_HEADER_LEN>()
@@ -196,7 +188,7 @@ impl JpegDepacketizer {
     pub fn new() -> Self {
         Self {
             sequence: SequenceTracker::default(),
-            assembly: Assembly::Idle,
+            frame: None,
             damaged: false,
             cached_tables: Vec::new(),
             ready: VecDeque::new(),
@@ -218,20 +210,20 @@ impl JpegDepacketizer {
             self.damaged = true;
             self.abandon();
         }
-        if let Assembly::Building(frame) = &self.assembly {
-            if frame.timestamp != packet.timestamp {
-                // Its last packet, with the marker, was lost.
-                self.abandon();
-            }
+        if self
+            .frame
+            .as_ref()
+            .is_some_and(|frame| frame.timestamp != packet.timestamp)
+        {
+            // Its last packet, with the marker, was lost.
+            self.abandon();
         }
         let result = self.take(&packet);
         if result.is_err() {
-            self.damaged = true;
-            self.assembly = Assembly::Skipping(packet.timestamp);
+            self.abandon();
         }
         if packet.marker {
-            if let Assembly::Building(frame) = std::mem::replace(&mut self.assembly, Assembly::Idle)
-            {
+            if let Some(frame) = self.frame.take() {
                 self.deliver(frame);
             }
         }
@@ -245,9 +237,8 @@ impl JpegDepacketizer {
 
     /// Gives up the frame being built: the rest of its packets are skipped.
     fn abandon(&mut self) {
-        if let Assembly::Building(frame) = &self.assembly {
+        if self.frame.take().is_some() {
             self.damaged = true;
-            self.assembly = Assembly::Skipping(frame.timestamp);
         }
     }
 
@@ -259,15 +250,15 @@ impl JpegDepacketizer {
             let mut data = BytesMut::new();
             write_headers(&mut data, &fields, &tables);
             let headers_len = data.len();
-            self.assembly = Assembly::Building(Frame {
+            self.frame = Some(Frame {
                 timestamp: packet.timestamp,
                 layout: fields.layout,
                 data,
                 headers_len,
             });
         }
-        match &mut self.assembly {
-            Assembly::Building(frame) if frame.timestamp == packet.timestamp => {
+        match &mut self.frame {
+            Some(frame) => {
                 if frame.layout != fields.layout {
                     return Err(DepayError::Invalid(
                         "JPEG type, Q or size changed within a frame",
@@ -284,12 +275,9 @@ impl JpegDepacketizer {
                 }
                 frame.data.extend_from_slice(fields.data);
             }
-            Assembly::Skipping(timestamp) if *timestamp == packet.timestamp => {}
-            _ => {
-                // Its first fragment was lost, or we joined mid-frame.
-                self.damaged = true;
-                self.assembly = Assembly::Skipping(packet.timestamp);
-            }
+            // Its first fragment was lost, or we joined mid-frame, or the
+            // frame was given up already.
+            None => self.damaged = true,
         }
         Ok(())
     }

@@ -217,6 +217,19 @@ fn fragments_fill_the_mtu_with_contiguous_offsets() {
 }
 
 #[test]
+fn smallest_mtu_fits_the_first_packet_with_one_byte_of_scan() {
+    let mut jpeg = TestJpeg::new(2);
+    jpeg.restart_interval = Some(1);
+    let sizes: Vec<usize> = packets(&jpeg, 0)
+        .iter()
+        .map(|p| RTP_HEADER_LEN + p.len() - 1)
+        .collect();
+    // RTP, main, restart and quantization table headers, two tables, one
+    // byte; then the second byte behind the first two headers.
+    assert_eq!(sizes, [12 + 8 + 4 + 4 + 128 + 1, 12 + 8 + 4 + 1]);
+}
+
+#[test]
 fn offsets_use_all_24_bits() {
     let jpeg = TestJpeg::new(0x03_0000);
     let packets = packets(&jpeg, 65_000);
@@ -283,6 +296,14 @@ fn missing_or_split_standard_huffman_tables_are_accepted() {
     let standard = standard_dht();
     jpeg.dht = vec![standard[..29].to_vec(), standard[29..].to_vec()];
     assert_eq!(packets(&jpeg, 1400).len(), 1, "one DHT per table");
+    // The chrominance tables under number 3, the highest there is.
+    let mut numbered_3 = standard.clone();
+    numbered_3[208] = 0x03;
+    numbered_3[237] = 0x13;
+    jpeg.dht = vec![numbered_3];
+    jpeg.scan_components[1].1 = 0x33;
+    jpeg.scan_components[2].1 = 0x33;
+    assert_eq!(packets(&jpeg, 1400).len(), 1, "tables numbered 3");
     // Chroma using the luma tables' numbers swapped in: not standard.
     jpeg.scan_components[1].1 = 0x00;
     assert!(refusal(&jpeg).contains("Annex K.3"));

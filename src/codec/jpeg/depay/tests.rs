@@ -560,35 +560,49 @@ fn late_and_duplicate_packets_are_refused_without_damage() {
     assert_eq!(unit.data, expected_image(&data));
 }
 
+/// Pushes one frame of `scan_len` bytes of scan data in fragments of at
+/// most 60,000 bytes, the last with the marker; the first error if any.
+fn push_frame_of(
+    d: &mut JpegDepacketizer,
+    seq: &mut u16,
+    timestamp: u32,
+    scan_len: usize,
+) -> Result<(), DepayError> {
+    let chunk = vec![0x55; 60_000];
+    let mut offset = 0;
+    let mut first_error = Ok(());
+    while offset < scan_len {
+        let len = chunk.len().min(scan_len - offset);
+        let fragment = payload(offset as u32, [1, 50, 255, 255], None, None, &chunk[..len]);
+        let marker = offset + len == scan_len;
+        let result = d.push(packet(*seq, timestamp, marker, fragment));
+        if first_error.is_ok() {
+            first_error = result;
+        }
+        offset += len;
+        *seq = seq.wrapping_add(1);
+    }
+    first_error
+}
+
 #[test]
 fn frames_beyond_the_unit_limit_are_dropped() {
     let mut d = JpegDepacketizer::new();
-    let chunk = vec![0x55; 60_000];
-    let mut offset = 0u32;
-    let mut seq = 0u16;
-    let mut error = None;
-    while error.is_none() {
-        let fragment = payload(offset, [1, 50, 255, 255], None, None, &chunk);
-        error = d.push(packet(seq, 0, false, fragment)).err();
-        offset += chunk.len() as u32;
-        seq += 1;
-    }
-    assert_eq!(error, Some(DepayError::TooLarge));
-    assert!(offset as usize > MAX_UNIT_SIZE - 60_000 - 1000);
-    d.push(packet(
-        seq,
-        0,
-        true,
-        payload(offset, [1, 50, 255, 255], None, None, &[1]),
-    ))
-    .expect("rest of the frame skipped");
-    assert!(d.pull().is_none());
-    d.push(packet(
-        seq + 1,
-        1,
-        true,
-        payload(0, [1, 50, 1, 1], None, None, &[1]),
-    ))
-    .expect("next frame");
+    let mut seq = 0;
+    push_frame_of(&mut d, &mut seq, 0, 1).expect("tiny frame");
+    let tiny = d.pull().expect("tiny image");
+    // Rebuilt headers, one byte of scan, EOI.
+    let headers = tiny.data.len() - 1 - 2;
+    let largest = MAX_UNIT_SIZE - headers - 2;
+    push_frame_of(&mut d, &mut seq, 1, largest).expect("largest frame");
+    let image = d.pull().expect("largest image");
+    assert_eq!(image.data.len(), MAX_UNIT_SIZE);
+    assert!(!image.damaged);
+    assert_eq!(
+        push_frame_of(&mut d, &mut seq, 2, largest + 1),
+        Err(DepayError::TooLarge)
+    );
+    assert!(d.pull().is_none(), "the rest of the frame is skipped");
+    push_frame_of(&mut d, &mut seq, 3, 1).expect("next frame");
     assert!(d.pull().expect("next frame").damaged);
 }
