@@ -350,7 +350,7 @@ fn write_headers(out: &mut BytesMut, fields: &Packet<'_>, tables: &QuantTables) 
     let mut count = 0;
     let mut wide = false;
     for (id, (wide_table, table)) in (0u8..).zip(tables.tables()) {
-        put_segment(out, DQT, &[&[u8::from(wide_table) << 4 | id], table]);
+        put_segment(out, DQT, &[&[(u8::from(wide_table) << 4) + id], table]);
         count += 1;
         wide |= wide_table;
     }

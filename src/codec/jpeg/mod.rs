@@ -89,7 +89,7 @@ impl Frame<'_> {
         if self.restart_interval == 0 {
             self.layout
         } else {
-            self.layout | RESTART_TYPE_FLAG
+            self.layout + RESTART_TYPE_FLAG
         }
     }
 }
@@ -431,18 +431,10 @@ fn quant_table<'a>(
 /// end the image: RST markers and stuffed zeros belong to the data, any
 /// other marker would start another scan.
 fn scan_data(data: &[u8]) -> Result<&[u8], CodecError> {
-    let mut at = 0;
-    let end = loop {
-        let Some(found) = data[at..].iter().position(|&byte| byte == 0xff) else {
-            return Err(CodecError::MalformedJpeg("no EOI marker after the scan"));
-        };
-        let marker_at = at + found;
-        match data.get(marker_at + 1) {
-            Some(&(0 | RST0..=RST7)) => at = marker_at + 2,
-            Some(_) => break marker_at,
-            None => return Err(CodecError::MalformedJpeg("no EOI marker after the scan")),
-        }
-    };
+    let end = data
+        .windows(2)
+        .position(|pair| pair[0] == 0xff && !matches!(pair[1], 0 | RST0..=RST7))
+        .ok_or(CodecError::MalformedJpeg("no EOI marker after the scan"))?;
     let (marker, _) = next_marker(&data[end..])?;
     if marker != EOI {
         return Err(unsupported(format!(
