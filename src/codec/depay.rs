@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use super::aac::depay::{AacDepacketizer, AacPayloadParams};
 use super::h264::depay::H264Depacketizer;
+use super::jpeg::depay::JpegDepacketizer;
 use crate::media::CodecParams;
 
 /// The fields of one received RTP packet that depacketizers use
@@ -24,7 +25,8 @@ pub struct ReceivedPacket {
     /// RTP timestamp, in the payload format's clock rate.
     pub timestamp: u32,
     /// RTP marker bit: the last packet of an access unit (H.264, RFC 6184
-    /// §5.1) or of a fragmented AU (AAC, RFC 3640 §3.2.3).
+    /// §5.1; JPEG, RFC 2435 §3) or of a fragmented AU (AAC, RFC 3640
+    /// §3.2.3).
     pub marker: bool,
     /// The RTP payload.
     pub payload: Bytes,
@@ -36,17 +38,20 @@ pub struct DepacketizedUnit {
     /// RTP timestamp of the unit, in the payload format's clock rate.
     pub rtp_timestamp: u32,
     /// True when the unit can start decoding: an H.264 access unit holding
-    /// an IDR picture (nal_unit_type 5), and every AAC frame.
+    /// an IDR picture (nal_unit_type 5), and every AAC frame and JPEG
+    /// image.
     pub keyframe: bool,
     /// True when data of this unit is known to be missing: a sequence gap,
     /// a rejected packet or an unfinished fragment while it was assembled.
     /// The data present is still well formed (whole NAL units, whole AAC
-    /// frames).
+    /// frames). A JPEG image missing data is dropped whole instead, and
+    /// the next image delivered carries the flag.
     pub damaged: bool,
     /// The unit as a container sample: for H.264 the NAL units, each behind
     /// a 4-byte big-endian length (AVCC, ISO/IEC 14496-15 §5.3.3.1 with
     /// `lengthSizeMinusOne` = 3, as MP4 files store them); for AAC one raw
-    /// access unit (no ADTS header).
+    /// access unit (no ADTS header); for JPEG one whole image, SOI to EOI,
+    /// with the headers RFC 2435 Appendix B rebuilds.
     pub data: Bytes,
 }
 
@@ -117,13 +122,15 @@ pub enum Depacketizer {
     H264(H264Depacketizer),
     /// AAC, RFC 3640 mpeg4-generic.
     Aac(AacDepacketizer),
+    /// Motion-JPEG, RFC 2435.
+    Jpeg(JpegDepacketizer),
 }
 
 impl Depacketizer {
     /// The depacketizer for `codec`. `fmtp` is the track's SDP `a=fmtp`
     /// value (without payload type), when one was given: it sets the AAC
     /// AU-header layout (AAC-hbr when absent); H.264 needs nothing from it
-    /// beyond the parameter sets already in `codec`.
+    /// beyond the parameter sets already in `codec`, nor does JPEG.
     ///
     /// Errors with [`DepayError::Fmtp`] when the AAC parameters cannot be
     /// read (RFC 3640 §4.1).
@@ -138,6 +145,7 @@ impl Depacketizer {
                     None => AacPayloadParams::hbr(config),
                 }))
             }
+            CodecParams::Jpeg { .. } => Depacketizer::Jpeg(JpegDepacketizer::new()),
         })
     }
 
@@ -147,6 +155,7 @@ impl Depacketizer {
         match self {
             Depacketizer::H264(d) => d.push(packet),
             Depacketizer::Aac(d) => d.push(packet),
+            Depacketizer::Jpeg(d) => d.push(packet),
         }
     }
 
@@ -156,6 +165,7 @@ impl Depacketizer {
         match self {
             Depacketizer::H264(d) => d.pull(),
             Depacketizer::Aac(d) => d.pull(),
+            Depacketizer::Jpeg(d) => d.pull(),
         }
     }
 }
@@ -251,5 +261,25 @@ mod tests {
             Depacketizer::new(&aac, Some("streamtype=5;mode=generic")),
             Err(DepayError::Fmtp(_))
         ));
+
+        let jpeg = CodecParams::Jpeg {
+            width: 8,
+            height: 8,
+        };
+        let mut d = Depacketizer::new(&jpeg, None).expect("jpeg");
+        assert!(matches!(d, Depacketizer::Jpeg(_)));
+        // Type 1, Q 50, 16x8 pixels, one byte of scan data.
+        d.push(ReceivedPacket {
+            sequence_number: 3,
+            timestamp: 90,
+            marker: true,
+            payload: Bytes::from_static(&[0, 0, 0, 0, 1, 50, 2, 1, 0xab]),
+        })
+        .expect("one fragment");
+        let unit = d.pull().expect("one image");
+        assert!(unit.keyframe);
+        assert!(unit.data.starts_with(&[0xff, 0xd8]));
+        assert!(unit.data.ends_with(&[0xab, 0xff, 0xd9]));
+        assert_eq!(d.pull(), None);
     }
 }

@@ -5,6 +5,7 @@
 pub mod aac;
 pub mod depay;
 pub mod h264;
+pub mod jpeg;
 mod payloads;
 
 pub use payloads::{Payload, PayloadWriter, Payloads};
@@ -20,6 +21,13 @@ pub enum CodecError {
     /// The access unit cannot be described by the payload format.
     #[error("AAC access unit of {0} bytes is too large for RFC 3640 AU-size")]
     AacTooLarge(usize),
+    /// The access unit is not one whole JPEG image.
+    #[error("malformed JPEG image: {0}")]
+    MalformedJpeg(&'static str),
+    /// The JPEG image is valid but RFC 2435 cannot describe it; the reason
+    /// names the limit.
+    #[error("JPEG image not carried by RFC 2435: {0}")]
+    UnsupportedJpeg(String),
 }
 
 /// The packetizer of one track, chosen by its codec.
@@ -29,6 +37,8 @@ pub enum Packetizer {
     H264(h264::H264Packetizer),
     /// AAC, RFC 3640 mpeg4-generic AAC-hbr.
     Aac(aac::AacPacketizer),
+    /// Motion-JPEG, RFC 2435.
+    Jpeg(jpeg::JpegPacketizer),
 }
 
 impl Packetizer {
@@ -48,6 +58,7 @@ impl Packetizer {
                 pps.clone(),
             )),
             CodecParams::Aac { .. } => Packetizer::Aac(aac::AacPacketizer::new(mtu)),
+            CodecParams::Jpeg { .. } => Packetizer::Jpeg(jpeg::JpegPacketizer::new(mtu)),
         }
     }
 
@@ -61,6 +72,7 @@ impl Packetizer {
         let result = match self {
             Packetizer::H264(p) => p.packetize(&au.data, au.keyframe, out),
             Packetizer::Aac(p) => p.packetize(&[&au.data[..]], out),
+            Packetizer::Jpeg(p) => p.packetize(&au.data, out),
         };
         match result {
             Ok(()) => Ok(out.finish()),
@@ -81,14 +93,17 @@ pub fn rtpmap(codec: &CodecParams) -> String {
             channels,
             ..
         } => format!("mpeg4-generic/{sample_rate}/{channels}"),
+        CodecParams::Jpeg { .. } => "JPEG/90000".to_string(),
     }
 }
 
-/// The `a=fmtp` parameters (without the payload type).
+/// The `a=fmtp` parameters (without the payload type); empty for JPEG,
+/// which has none (RFC 3551 §6).
 pub fn fmtp(codec: &CodecParams) -> String {
     match codec {
         CodecParams::H264 { sps, pps, .. } => h264::fmtp(sps, pps),
         CodecParams::Aac { config, .. } => aac::fmtp(config),
+        CodecParams::Jpeg { .. } => String::new(),
     }
 }
 

@@ -33,14 +33,23 @@ pub enum CodecParams {
         /// Number of channels.
         channels: u8,
     },
+    /// Motion-JPEG video (RFC 2435): each access unit is one baseline JPEG
+    /// image, SOI to EOI.
+    Jpeg {
+        /// Width in pixels, from the images' frame header (at most 2040).
+        width: u16,
+        /// Height in pixels (at most 2040).
+        height: u16,
+    },
 }
 
 impl CodecParams {
     /// The RTP clock rate of this codec's payload format: 90 kHz for video
-    /// (RFC 6184 §8.2.1), the sampling rate for AAC (RFC 3640 §4.1).
+    /// (RFC 6184 §8.2.1, RFC 2435 §3), the sampling rate for AAC (RFC 3640
+    /// §4.1).
     pub fn clock_rate(&self) -> u32 {
         match self {
-            CodecParams::H264 { .. } => 90_000,
+            CodecParams::H264 { .. } | CodecParams::Jpeg { .. } => 90_000,
             CodecParams::Aac { sample_rate, .. } => *sample_rate,
         }
     }
@@ -48,7 +57,7 @@ impl CodecParams {
     /// True for video tracks: they anchor seeks (keyframes) and are
     /// described as `m=video` (RFC 4566 §5.14).
     pub fn is_video(&self) -> bool {
-        matches!(self, CodecParams::H264 { .. })
+        matches!(self, CodecParams::H264 { .. } | CodecParams::Jpeg { .. })
     }
 }
 

@@ -459,10 +459,11 @@ impl RtspHandler {
             // A live path's timestamps pass through (see `crate::live`).
             timestamp_base: if media.is_live() { 0 } else { self.rng.gen() },
         };
+        let payload_type = sdp::payload_type(&info);
         let output = TrackSender::new(
             info,
             negotiated.delivery,
-            sdp::payload_type(track),
+            payload_type,
             self.settings.mtu,
             start,
         );

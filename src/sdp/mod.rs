@@ -8,8 +8,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use sdp_types::{Attribute, Connection, Media, MediaType, Origin, Session, Time, TransportProto};
 
 use crate::codec;
-use crate::media::TrackInfo;
+use crate::media::{CodecParams, TrackInfo};
 
+/// Static RTP payload type of JPEG (RFC 3551 §6, Table 5).
+const JPEG_PT: u8 = 26;
 /// First dynamic RTP payload type (RFC 3551 §6).
 const FIRST_DYNAMIC_PT: usize = 96;
 /// Last dynamic RTP payload type (RFC 3551 §6).
@@ -35,6 +37,7 @@ pub fn describe(
         .iter()
         .map(|t| SdpTrack {
             index: t.index,
+            payload_type: payload_type(t),
             is_video: t.codec.is_video(),
             rtpmap: codec::rtpmap(&t.codec),
             fmtp: codec::fmtp(&t.codec),
@@ -43,11 +46,15 @@ pub fn describe(
     describe_tracks(&described, duration_secs, server_ip, session_id)
 }
 
-/// The RTP payload type of a track (RFC 3551 §6 dynamic range): 96 plus its
-/// index, so each track of a session has its own; capped at 127.
-pub fn payload_type(track_index: usize) -> u8 {
+/// The RTP payload type of a track (RFC 3551 §6): JPEG's static 26, else
+/// from the dynamic range 96 plus its index, so each track of a session
+/// has its own; capped at 127.
+pub fn payload_type(track: &TrackInfo) -> u8 {
+    if matches!(track.codec, CodecParams::Jpeg { .. }) {
+        return JPEG_PT;
+    }
     let pt = FIRST_DYNAMIC_PT
-        .saturating_add(track_index)
+        .saturating_add(track.index)
         .min(LAST_DYNAMIC_PT);
     // 127 fits a u8; the fallback only satisfies the type checker.
     u8::try_from(pt).unwrap_or(127)
@@ -78,6 +85,7 @@ pub fn parse_track_control(last_segment: &str) -> Option<usize> {
 /// computed so that the text can be built independently of the codecs.
 struct SdpTrack {
     index: usize,
+    payload_type: u8,
     is_video: bool,
     rtpmap: String,
     fmtp: String,
@@ -115,7 +123,7 @@ fn describe_tracks(
         .push(Attribute::with_value("range", range));
 
     for track in tracks {
-        let pt = payload_type(track.index);
+        let pt = track.payload_type;
         let kind = if track.is_video {
             MediaType::Video
         } else {
@@ -146,6 +154,7 @@ mod tests {
         vec![
             SdpTrack {
                 index: 0,
+                payload_type: 96,
                 is_video: true,
                 rtpmap: "H264/90000".into(),
                 fmtp: "packetization-mode=1;profile-level-id=42C01F;\
@@ -154,6 +163,7 @@ mod tests {
             },
             SdpTrack {
                 index: 1,
+                payload_type: 97,
                 is_video: false,
                 rtpmap: "mpeg4-generic/48000/2".into(),
                 fmtp: "streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;\
@@ -210,12 +220,52 @@ mod tests {
         );
     }
 
+    fn track(index: usize, codec: CodecParams) -> TrackInfo {
+        TrackInfo {
+            index,
+            codec,
+            timescale: 90_000,
+            duration: 0,
+        }
+    }
+
     #[test]
     fn payload_types() {
-        assert_eq!(payload_type(0), 96);
-        assert_eq!(payload_type(1), 97);
-        assert_eq!(payload_type(31), 127);
-        assert_eq!(payload_type(usize::MAX), 127);
+        let aac = CodecParams::Aac {
+            config: bytes::Bytes::from_static(&[0x11, 0x90]),
+            sample_rate: 48000,
+            channels: 2,
+        };
+        assert_eq!(payload_type(&track(0, aac.clone())), 96);
+        assert_eq!(payload_type(&track(1, aac.clone())), 97);
+        assert_eq!(payload_type(&track(31, aac.clone())), 127);
+        assert_eq!(payload_type(&track(usize::MAX, aac)), 127);
+        let jpeg = CodecParams::Jpeg {
+            width: 320,
+            height: 240,
+        };
+        assert_eq!(payload_type(&track(0, jpeg.clone())), 26);
+        assert_eq!(payload_type(&track(3, jpeg)), 26);
+    }
+
+    #[test]
+    fn jpeg_track_uses_its_static_payload_type() {
+        let jpeg = track(
+            0,
+            CodecParams::Jpeg {
+                width: 320,
+                height: 240,
+            },
+        );
+        let ip: IpAddr = "192.0.2.1".parse().expect("literal");
+        let sdp = describe(&[jpeg], 1.0, ip, 7);
+        assert!(
+            sdp.contains(
+                "m=video 0 RTP/AVP 26\r\na=rtpmap:26 JPEG/90000\r\na=control:trackID=0\r\n"
+            ),
+            "{sdp}"
+        );
+        assert!(!sdp.contains("fmtp"), "{sdp}");
     }
 
     #[test]
