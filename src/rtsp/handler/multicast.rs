@@ -207,7 +207,7 @@ impl RtspHandler {
                     rtp: (group, track_port).into(),
                     rtcp: (group, track_port + 1).into(),
                 },
-                sdp::payload_type(info.index),
+                sdp::payload_type(info),
                 self.settings.mtu,
                 start,
             ));
