@@ -11,6 +11,7 @@ mod channel_task;
 mod connection;
 mod live_hub;
 pub mod media_file;
+mod relay_task;
 mod session_task;
 pub mod udp;
 mod viewer_table;
@@ -33,6 +34,7 @@ use crate::stats::{LivePathStats, SessionStats};
 use crate::viewer::Viewer;
 use catalog::Catalog;
 use live_hub::LiveHub;
+use relay_task::RelaySet;
 use tokio::io::AsyncWriteExt;
 use udp::UdpPair;
 use viewer_table::ViewerTable;
@@ -43,6 +45,8 @@ struct Shared {
     handler: Mutex<RtspHandler>,
     viewers: ViewerTable,
     live: Arc<LiveHub>,
+    /// Paths pulled from upstream servers, started by viewers' requests.
+    relays: RelaySet,
     catalog: Arc<Catalog>,
     udp: UdpPair,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
@@ -202,11 +206,25 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
         })?;
         channels.push((channel.mount.clone(), media));
     }
+    let mut mounts = std::collections::HashSet::new();
+    for mount in config
+        .channels
+        .iter()
+        .map(|c| &c.mount)
+        .chain(config.relays.iter().map(|r| &r.mount))
+    {
+        anyhow::ensure!(
+            mounts.insert(mount),
+            "{mount} is given twice (as a channel or a relay)"
+        );
+    }
+    let (relays, relay_tasks) = RelaySet::new(&config.relays);
     let live = Arc::new(LiveHub::default());
     let shared = Arc::new(Shared {
         handler: Mutex::new(RtspHandler::new(settings)),
         viewers: ViewerTable::default(),
         live: live.clone(),
+        relays,
         catalog,
         udp,
         wakers: Mutex::new(HashMap::new()),
@@ -226,6 +244,13 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
             live.clone(),
             mount,
             media,
+            config.mtu,
+        )));
+    }
+    for relay in relay_tasks {
+        tasks.push(tokio::spawn(relay_task::run(
+            relay,
+            live.clone(),
             config.mtu,
         )));
     }
