@@ -41,8 +41,8 @@ pub(super) const READY_WAIT: Duration = Duration::from_secs(10);
 /// may take together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Silence from a playing upstream after which it counts as lost (its
-/// keepalives may still be answered).
+/// How long a playing upstream may send no frame before it counts as
+/// lost (its connection may stay open, its keepalives answered).
 const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long an on-demand relay keeps pulling with no viewer and no
@@ -407,11 +407,17 @@ async fn forward(
     streams: &[usize],
 ) -> PullEnd {
     let track_of = |stream: usize| streams.iter().position(|&s| s == stream);
-    let mut idle_check = tokio::time::interval(Duration::from_secs(1));
+    // One timer for both checks: a timeout around each read would start
+    // again at every tick and never expire.
+    let mut check = tokio::time::interval(Duration::from_secs(1));
+    let mut last_media = Instant::now();
     loop {
         let item = tokio::select! {
-            item = tokio::time::timeout(STALL_TIMEOUT, demuxed.next()) => item,
-            _ = idle_check.tick() => {
+            item = demuxed.next() => item,
+            _ = check.tick() => {
+                if last_media.elapsed() >= STALL_TIMEOUT {
+                    return PullEnd::Lost(format!("no media for {STALL_TIMEOUT:?}"));
+                }
                 if path.stats().viewers > 0 {
                     relay.want();
                 } else if !relay.wanted() {
@@ -421,13 +427,15 @@ async fn forward(
             }
         };
         let item = match item {
-            Ok(Some(Ok(item))) => item,
-            Ok(Some(Err(error))) => return PullEnd::Lost(error.to_string()),
-            Ok(None) => return PullEnd::Lost("upstream closed the session".into()),
-            Err(_) => return PullEnd::Lost(format!("no media for {STALL_TIMEOUT:?}")),
+            Some(Ok(item)) => item,
+            Some(Err(error)) => return PullEnd::Lost(error.to_string()),
+            None => return PullEnd::Lost("upstream closed the session".into()),
         };
         let now = Instant::now();
         let wall = SystemTime::now();
+        if matches!(item, CodecItem::VideoFrame(_) | CodecItem::AudioFrame(_)) {
+            last_media = now;
+        }
         match item {
             CodecItem::VideoFrame(frame) => {
                 let Some(track) = track_of(frame.stream_id()) else {
