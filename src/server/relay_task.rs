@@ -73,15 +73,18 @@ pub(super) struct Relay {
     /// Wakes the task of an on-demand relay waiting for a viewer.
     demand: Notify,
     /// When a viewer last asked for the path or was watching it.
-    wanted: Mutex<Instant>,
-    /// Pulls that became ready and attempts that failed, for requests
-    /// waiting on the relay.
+    wanted: Mutex<Option<Instant>>,
+    /// How its pulls went, for requests waiting on the relay.
     progress: watch::Sender<Progress>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+/// Counts of a relay's pulls: a request waiting for the path stops
+/// waiting when either moves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Progress {
+    /// Pulls that played (their path was put in the hub).
     ready: u64,
+    /// Attempts that failed before playing.
     failures: u64,
 }
 
@@ -95,12 +98,7 @@ impl RelaySet {
                 Arc::new(Relay {
                     config: config.clone(),
                     demand: Notify::new(),
-                    // Nobody has asked yet: long enough ago to be idle.
-                    wanted: Mutex::new(
-                        Instant::now()
-                            .checked_sub(IDLE_STOP * 2)
-                            .unwrap_or_else(Instant::now),
-                    ),
+                    wanted: Mutex::new(None),
                     progress: watch::Sender::new(Progress::default()),
                 })
             })
@@ -120,22 +118,21 @@ impl RelaySet {
     /// fails or takes longer than [`READY_WAIT`]. `None` when `mount` is
     /// neither (the file catalog is asked next).
     pub(super) async fn resolve(&self, hub: &LiveHub, mount: &str) -> Option<ResolvedMedia> {
-        let relay = self.relays.get(mount);
-        if let Some(relay) = relay {
-            relay.want();
-        }
-        if let Some(live) = hub.describe(mount) {
-            return Some(Ok(live));
-        }
-        let relay = relay?;
+        let Some(relay) = self.relays.get(mount) else {
+            return hub.describe(mount).map(Ok);
+        };
+        // Seen before the task is woken, so an attempt failing at once
+        // counts.
         let mut progress = relay.progress.subscribe();
-        let failures = progress.borrow_and_update().failures;
+        let before = *progress.borrow_and_update();
+        relay.want();
         let deadline = tokio::time::Instant::now() + READY_WAIT;
         loop {
             if let Some(live) = hub.describe(mount) {
                 return Some(Ok(live));
             }
-            if progress.borrow_and_update().failures > failures {
+            // A pull that failed, or played and is gone again already.
+            if *progress.borrow_and_update() != before {
                 break;
             }
             match tokio::time::timeout_at(deadline, progress.changed()).await {
@@ -155,7 +152,7 @@ impl RelaySet {
 impl Relay {
     /// Marks the path as wanted now and wakes an idle on-demand task.
     fn want(&self) {
-        *self.wanted.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        *self.wanted.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         self.demand.notify_one();
     }
 
@@ -166,8 +163,7 @@ impl Relay {
                 .wanted
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .elapsed()
-                < IDLE_STOP
+                .is_some_and(|at| at.elapsed() < IDLE_STOP)
     }
 
     fn report(&self, change: impl FnOnce(&mut Progress)) {
