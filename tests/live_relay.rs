@@ -82,6 +82,8 @@ struct Watched {
     /// Keyframe flags of the video frames, in order.
     video: Vec<bool>,
     audio_frames: usize,
+    /// The video stream's sender reports as (NTP timestamp, RTP timestamp).
+    video_reports: Vec<(u64, u32)>,
     /// When an RTCP BYE arrived (the viewer stops there).
     bye_at: Option<Instant>,
     /// The stream ended or failed before `secs`.
@@ -94,6 +96,11 @@ async fn watch(url: &str, secs: f64) -> Watched {
     let mut session = retina::client::Session::describe(url, SessionOptions::default())
         .await
         .expect("DESCRIBE");
+    let video = session
+        .streams()
+        .iter()
+        .position(|s| s.media() == "video")
+        .expect("video in the SDP");
     for i in 0..session.streams().len() {
         session
             .setup(
@@ -126,6 +133,12 @@ async fn watch(url: &str, secs: f64) -> Watched {
                 if compound.pkts().any(|p| p.payload_type() == RTCP_BYE) {
                     watched.bye_at = Some(Instant::now());
                     break;
+                }
+                let report = compound.pkts().next().unwrap().as_sender_report();
+                if let (Ok(Some(report)), true) = (report, compound.stream_id() == video) {
+                    watched
+                        .video_reports
+                        .push((report.ntp_timestamp().0, report.rtp_timestamp()));
                 }
             }
             Ok(Some(Ok(_))) => {}
@@ -319,6 +332,43 @@ async fn an_always_relay_pulls_at_start_up_and_an_on_demand_one_only_while_wante
         asked.elapsed()
     );
     assert_eq!(mounts(&edge), ["/always"]);
+    origin.shutdown();
+    edge.shutdown();
+}
+
+/// Seconds of a 64-bit NTP timestamp (RFC 3550 §4).
+fn ntp_secs(ntp: u64) -> f64 {
+    (ntp >> 32) as f64 + (ntp & 0xffff_ffff) as f64 / 4_294_967_296.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edges_sender_reports_follow_the_origins_clock() {
+    let origin = start_origin().await;
+    let edge = start_edge(vec![relay(
+        "/edge",
+        &url(&origin, "tv"),
+        RelayPull::OnDemand,
+    )])
+    .await;
+    // The edge joins the origin mid-group (keyframes are 1 s apart): the
+    // first picture it gets is 0.6 s old, so its arrival would put the
+    // edge's clock 0.6 s off; the origin's sender reports set it right.
+    tokio::time::sleep(Duration::from_millis(2_600)).await;
+    let (origin_url, edge_url) = (url(&origin, "tv"), url(&edge, "edge"));
+    let (at_origin, at_edge) = tokio::join!(watch(&origin_url, 6.5), watch(&edge_url, 6.5));
+    let &(origin_ntp, origin_rtp) = at_origin.video_reports.last().expect("origin's SR");
+    // The edge's first report may predate the origin's reaching it; its
+    // next one (5 s later) follows the origin.
+    assert!(at_edge.video_reports.len() >= 2, "{at_edge:?}");
+    let &(edge_ntp, edge_rtp) = at_edge.video_reports.last().unwrap();
+    let expected = origin_rtp.wrapping_add(
+        ((ntp_secs(edge_ntp) - ntp_secs(origin_ntp)) * 90_000.0).round() as i64 as u32,
+    );
+    let off_ms = f64::from(ts_delta(expected, edge_rtp)) / 90.0;
+    assert!(
+        off_ms.abs() < 50.0,
+        "the edge's RTP clock is {off_ms} ms off the origin's"
+    );
     origin.shutdown();
     edge.shutdown();
 }
