@@ -45,10 +45,10 @@ struct Args {
     /// this edge): PATH=URL (`--relay /edge=rtsp://origin:5544/tv`;
     /// credentials as rtsp://user:pass@host/...). It is pulled over TCP on
     /// the first viewer's request, and stops about 10 s after its last
-    /// viewer leaves; until the upstream answers (10 s at most) a request
-    /// is answered 404 Not Found. A lost upstream ends its viewers'
-    /// sessions (RTCP BYE) and is retried, 1 s apart doubling to 30 s.
-    /// Repeat for more.
+    /// viewer leaves. A request waits for the upstream to play (10 s at
+    /// most) and is answered 404 Not Found if it does not. A lost upstream
+    /// ends its viewers' sessions (RTCP BYE) and is retried, 1 s apart
+    /// doubling to 30 s. Repeat for more.
     #[arg(long = "relay", value_name = "PATH=URL", value_parser = parse_on_demand_relay)]
     relays: Vec<RelayConfig>,
     /// Like --relay, but pulled from start-up and kept pulling (retried
