@@ -33,9 +33,9 @@ use crate::media::{CodecParams, TrackInfo};
 use crate::rtsp::handler::ResolvedMedia;
 use crate::source::ResolveError;
 
-/// How long a viewer's request waits for an on-demand relay's upstream to
-/// answer before it is answered 404 Not Found.
-pub(super) const READY_WAIT: Duration = Duration::from_secs(10);
+/// How long a viewer's request waits for a relay's path (its upstream
+/// playing) before it is answered 404 Not Found.
+const READY_WAIT: Duration = Duration::from_secs(10);
 
 /// How long connecting, DESCRIBE, SETUP, PLAY and the first parameters
 /// may take together.
