@@ -61,6 +61,83 @@ pub struct MulticastConfig {
     pub ttl: u8,
 }
 
+/// When a relay pulls its upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayPull {
+    /// On the first viewer's DESCRIBE or SETUP; it stops once the path has
+    /// had no viewer for a while, and starts again on the next request.
+    OnDemand,
+    /// From start-up, for as long as the server runs.
+    Always,
+}
+
+/// User name and password for a relay's upstream (RTSP Basic or Digest
+/// authentication, RFC 2326 §D.1), taken out of its URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RelayCredentials {
+    /// User name, percent-decoded.
+    pub username: String,
+    /// Password, percent-decoded.
+    pub password: String,
+}
+
+impl fmt::Debug for RelayCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RelayCredentials")
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
+/// A path pulled from another RTSP server and fanned out to this
+/// server's viewers like a published stream: how an origin feeds edges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// The URL path here, normalised (`/edge`).
+    pub mount: String,
+    /// The upstream presentation, without credentials: safe to log.
+    pub upstream: url::Url,
+    /// Credentials the upstream URL carried (`rtsp://user:pass@host/…`).
+    pub credentials: Option<RelayCredentials>,
+    /// When it pulls.
+    pub pull: RelayPull,
+}
+
+/// Checks an upstream URL for a relay and splits its credentials off.
+///
+/// Errors (a sentence for the command line): not a URL, a scheme other
+/// than `rtsp` (the client pulls RTSP over TCP; `rtsps` is not supported),
+/// or no host.
+pub fn relay_upstream(text: &str) -> Result<(url::Url, Option<RelayCredentials>), String> {
+    let mut url =
+        url::Url::parse(text).map_err(|error| format!("{text:?} is not a URL: {error}"))?;
+    if url.scheme() != "rtsp" {
+        return Err(format!(
+            "upstream scheme {:?} is not supported: give an rtsp:// URL",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the upstream URL has no host".into());
+    }
+    let decode = |part: &str| {
+        percent_encoding::percent_decode_str(part)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let credentials =
+        (!url.username().is_empty() || url.password().is_some()).then(|| RelayCredentials {
+            username: decode(url.username()),
+            password: decode(url.password().unwrap_or_default()),
+        });
+    // An rtsp:// URL with a host always takes these.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_fragment(None);
+    Ok((url, credentials))
+}
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -86,6 +163,8 @@ pub struct Config {
     pub publish_takeover: bool,
     /// Multicast of live paths; `None` refuses multicast transports.
     pub multicast: Option<MulticastConfig>,
+    /// Paths pulled from upstream RTSP servers.
+    pub relays: Vec<RelayConfig>,
     /// Session timeout in seconds announced in the Session header.
     pub session_timeout_secs: u64,
     /// Sessions the whole server holds at most; SETUP beyond answers 453.
@@ -128,6 +207,7 @@ impl Default for Config {
                 port: 30_000,
                 ttl: 1,
             }),
+            relays: Vec::new(),
             session_timeout_secs: 60,
             max_sessions: Limit::at_most(DEFAULT_MAX_SESSIONS),
             max_sessions_per_connection: Limit::at_most(16),
@@ -149,6 +229,33 @@ mod tests {
         assert!(!three.admits_one_more(3));
         assert!(!three.admits_one_more(4));
         assert_eq!(three.to_string(), "3");
+    }
+
+    #[test]
+    fn an_upstream_url_gives_up_its_credentials() {
+        let (url, credentials) =
+            relay_upstream("rtsp://cam%40home:p%3Ass@origin.example:8554/tv?x=1#frag").unwrap();
+        assert_eq!(url.as_str(), "rtsp://origin.example:8554/tv?x=1");
+        let credentials = credentials.unwrap();
+        assert_eq!(credentials.username, "cam@home");
+        assert_eq!(credentials.password, "p:ss");
+        assert!(!format!("{credentials:?}").contains("p:ss"));
+        let (url, credentials) = relay_upstream("rtsp://10.0.0.1/live").unwrap();
+        assert_eq!(url.as_str(), "rtsp://10.0.0.1/live");
+        assert_eq!(credentials, None);
+    }
+
+    #[test]
+    fn an_upstream_url_must_be_rtsp_with_a_host() {
+        for (text, says) in [
+            ("http://origin/tv", "scheme"),
+            ("rtsps://origin/tv", "scheme"),
+            ("origin/tv", "not a URL"),
+            ("rtsp:///tv", "no host"),
+        ] {
+            let error = relay_upstream(text).unwrap_err();
+            assert!(error.contains(says), "{text}: {error}");
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use rtpcast::config::{
-    ChannelConfig, Config, Limit, MulticastConfig, DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS,
+    ChannelConfig, Config, Limit, MulticastConfig, RelayConfig, RelayPull, DEFAULT_MAX_PER_ADDRESS,
+    DEFAULT_MAX_SESSIONS,
 };
 use rtpcast::rtsp::handler::PORTS_PER_GROUP;
 use rtpcast::server::catalog::Catalog;
@@ -60,6 +61,20 @@ struct Args {
     /// Time to live (router hops) of multicast packets.
     #[arg(long, default_value_t = 1)]
     multicast_ttl: u8,
+    /// Serve a path pulled from another RTSP server (an origin feeding
+    /// this edge): PATH=URL (`--relay /edge=rtsp://origin:5544/tv`;
+    /// credentials as rtsp://user:pass@host/...). It is pulled over TCP on
+    /// the first viewer's request, and stops about 10 s after its last
+    /// viewer leaves. A request waits for the upstream to play (10 s at
+    /// most) and is answered 404 Not Found if it does not. A lost upstream
+    /// ends its viewers' sessions (RTCP BYE) and is retried, 1 s apart
+    /// doubling to 30 s. Repeat for more.
+    #[arg(long = "relay", value_name = "PATH=URL", value_parser = parse_on_demand_relay)]
+    relays: Vec<RelayConfig>,
+    /// Like --relay, but pulled from start-up and kept pulling (retried
+    /// the same way) whether anyone watches or not: joiners start at once.
+    #[arg(long = "relay-always", value_name = "PATH=URL", value_parser = parse_always_relay)]
+    always_relays: Vec<RelayConfig>,
     /// Sessions the server holds at most; SETUP beyond is answered 453
     /// Not Enough Bandwidth. 0: no limit.
     #[arg(long, default_value_t = DEFAULT_MAX_SESSIONS)]
@@ -131,6 +146,35 @@ fn parse_channel(value: &str) -> Result<ChannelConfig, String> {
     })
 }
 
+fn parse_on_demand_relay(value: &str) -> Result<RelayConfig, String> {
+    parse_relay(value, RelayPull::OnDemand)
+}
+
+fn parse_always_relay(value: &str) -> Result<RelayConfig, String> {
+    parse_relay(value, RelayPull::Always)
+}
+
+/// `PATH=URL` of `--relay` and `--relay-always`: a URL path (a leading `/`
+/// optional) and an rtsp:// URL.
+fn parse_relay(value: &str, pull: RelayPull) -> Result<RelayConfig, String> {
+    let (path, upstream) = value
+        .split_once('=')
+        .ok_or_else(|| format!("{value:?} is not PATH=URL, e.g. /edge=rtsp://origin:5544/tv"))?;
+    let mount = rtpcast::rtsp::url::normalize_mount(path);
+    if mount == "/" {
+        return Err(format!(
+            "{value:?} needs a path other than /, e.g. /edge=rtsp://origin:5544/tv"
+        ));
+    }
+    let (upstream, credentials) = rtpcast::config::relay_upstream(upstream)?;
+    Ok(RelayConfig {
+        mount,
+        upstream,
+        credentials,
+        pull,
+    })
+}
+
 /// Characters escaped in a URL path when printing a mount (RFC 3986 §3.3
 /// allows the rest, `/` included).
 const URL_PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
@@ -175,6 +219,7 @@ async fn main() -> anyhow::Result<()> {
             args.multicast_port,
             args.multicast_ttl,
         )?,
+        relays: args.relays.into_iter().chain(args.always_relays).collect(),
         max_sessions: Limit::at_most(args.max_sessions),
         max_sessions_per_address: Limit::at_most(args.max_sessions_per_address),
         max_connections_per_address: Limit::at_most(args.max_connections_per_address),
@@ -188,6 +233,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut mounts = catalog.describe_mounts();
     mounts.extend(config.channels.iter().map(|c| c.mount.clone()));
+    mounts.extend(config.relays.iter().map(|r| r.mount.clone()));
     let server = rtpcast::server::start(&config, catalog).await?;
     let host = if config.bind.is_unspecified() {
         "localhost".to_string()

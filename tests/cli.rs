@@ -121,6 +121,9 @@ async fn help_documents_every_option_with_its_default() {
         "--max-connections-per-address",
         "[default: 4096]",
         "0: no limit",
+        "--relay <PATH=URL>",
+        "--relay-always <PATH=URL>",
+        "404 Not Found",
     ] {
         assert!(
             help.contains(expected),
@@ -292,4 +295,46 @@ async fn sigterm_shuts_down_like_ctrl_c_and_names_with_spaces_log_as_urls() {
         log.contains("/my%20clip.mp4"),
         "mounts are logged as URLs a client can use:\n{log}"
     );
+}
+
+#[tokio::test]
+async fn bad_relays_stop_the_server_at_start_up_with_a_reason() {
+    let channel = format!("/x={SAMPLE}");
+    for (args, says) in [
+        (
+            vec!["--relay", "/edge=http://origin/tv"],
+            "give an rtsp:// URL",
+        ),
+        (vec!["--relay-always", "edge"], "is not PATH=URL"),
+        (vec!["--relay", "/=rtsp://origin/tv"], "a path other than /"),
+        (vec!["--relay", "/edge=rtsp:///tv"], "no host"),
+        (
+            vec!["--channel", &channel, "--relay", "/x=rtsp://127.0.0.1:1/tv"],
+            "/x is given twice",
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_rtpcast"))
+            .args(["--bind", "127.0.0.1", "--rtsp-port", "0", "--rtp-port", "0"])
+            .args(&args)
+            .output()
+            .await
+            .expect("rtpcast runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} started");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn an_edge_relays_an_origin_and_never_logs_the_upstream_password() {
+    let origin = Server::start(&["--channel", &format!("/tv={SAMPLE}")]).await;
+    let upstream = format!("rtsp://viewer:s3cret@{}/tv", origin.rtsp);
+    let edge = Server::start(&["--relay", &format!("/edge={upstream}")]).await;
+    assert_eq!(edge.status("DESCRIBE", "/edge").await, 200);
+    let upstream_logged = origin.url("/tv");
+    let log = edge.stop().await;
+    origin.stop().await;
+    assert!(log.contains("relay playing upstream"), "{log}");
+    assert!(log.contains(&upstream_logged), "{log}");
+    assert!(!log.contains("s3cret"), "the password is logged:\n{log}");
 }

@@ -122,8 +122,8 @@ pub(super) async fn serve(
                     // before the handler is asked, so no other client's
                     // request waits behind the disk.
                     let media = match handler::media_needed(&request) {
-                        Some(mount) => match shared.live.describe(&mount) {
-                            Some(live) => Some(Ok(live)),
+                        Some(mount) => match shared.relays.resolve(&shared.live, &mount).await {
+                            Some(live) => Some(live),
                             None => {
                                 let catalog = shared.catalog.clone();
                                 tokio::task::spawn_blocking(move || {

@@ -12,6 +12,7 @@ mod connection;
 mod live_hub;
 pub mod media_file;
 mod publisher_table;
+mod relay_task;
 mod session_task;
 pub mod udp;
 mod viewer_table;
@@ -35,6 +36,7 @@ use crate::viewer::Viewer;
 use catalog::Catalog;
 use live_hub::LiveHub;
 use publisher_table::{PacketSource, PublisherTable};
+use relay_task::RelaySet;
 use tokio::io::AsyncWriteExt;
 use udp::UdpPair;
 use viewer_table::ViewerTable;
@@ -45,6 +47,8 @@ struct Shared {
     handler: Mutex<RtspHandler>,
     viewers: ViewerTable,
     live: Arc<LiveHub>,
+    /// Paths pulled from upstream servers, started by viewers' requests.
+    relays: RelaySet,
     catalog: Arc<Catalog>,
     publishers: Arc<PublisherTable>,
     udp: Arc<UdpPair>,
@@ -224,12 +228,26 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
         })?;
         channels.push((channel.mount.clone(), media));
     }
+    let mut mounts = std::collections::HashSet::new();
+    for mount in config
+        .channels
+        .iter()
+        .map(|c| &c.mount)
+        .chain(config.relays.iter().map(|r| &r.mount))
+    {
+        anyhow::ensure!(
+            mounts.insert(mount),
+            "{mount} is given twice (as a channel or a relay)"
+        );
+    }
+    let (relays, relay_tasks) = RelaySet::new(&config.relays);
     let live = Arc::new(LiveHub::default());
     let udp = Arc::new(udp);
     let shared = Arc::new(Shared {
         handler: Mutex::new(RtspHandler::new(settings)),
         viewers: ViewerTable::default(),
         live: live.clone(),
+        relays,
         catalog,
         publishers: Arc::new(PublisherTable::new(udp.clone())),
         udp,
@@ -251,6 +269,13 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
             live.clone(),
             mount,
             media,
+            config.mtu,
+        )));
+    }
+    for relay in relay_tasks {
+        tasks.push(tokio::spawn(relay_task::run(
+            relay,
+            live.clone(),
             config.mtu,
         )));
     }

@@ -252,7 +252,7 @@ fn describe_round_trips() {
     for (announced, file) in announcement.tracks.iter().zip(media.tracks()) {
         assert_eq!(announced.info.codec, file.codec);
         assert_eq!(announced.info.index, file.index);
-        assert_eq!(announced.payload_type, crate::sdp::payload_type(file.index));
+        assert_eq!(announced.payload_type, crate::sdp::payload_type(file));
         assert_eq!(
             announced.control,
             Some(crate::sdp::track_control(file.index))
