@@ -157,6 +157,7 @@ impl Sim {
             rng_seed: [seed; 32],
             publish_paths: Vec::new(),
             publish_takeover: false,
+            source_paths: Vec::new(),
             multicast: None,
         };
         Sim {

@@ -54,6 +54,9 @@ pub struct HandlerSettings {
     /// A second publisher to a path in use replaces the first (else it is
     /// answered 455).
     pub publish_takeover: bool,
+    /// URL paths a configured source feeds (channels, relays, cameras):
+    /// no publisher may take them, even under a publish path.
+    pub source_paths: Vec<String>,
     /// Multicast of live paths; `None` answers multicast with 461.
     pub multicast: Option<MulticastConfig>,
 }

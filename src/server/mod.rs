@@ -214,6 +214,12 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
         rng_seed: rand::random(),
         publish_paths: config.publish_paths.clone(),
         publish_takeover: config.publish_takeover,
+        source_paths: config
+            .channels
+            .iter()
+            .map(|c| c.mount.clone())
+            .chain(config.relays.iter().map(|r| r.mount.clone()))
+            .collect(),
         multicast: config.multicast,
     };
     let catalog = Arc::new(catalog);

@@ -53,6 +53,9 @@ impl RtspHandler {
     /// Whether publishers may announce `mount`: it is one of the publish
     /// paths or below one.
     fn publishable(&self, mount: &str) -> bool {
+        if self.settings.source_paths.iter().any(|path| path == mount) {
+            return false;
+        }
         self.settings.publish_paths.iter().any(|prefix| {
             let prefix = prefix.trim_end_matches('/');
             mount == prefix

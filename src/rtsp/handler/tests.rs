@@ -121,6 +121,7 @@ fn handler_with_limits(per_connection: Limit, per_address: Limit, overall: Limit
         rng_seed: [7; 32],
         publish_paths: vec!["/live".into()],
         publish_takeover: false,
+        source_paths: vec!["/live/channel".into()],
         multicast: None,
     });
     TestServer {
@@ -1154,4 +1155,27 @@ fn interleaving_joins_a_session_only_on_its_own_connection() {
     // One interleaved track makes the session end with its connection.
     assert_eq!(h.connection_closed(1).len(), 1);
     assert_eq!(h.session_count(), 0);
+}
+
+#[test]
+fn a_path_a_configured_source_feeds_takes_no_publisher() {
+    let mut h = handler();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n\
+               m=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\n\
+               a=fmtp:97 mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1190\r\n\
+               a=control:streamid=0\r\n";
+    let announce = |url: &str| {
+        request(
+            Method::Announce,
+            url,
+            &[("Content-Type", "application/sdp")],
+        )
+        .replace_body(sdp.as_bytes().to_vec())
+    };
+    let taken = h.handle(&announce("rtsp://127.0.0.1:5544/live/channel"), &c, now);
+    assert_eq!(status(&taken), 403, "a channel's path under /live");
+    let free = h.handle(&announce("rtsp://127.0.0.1:5544/live/other"), &c, now);
+    assert_eq!(status(&free), 200, "its neighbour takes publishers");
 }
