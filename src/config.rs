@@ -161,6 +161,9 @@ pub struct Config {
     /// A second publisher to a path in use replaces the first, instead of
     /// being answered 455.
     pub publish_takeover: bool,
+    /// How long a DESCRIBE or SETUP of a publish path with no publisher
+    /// waits for one before it is answered 404.
+    pub publisher_wait: std::time::Duration,
     /// Multicast of live paths; `None` refuses multicast transports.
     pub multicast: Option<MulticastConfig>,
     /// Paths pulled from upstream RTSP servers.
@@ -201,6 +204,7 @@ impl Default for Config {
             channels: Vec::new(),
             publish_paths: vec!["/live".to_string()],
             publish_takeover: false,
+            publisher_wait: std::time::Duration::ZERO,
             multicast: Some(MulticastConfig {
                 first_group: std::net::Ipv4Addr::new(239, 255, 42, 0),
                 groups: 256,

@@ -50,6 +50,11 @@ struct Args {
     /// viewers get BYE); without this it is answered 455.
     #[arg(long)]
     publish_takeover: bool,
+    /// Seconds a viewer's DESCRIBE or SETUP of a publish path with no
+    /// publisher waits for one to start before it is answered 404 (0:
+    /// answered at once).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=300))]
+    publisher_wait: u64,
     /// Multicast groups for live paths, one per path, as an IPv4 range
     /// ADDRESS/PREFIX (e.g. 239.255.42.0/24); `off` refuses multicast.
     #[arg(long, default_value = "239.255.42.0/24", value_name = "RANGE|off")]
@@ -214,6 +219,7 @@ async fn main() -> anyhow::Result<()> {
             .map(|path| rtpcast::rtsp::url::normalize_mount(path))
             .collect(),
         publish_takeover: args.publish_takeover,
+        publisher_wait: std::time::Duration::from_secs(args.publisher_wait),
         multicast: multicast_config(
             &args.multicast_range,
             args.multicast_port,

@@ -245,7 +245,7 @@ impl RtspHandler {
                 .build(Vec::new())),
             Method::Describe => self.describe(request, ctx, &cseq, media),
             Method::Announce => self.announce(request, ctx, &cseq, viewers, &mut actions),
-            Method::Setup if record::is_record_setup(request, ctx) => {
+            Method::Setup if record::is_record_setup(request) => {
                 self.setup_record(request, ctx, &cseq)
             }
             Method::Setup => self.setup(request, ctx, &cseq, media, viewers, &mut actions),
@@ -896,9 +896,11 @@ fn session_id(request: &Request<Vec<u8>>) -> Option<String> {
 }
 
 /// The mount a DESCRIBE or SETUP will open, so the I/O layer can open it
-/// (file reads, moov parsing) before taking the handler's lock.
+/// (file reads, moov parsing) before taking the handler's lock. A
+/// publisher's SETUP (`mode=record`) opens nothing.
 pub fn media_needed(request: &Request<Vec<u8>>) -> Option<String> {
     match request.method() {
+        Method::Setup if record::is_record_setup(request) => None,
         Method::Describe | Method::Setup => request.request_uri().map(|url| url::target(url).mount),
         _ => None,
     }
@@ -907,7 +909,7 @@ pub fn media_needed(request: &Request<Vec<u8>>) -> Option<String> {
 mod multicast;
 mod record;
 pub use multicast::PORTS_PER_GROUP;
-pub use record::PublishedTrack;
+pub use record::{publishable, PublishedTrack};
 
 #[cfg(test)]
 mod tests;

@@ -19,7 +19,7 @@ use crate::rtsp::framing::{Incoming, RtspFramer};
 use crate::rtsp::handler::{self, RequestContext, RtcpSource};
 use crate::rtsp::refusal::Refusal;
 use crate::rtsp::session::ConnectionId;
-use crate::source::Presentation;
+use crate::source::{Presentation, ResolveError};
 
 /// Frames queued for the writer: responses plus interleaved media. Video
 /// beyond half of this is skipped for this viewer alone (see
@@ -62,6 +62,13 @@ async fn write_frame(writer: &mut OwnedWriteHalf, frame: &Outgoing) -> std::io::
             Ok(())
         }
     }
+}
+
+/// Whether a request for `mount`, which no source feeds now, waits for a
+/// publisher (`--publisher-wait`).
+fn waits_for_publisher(shared: &Shared, mount: &str) -> bool {
+    !shared.publisher_wait.is_zero()
+        && handler::publishable(mount, &shared.publish_paths, &shared.source_paths)
 }
 
 /// Sends small writes (responses, audio) at once, and bounds the unsent
@@ -124,6 +131,13 @@ pub(super) async fn serve(
                     let media = match handler::media_needed(&request) {
                         Some(mount) => match shared.relays.resolve(&shared.live, &mount).await {
                             Some(live) => Some(live),
+                            None if waits_for_publisher(&shared, &mount) => Some(
+                                shared
+                                    .live
+                                    .describe_within(&mount, shared.publisher_wait)
+                                    .await
+                                    .ok_or_else(|| ResolveError::NotFound(mount.clone())),
+                            ),
                             None => {
                                 let catalog = shared.catalog.clone();
                                 tokio::task::spawn_blocking(move || {

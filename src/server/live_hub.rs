@@ -24,6 +24,8 @@ use crate::stats::LivePathStats;
 #[derive(Debug, Default)]
 pub(super) struct LiveHub {
     paths: Mutex<HashMap<String, Arc<LivePath>>>,
+    /// Woken when a path appears, for requests waiting for a publisher.
+    inserted: Notify,
 }
 
 /// One live path: see the module docs.
@@ -92,7 +94,31 @@ impl LiveHub {
         if let Some(old) = replaced {
             old.end();
         }
+        self.inserted.notify_waiters();
         path
+    }
+
+    /// The presentation at `mount` once a source feeds it, waiting at most
+    /// `wait` for one to appear (a viewer arriving just before its
+    /// publisher).
+    pub(super) async fn describe_within(
+        &self,
+        mount: &str,
+        wait: std::time::Duration,
+    ) -> Option<Presentation> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let inserted = self.inserted.notified();
+            tokio::pin!(inserted);
+            // Registered before looking, so an insertion in between wakes it.
+            inserted.as_mut().enable();
+            if let Some(live) = self.describe(mount) {
+                return Some(live);
+            }
+            if tokio::time::timeout_at(deadline, inserted).await.is_err() {
+                return None;
+            }
+        }
     }
 
     /// Takes `path` away (its source has gone) unless a newer source has

@@ -54,6 +54,12 @@ struct Shared {
     udp: Arc<UdpPair>,
     /// Largest RTP packet sent, in bytes.
     mtu: usize,
+    /// Publish paths with no publisher yet: how long a viewer's request
+    /// waits for one.
+    publisher_wait: Duration,
+    /// Paths that take publishers, and those configured sources feed.
+    publish_paths: Vec<String>,
+    source_paths: Vec<String>,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
     connections_per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
     /// Connections one client address may hold at once (CVE-2021-39283).
@@ -203,6 +209,12 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
                 .context("setting the multicast TTL")?;
         }
     }
+    let source_paths: Vec<String> = config
+        .channels
+        .iter()
+        .map(|c| c.mount.clone())
+        .chain(config.relays.iter().map(|r| r.mount.clone()))
+        .collect();
     let settings = HandlerSettings {
         server_rtp_port: rtp_port,
         mtu: config.mtu,
@@ -214,12 +226,7 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
         rng_seed: rand::random(),
         publish_paths: config.publish_paths.clone(),
         publish_takeover: config.publish_takeover,
-        source_paths: config
-            .channels
-            .iter()
-            .map(|c| c.mount.clone())
-            .chain(config.relays.iter().map(|r| r.mount.clone()))
-            .collect(),
+        source_paths: source_paths.clone(),
         multicast: config.multicast,
     };
     let catalog = Arc::new(catalog);
@@ -258,6 +265,9 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
         publishers: Arc::new(PublisherTable::new(udp.clone())),
         udp,
         mtu: config.mtu,
+        publisher_wait: config.publisher_wait,
+        publish_paths: config.publish_paths.clone(),
+        source_paths,
         wakers: Mutex::new(HashMap::new()),
         connections_per_ip: Mutex::new(HashMap::new()),
         max_connections_per_address: config.max_connections_per_address,

@@ -42,27 +42,36 @@ pub struct PublishedTrack {
 }
 
 /// True when the request's Transport asks to record (publish).
-pub(super) fn is_record_setup(request: &Request<Vec<u8>>, ctx: &RequestContext) -> bool {
+pub(super) fn is_record_setup(request: &Request<Vec<u8>>) -> bool {
+    let anywhere = std::net::Ipv4Addr::UNSPECIFIED.into();
     request
         .header(&headers::TRANSPORT)
-        .and_then(|t| transport::negotiate(t.as_str(), ctx.peer.ip(), 0, 0, None).ok())
+        .and_then(|t| transport::negotiate(t.as_str(), anywhere, 0, 0, None).ok())
         .is_some_and(|n| n.mode == TransportMode::Record)
 }
 
+/// Whether publishers may announce `mount`: it is one of `publish_paths`
+/// or below one, and no configured source feeds it (`source_paths`).
+pub fn publishable(mount: &str, publish_paths: &[String], source_paths: &[String]) -> bool {
+    if source_paths.iter().any(|path| path == mount) {
+        return false;
+    }
+    publish_paths.iter().any(|prefix| {
+        let prefix = prefix.trim_end_matches('/');
+        mount == prefix
+            || mount
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
+}
+
 impl RtspHandler {
-    /// Whether publishers may announce `mount`: it is one of the publish
-    /// paths or below one.
     fn publishable(&self, mount: &str) -> bool {
-        if self.settings.source_paths.iter().any(|path| path == mount) {
-            return false;
-        }
-        self.settings.publish_paths.iter().any(|prefix| {
-            let prefix = prefix.trim_end_matches('/');
-            mount == prefix
-                || mount
-                    .strip_prefix(prefix)
-                    .is_some_and(|rest| rest.starts_with('/'))
-        })
+        publishable(
+            mount,
+            &self.settings.publish_paths,
+            &self.settings.source_paths,
+        )
     }
 
     pub(super) fn announce(
