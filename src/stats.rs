@@ -42,6 +42,17 @@ pub struct SessionStats {
     pub tracks: Vec<(usize, TrackStats)>,
 }
 
+/// A publisher's counters, as a plain copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublisherStats {
+    /// Its session.
+    pub session_id: String,
+    /// The live path it feeds.
+    pub mount: String,
+    /// Per announced track: what its receiver and depacketizer counted.
+    pub tracks: Vec<crate::live::publisher::IngestStats>,
+}
+
 /// A live path's counters, as a plain copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LivePathStats {

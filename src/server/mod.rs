@@ -31,7 +31,7 @@ use crate::config::{Config, Limit};
 use crate::rtsp::handler::Viewers;
 use crate::rtsp::handler::{HandlerSettings, RtcpSource, RtspHandler};
 use crate::rtsp::refusal::Refusal;
-use crate::stats::{LivePathStats, SessionStats};
+use crate::stats::{LivePathStats, PublisherStats, SessionStats};
 use crate::viewer::Viewer;
 use catalog::Catalog;
 use live_hub::LiveHub;
@@ -160,6 +160,18 @@ impl RunningServer {
     /// Every live path's counters, ordered by mount.
     pub fn live_stats(&self) -> Vec<LivePathStats> {
         self.shared.live.stats()
+    }
+
+    /// Every publisher's counters (received, lost, late, foreign SSRC…),
+    /// ordered by session id.
+    pub fn publisher_stats(&self) -> Vec<PublisherStats> {
+        self.shared.publishers.stats()
+    }
+
+    /// Datagrams that reached the RTP port from no publisher (strangers,
+    /// viewers' NAT-opening packets), dropped.
+    pub fn stray_datagrams(&self) -> u64 {
+        self.shared.publishers.strangers()
     }
 }
 

@@ -20,6 +20,7 @@ use super::udp::{self, UdpPair};
 use crate::live::publisher::Publisher;
 use crate::rtp::{interleaved_prefix, Delivery};
 use crate::rtsp::session::ConnectionId;
+use crate::stats::PublisherStats;
 
 /// Where a received packet came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -181,6 +182,26 @@ impl PublisherTable {
         drop(publisher);
         entry.notify.notify_one();
         true
+    }
+
+    /// Every publisher's counters, ordered by session id.
+    pub(super) fn stats(&self) -> Vec<PublisherStats> {
+        let entries: Vec<_> = lock(&self.by_session).values().cloned().collect();
+        let mut stats: Vec<_> = entries
+            .iter()
+            .map(|entry| PublisherStats {
+                session_id: entry.session_id.clone(),
+                mount: entry.path.mount().to_string(),
+                tracks: lock(&entry.publisher).stats(),
+            })
+            .collect();
+        stats.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+        stats
+    }
+
+    /// Datagrams on the RTP port from nobody known, so far.
+    pub(super) fn strangers(&self) -> u64 {
+        self.strangers.load(Ordering::Relaxed)
     }
 
     /// Counts a datagram nobody claimed.
