@@ -408,6 +408,17 @@ fn dropout_and_misorder_limits_follow_a1() {
 }
 
 #[test]
+fn sequence_number_65535_is_no_resync_on_its_own() {
+    let t0 = Instant::now();
+    let mut rx = receiver();
+    feed(&mut rx, &[1000], t0);
+    // A.1 starts with no `bad_seq`: 65535 is a jump like any other.
+    assert_eq!(rx.push(packet(65535), t0), PacketOutcome::OutOfRange);
+    assert_eq!(rx.push(packet(0), t0), PacketOutcome::Buffered);
+    assert_eq!(drain(&mut rx, t0), [(0, 1, true)]);
+}
+
+#[test]
 fn two_sequential_packets_after_a_jump_restart_the_sequence() {
     let t0 = Instant::now();
     let mut rx = receiver();
@@ -624,6 +635,7 @@ fn datagrams_are_parsed_and_malformed_ones_counted() {
         rx.receive(&Bytes::from_static(&[0x80, 96, 0]), t0),
         Err(RtpPacketError::Truncated("fixed header"))
     );
+    assert_eq!(rx.stats().malformed, 1);
     let mut rtcp = Vec::new();
     crate::rtcp::write_receiver_report(1, &[], &mut rtcp);
     assert_eq!(
