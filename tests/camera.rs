@@ -361,11 +361,9 @@ async fn watch(url: &str, secs: f64) -> Watched {
     while let Ok(Some(item)) = tokio::time::timeout_at(until, demuxed.next()).await {
         match item.expect("stream item") {
             CodecItem::VideoFrame(frame) => watched.video.push(frame.is_random_access_point()),
-            CodecItem::Rtcp(compound) => {
-                if compound.pkts().any(|p| p.payload_type() == RTCP_BYE) {
-                    watched.bye_at = Some(Instant::now());
-                    break;
-                }
+            CodecItem::Rtcp(compound) if compound.pkts().any(|p| p.payload_type() == RTCP_BYE) => {
+                watched.bye_at = Some(Instant::now());
+                break;
             }
             _ => {}
         }
