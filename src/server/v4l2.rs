@@ -101,13 +101,13 @@ impl CaptureDevice for V4l2Camera {
                 wanted
             )));
         }
-        let parameters = device
-            .set_params(&Parameters::with_fps(requested.fps))
-            .map_err(|e| self.unavailable("setting its frame rate", e))?;
-        let interval = parameters.interval;
-        let fps = match interval.numerator {
-            0 => requested.fps,
-            n => (interval.denominator + n / 2) / n,
+        // Some drivers have no frame rate to set: they run at their own.
+        let fps = match device.set_params(&Parameters::with_fps(requested.fps)) {
+            Ok(parameters) if parameters.interval.numerator > 0 => {
+                let interval = parameters.interval;
+                (interval.denominator + interval.numerator / 2) / interval.numerator
+            }
+            Ok(_) | Err(_) => requested.fps,
         };
         let mut stream = Stream::with_buffers(&device, Type::VideoCapture, BUFFERS)
             .map_err(|e| self.unavailable("mapping its buffers", e))?;
