@@ -10,7 +10,9 @@ use rtpcast::config::{
     DEFAULT_MAX_SESSIONS,
 };
 use rtpcast::rtsp::handler::PORTS_PER_GROUP;
+use rtpcast::server::camera::Camera;
 use rtpcast::server::catalog::Catalog;
+use rtpcast::source::camera::{parse_frame_size, CameraCodec, CameraFormat};
 
 /// Serve MP4 files (H.264 + AAC) over RTSP/RTP to VLC, ffplay, GStreamer
 /// and any RTSP client. With no MEDIA, serves the bundled sample clip at
@@ -80,6 +82,25 @@ struct Args {
     /// the same way) whether anyone watches or not: joiners start at once.
     #[arg(long = "relay-always", value_name = "PATH=URL", value_parser = parse_always_relay)]
     always_relays: Vec<RelayConfig>,
+    /// Stream a V4L2 camera giving Motion-JPEG or H.264 (`/dev/video0`)
+    /// at --path, without re-encoding; needs a build with `--features
+    /// v4l`. An unplugged camera ends its viewers' sessions (RTCP BYE)
+    /// and is opened again every 3 s.
+    #[arg(long, value_name = "DEVICE")]
+    camera: Option<PathBuf>,
+    /// URL path of the --camera.
+    #[arg(long = "path", value_name = "PATH", default_value = "/live/webcam")]
+    camera_path: String,
+    /// What the camera is asked to encode: mjpeg or h264.
+    #[arg(long, default_value = "mjpeg", value_name = "mjpeg|h264")]
+    camera_format: CameraCodec,
+    /// Picture size asked of the camera, WIDTHxHEIGHT (it may give
+    /// another; the log says which).
+    #[arg(long, default_value = "1280x720", value_name = "WxH", value_parser = parse_frame_size)]
+    camera_size: (u32, u32),
+    /// Frame rate asked of the camera.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
+    camera_fps: u32,
     /// Sessions the server holds at most; SETUP beyond is answered 453
     /// Not Enough Bandwidth. 0: no limit.
     #[arg(long, default_value_t = DEFAULT_MAX_SESSIONS)]
@@ -180,6 +201,51 @@ fn parse_relay(value: &str, pull: RelayPull) -> Result<RelayConfig, String> {
     })
 }
 
+/// The `--camera` to stream, if one is given.
+///
+/// Errors: a camera in a build without the `v4l` feature, or `--path /`.
+fn camera(args: &Args) -> anyhow::Result<Option<Camera>> {
+    let Some(device) = &args.camera else {
+        return Ok(None);
+    };
+    let mount = rtpcast::rtsp::url::normalize_mount(&args.camera_path);
+    anyhow::ensure!(
+        mount != "/",
+        "--path {:?}: a camera needs a path other than /",
+        args.camera_path
+    );
+    let (width, height) = args.camera_size;
+    Ok(Some(Camera {
+        mount,
+        name: device.display().to_string(),
+        requested: CameraFormat {
+            codec: args.camera_format,
+            width,
+            height,
+            fps: args.camera_fps,
+        },
+        device: capture_device(device)?,
+    }))
+}
+
+#[cfg(feature = "v4l")]
+fn capture_device(
+    device: &std::path::Path,
+) -> anyhow::Result<Box<dyn rtpcast::server::camera::CaptureDevice>> {
+    Ok(Box::new(rtpcast::server::v4l2::V4l2Camera::new(device)))
+}
+
+#[cfg(not(feature = "v4l"))]
+fn capture_device(
+    device: &std::path::Path,
+) -> anyhow::Result<Box<dyn rtpcast::server::camera::CaptureDevice>> {
+    anyhow::bail!(
+        "--camera {}: this rtpcast was built without camera support; build it with \
+         `cargo build --release --features v4l` (needs libclang-dev)",
+        device.display()
+    )
+}
+
 /// Characters escaped in a URL path when printing a mount (RFC 3986 §3.3
 /// allows the rest, `/` included).
 const URL_PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
@@ -205,6 +271,7 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_ansi(ansi)
         .init();
+    let camera = camera(&args)?;
     let config = Config {
         bind: args.bind,
         rtsp_port: args.rtsp_port,
@@ -240,7 +307,9 @@ async fn main() -> anyhow::Result<()> {
     let mut mounts = catalog.describe_mounts();
     mounts.extend(config.channels.iter().map(|c| c.mount.clone()));
     mounts.extend(config.relays.iter().map(|r| r.mount.clone()));
-    let server = rtpcast::server::start(&config, catalog).await?;
+    mounts.extend(camera.iter().map(|c| c.mount.clone()));
+    let server =
+        rtpcast::server::start_with_cameras(&config, catalog, camera.into_iter().collect()).await?;
     let host = if config.bind.is_unspecified() {
         "localhost".to_string()
     } else {

@@ -338,3 +338,41 @@ async fn an_edge_relays_an_origin_and_never_logs_the_upstream_password() {
     assert!(log.contains(&upstream_logged), "{log}");
     assert!(!log.contains("s3cret"), "the password is logged:\n{log}");
 }
+
+#[tokio::test]
+async fn bad_camera_options_stop_the_server_at_start_up_with_a_reason() {
+    let mut cases = vec![
+        (
+            vec!["--camera", "/dev/video0", "--camera-format", "yuyv"],
+            "mjpeg or h264",
+        ),
+        (
+            vec!["--camera", "/dev/video0", "--camera-size", "720p"],
+            "WIDTHxHEIGHT",
+        ),
+        (
+            vec!["--camera", "/dev/video0", "--camera-fps", "0"],
+            "--camera-fps",
+        ),
+    ];
+    // A build without V4L2 says how to get one.
+    if cfg!(not(feature = "v4l")) {
+        cases.push((vec!["--camera", "/dev/video0"], "--features v4l"));
+    } else {
+        cases.push((
+            vec!["--camera", "/dev/video0", "--path", "/"],
+            "other than /",
+        ));
+    }
+    for (args, says) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_rtpcast"))
+            .args(["--bind", "127.0.0.1", "--rtsp-port", "0", "--rtp-port", "0"])
+            .args(&args)
+            .output()
+            .await
+            .expect("rtpcast runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} started");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}

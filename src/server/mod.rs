@@ -6,6 +6,7 @@
 //! (see `clippy.toml`, which keeps them out of everything else).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod camera;
 pub mod catalog;
 mod channel_task;
 mod connection;
@@ -15,6 +16,8 @@ mod publisher_table;
 mod relay_task;
 mod session_task;
 pub mod udp;
+#[cfg(feature = "v4l")]
+pub mod v4l2;
 mod viewer_table;
 
 use std::collections::HashMap;
@@ -200,6 +203,20 @@ impl Drop for ConnectionSlot {
 
 /// Binds the sockets and starts serving `catalog` in the background.
 pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningServer> {
+    start_with_cameras(config, catalog, Vec::new()).await
+}
+
+/// Like [`start`], also streaming `cameras`, each at its mount.
+///
+/// Errors: a port that cannot be bound, a channel's file that cannot be
+/// opened, or a mount given twice (channels, relays and cameras
+/// together). A camera that cannot be opened is no error: its task keeps
+/// trying.
+pub async fn start_with_cameras(
+    config: &Config,
+    catalog: Catalog,
+    cameras: Vec<camera::Camera>,
+) -> anyhow::Result<RunningServer> {
     let listener = TcpListener::bind((config.bind, config.rtsp_port))
         .await
         .with_context(|| format!("binding RTSP port {}:{}", config.bind, config.rtsp_port))?;
@@ -259,10 +276,11 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
         .iter()
         .map(|c| &c.mount)
         .chain(config.relays.iter().map(|r| &r.mount))
+        .chain(cameras.iter().map(|c| &c.mount))
     {
         anyhow::ensure!(
             mounts.insert(mount),
-            "{mount} is given twice (as a channel or a relay)"
+            "{mount} is given twice (as a channel, a relay or a camera)"
         );
     }
     let (relays, relay_tasks) = RelaySet::new(&config.relays);
@@ -299,6 +317,9 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
             media,
             config.mtu,
         )));
+    }
+    for camera in cameras {
+        tasks.push(tokio::spawn(camera::run(camera, live.clone(), config.mtu)));
     }
     for relay in relay_tasks {
         tasks.push(tokio::spawn(relay_task::run(

@@ -2,6 +2,7 @@
 //! ([`playout`]), or a live path ([`crate::live`]) fed by a publisher, a
 //! relay, a camera or a file played as a channel ([`channel`]).
 
+pub mod camera;
 pub mod channel;
 pub mod playout;
 
