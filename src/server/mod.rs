@@ -243,6 +243,7 @@ pub async fn start_with_cameras(
         .iter()
         .map(|c| c.mount.clone())
         .chain(config.relays.iter().map(|r| r.mount.clone()))
+        .chain(cameras.iter().map(|c| c.mount.clone()))
         .collect();
     let settings = HandlerSettings {
         server_rtp_port: rtp_port,
