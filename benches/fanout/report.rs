@@ -1,11 +1,11 @@
 //! The results table: what a run produced, summed over the viewers and
 //! formatted as one row per quantity.
 
-use std::fmt::Write as _;
 use std::time::Instant;
 
 use crate::control::{ControlLatency, CONTROL_IP, PROBE_INTERVAL};
 use crate::counters::{Resources, Snapshot};
+use crate::distribution::{distribution, Table};
 use crate::viewer::{Tracks, ViewerStats, RECV_BUFFER, VIEWERS_PER_IP};
 use crate::{Args, SETUP_CONCURRENCY, WARMUP};
 
@@ -38,36 +38,6 @@ pub(crate) struct Outcome {
     pub(crate) server_has_max_sessions: bool,
     /// The bench's soft limit on open files, after raising it.
     pub(crate) open_files_limit: u64,
-}
-
-/// The `p`-quantile (0..=1, nearest rank) of sorted `values`.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// `value` with two decimals below 10 and one above.
-fn decimals(value: f64) -> String {
-    if value.abs() < 10.0 {
-        format!("{value:.2}")
-    } else {
-        format!("{value:.1}")
-    }
-}
-
-/// Sorts `values` and formats p50 / p99 / max with `unit`.
-fn distribution(mut values: Vec<f64>, unit: &str) -> String {
-    values.sort_by(f64::total_cmp);
-    format!(
-        "p50 {} {unit}, p99 {} {unit}, max {} {unit} (n={})",
-        decimals(percentile(&values, 0.5)),
-        decimals(percentile(&values, 0.99)),
-        decimals(percentile(&values, 1.0)),
-        values.len()
-    )
 }
 
 /// Milliseconds from `from` to `to`.
@@ -137,18 +107,13 @@ impl Outcome {
         let torn_down = self.viewers.iter().filter(|v| v.torn_down).count();
         let ips = (args.viewers - 1) / VIEWERS_PER_IP + 1;
 
-        let mut s = String::new();
-        let mut row = |name: &str, value: String| {
-            let _ = writeln!(s, "  {name:<24} {value}");
-        };
-        row("command", args.command());
-        row("server", self.server_command.clone());
-        row(
-            "machine",
-            format!(
-                "{cores} cores (available_parallelism); server in a child process, viewers in the bench process"
-            ),
+        let mut table = Table::new(
+            "rtpcast fan-out benchmark",
+            args.command(),
+            self.server_command.clone(),
+            "server in a child process, viewers in the bench process",
         );
+        let mut row = |name: &str, value: String| table.row(name, value);
         row(
             "viewers playing",
             format!(
@@ -331,6 +296,6 @@ impl Outcome {
             "teardown",
             format!("{torn_down} / {} answered 200", self.viewers.len()),
         );
-        format!("rtpcast fan-out benchmark\n{s}")
+        table.finish()
     }
 }
