@@ -80,9 +80,6 @@ impl Outcome {
         let lossy_viewers = tracks().filter(|t| t.video.lost + t.audio.lost > 0).count();
         let mbits = bytes as f64 * 8.0 / window / 1e6;
         let server_cpu = (self.after.server_cpu - self.before.server_cpu).as_secs_f64();
-        let own_cpu = (self.after.own_cpu - self.before.own_cpu).as_secs_f64();
-        let idle = (self.after.machine_idle - self.before.machine_idle).as_secs_f64();
-        let machine_cores = (cores as f64 - idle / window).max(0.0);
         let rcvbuf_errors = self.after.udp_errors.0 - self.before.udp_errors.0;
         let sndbuf_errors = self.after.udp_errors.1 - self.before.udp_errors.1;
         let first_rtp: Vec<f64> = self
@@ -268,12 +265,7 @@ impl Outcome {
         );
         row(
             "machine busy",
-            format!(
-                "{machine_cores:.2} of {cores} cores: server {:.2}, viewers {:.2}, rest {:.2}",
-                server_cpu / window,
-                own_cpu / window,
-                (machine_cores - (server_cpu + own_cpu) / window).max(0.0)
-            ),
+            self.before.machine_busy(&self.after, cores, "viewers"),
         );
         let jumps = if video_jumps + audio_jumps == 0 {
             "none".to_string()

@@ -54,6 +54,8 @@
 
 #[path = "../fanout/cli.rs"]
 mod cli;
+#[path = "../fanout/counters.rs"]
+mod counters;
 #[path = "../fanout/distribution.rs"]
 mod distribution;
 mod measure;
@@ -73,6 +75,7 @@ use rand::Rng;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use cli::{options, parse_in, ServerOptions, Transport};
+use counters::Snapshot;
 use distribution::{distribution, Table};
 use measure::{Arrival, FirstPicture, Latency};
 use server_process::ServerProcess;
@@ -211,6 +214,8 @@ struct LatencyRun {
     /// The window.
     from: Instant,
     until: Instant,
+    /// Server and machine counters at its edges, where `/proc` has them.
+    load: Option<(Snapshot, Snapshot)>,
 }
 
 /// The joins to one path over one transport.
@@ -233,6 +238,8 @@ struct Outcome {
     joins: Vec<JoinRun>,
     /// Packets the publisher sent in all.
     published: usize,
+    /// Server and machine counters before and after the joins.
+    join_load: Option<(Snapshot, Snapshot)>,
 }
 
 /// Publishes, runs the latency windows and the joins, stops the
@@ -263,14 +270,16 @@ async fn run(args: &Args, server: &ServerProcess, stream: Arc<Stream>) -> anyhow
     tokio::time::sleep(PUBLISH_LEAD).await;
     let mut runs = Vec::new();
     for &transport in &args.transports {
-        runs.push(latency_run(args, address, transport).await);
+        runs.push(latency_run(args, server, transport).await);
     }
     let mut joins = Vec::new();
+    let before_joins = Snapshot::take(server.pid()).ok();
     for path in [LIVE_PATH, CHANNEL_PATH, FILE_PATH] {
         for &transport in &args.transports {
             joins.push(join_run(args.joins, address, path, transport).await);
         }
     }
+    let join_load = before_joins.zip(Snapshot::take(server.pid()).ok());
     let _ = stop_publisher.send(true);
     let sent = publisher
         .await?
@@ -287,6 +296,7 @@ async fn run(args: &Args, server: &ServerProcess, stream: Arc<Stream>) -> anyhow
         latency,
         joins,
         published: sent.len(),
+        join_load,
     })
 }
 
@@ -294,9 +304,10 @@ async fn run(args: &Args, server: &ServerProcess, stream: Arc<Stream>) -> anyhow
 /// after they all play and the warm-up.
 async fn latency_run(
     args: &Args,
-    server: std::net::SocketAddr,
+    server_process: &ServerProcess,
     transport: Transport,
 ) -> LatencyRun {
+    let server = server_process.rtsp_addr;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, mut ready_rx) = mpsc::channel(args.viewers);
     let tasks: Vec<_> = (0..args.viewers)
@@ -336,9 +347,11 @@ async fn latency_run(
         }
     }
     tokio::time::sleep(WARMUP).await;
+    let before = Snapshot::take(server_process.pid()).ok();
     let from = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
     let until = Instant::now();
+    let load = before.zip(Snapshot::take(server_process.pid()).ok());
     let _ = stop_tx.send(true);
     let mut arrivals = Vec::new();
     for task in tasks {
@@ -351,6 +364,7 @@ async fn latency_run(
         arrivals,
         from,
         until,
+        load,
     }
 }
 
@@ -404,6 +418,13 @@ async fn join_run(
 impl Outcome {
     /// The results table.
     fn report(&self, args: &Args, stream: &Stream) -> String {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let busy = |load: &Option<(Snapshot, Snapshot)>| {
+            load.as_ref()
+                .map_or("n/a (no /proc)".into(), |(before, after)| {
+                    before.machine_busy(after, cores, "bench")
+                })
+        };
         let mut table = Table::new(
             "rtpcast live benchmark",
             args.command(),
@@ -450,6 +471,7 @@ impl Outcome {
                     latency.expected
                 ),
             );
+            row(&format!("machine busy, {name}"), busy(&run.load));
             if let Some(error) = &run.first_failure {
                 row(
                     &format!("failed to set up, {name}"),
@@ -477,6 +499,7 @@ impl Outcome {
                 value,
             );
         }
+        row("machine busy, joins", busy(&self.join_load));
         row(
             "join time",
             "PLAY written to the last packet of the first complete keyframe read, at a random point in the 1 s GOP".into(),
