@@ -1,6 +1,10 @@
 //! Counters read at the edges of the measured window: CPU time and memory
 //! of the server child from `/proc/<pid>`, the bench's own CPU time,
 //! machine idle time and UDP buffer errors.
+//!
+//! Shared by the fan-out and live benches (`#[path]`), each of which uses
+//! part of it.
+#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
@@ -115,6 +119,21 @@ impl Snapshot {
             machine_idle: machine_idle()?,
             udp_errors: udp_buffer_errors()?,
         })
+    }
+
+    /// How busy the machine's `cores` were from this snapshot to `later`:
+    /// cores in use, and of them the server's, the bench's (named `bench`)
+    /// and the rest's (other processes).
+    pub(crate) fn machine_busy(&self, later: &Snapshot, cores: usize, bench: &str) -> String {
+        let window = (later.at - self.at).as_secs_f64().max(1e-9);
+        let server = (later.server_cpu - self.server_cpu).as_secs_f64() / window;
+        let own = (later.own_cpu - self.own_cpu).as_secs_f64() / window;
+        let idle = (later.machine_idle - self.machine_idle).as_secs_f64() / window;
+        let busy = (cores as f64 - idle).max(0.0);
+        format!(
+            "{busy:.2} of {cores} cores: server {server:.2}, {bench} {own:.2}, rest {:.2}",
+            (busy - server - own).max(0.0)
+        )
     }
 }
 

@@ -68,22 +68,24 @@
 //! Modules: `server_process` (the server child), `control` (the
 //! control-plane probe), `counters` (CPU, memory, descriptor and UDP
 //! counters from `/proc`), `viewer` (the viewer tasks and their
-//! statistics), `rtsp_client` (the minimal RTSP client they use) and
-//! `report` (the results table).
+//! statistics), `rtsp_client` (the minimal RTSP client they use),
+//! `distribution` (percentiles), `cli` (option parsing) and `report` (the
+//! results table). `server_process`, `rtsp_client`, `distribution` and
+//! `cli` also serve the live bench (`benches/live`).
 
 // Tests and benches are the I/O side: clocks, sockets and files (clippy.toml).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod cli;
 mod control;
 mod counters;
+mod distribution;
 mod report;
 mod rtsp_client;
 mod server_process;
 mod viewer;
 
 use std::net::Ipv4Addr;
-use std::ops::RangeInclusive;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,6 +93,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
+use cli::{options, parse_in, ServerOptions, Transport};
 use counters::{process_rss_kib, raise_open_files_limit, Resources, Snapshot};
 use report::Outcome;
 use rtsp_client::{connect, describe};
@@ -108,24 +111,7 @@ const SETUP_CONCURRENCY: usize = 32;
 /// Descriptors the bench needs besides its viewers' sockets.
 const SPARE_FDS: u64 = 256;
 
-/// How RTP reaches the viewers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Transport {
-    /// Two UDP sockets per viewer (`client_port`).
-    Udp,
-    /// Interleaved on the RTSP connection (`RTP/AVP/TCP`).
-    Tcp,
-}
-
 impl Transport {
-    /// The name used on the command line.
-    fn name(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        }
-    }
-
     /// Descriptors one viewer holds: its RTSP connection, and four UDP
     /// sockets (RTP and RTCP of two tracks) when not interleaved.
     fn fds_per_viewer(self) -> u64 {
@@ -145,54 +131,27 @@ struct Args {
     seconds: u64,
     /// RTP delivery.
     transport: Transport,
-    /// Extra server arguments, split at whitespace.
-    server_args: Vec<String>,
-    /// Another server binary to run instead of the one cargo built.
-    server_bin: Option<std::path::PathBuf>,
+    /// `--server-args` and `--server-bin`.
+    server: ServerOptions,
 }
 
 impl Args {
     /// Parses `--viewers N --seconds S --transport udp|tcp
     /// --server-args "..."` (also `--name=value`), ignoring the `--bench`
     /// flag cargo adds.
-    fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    fn parse(args: impl Iterator<Item = String>) -> Result<Args, String> {
         let mut parsed = Args {
             viewers: 200,
             seconds: 10,
             transport: Transport::Udp,
-            server_args: Vec::new(),
-            server_bin: None,
+            server: ServerOptions::default(),
         };
-        while let Some(arg) = args.next() {
-            if arg == "--bench" {
-                continue;
-            }
-            let (name, inline) = match arg.split_once('=') {
-                Some((name, value)) => (name.to_string(), Some(value.to_string())),
-                None => (arg, None),
-            };
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| args.next())
-                    .ok_or_else(|| format!("{name} needs a value"))
-            };
+        for (name, value) in options(args)? {
             match name.as_str() {
-                "--viewers" => parsed.viewers = parse_in(&name, &value()?, 1..=MAX_VIEWERS)?,
-                "--seconds" => parsed.seconds = parse_in(&name, &value()?, 1..=MAX_SECONDS)?,
-                "--transport" => {
-                    parsed.transport = match value()?.as_str() {
-                        "udp" => Transport::Udp,
-                        "tcp" => Transport::Tcp,
-                        other => return Err(format!("--transport {other}: expected udp or tcp")),
-                    };
-                }
-                "--server-bin" => parsed.server_bin = Some(value()?.into()),
-                "--server-args" => {
-                    parsed
-                        .server_args
-                        .extend(value()?.split_whitespace().map(str::to_string));
-                }
+                "--viewers" => parsed.viewers = parse_in(&name, &value, 1..=MAX_VIEWERS)?,
+                "--seconds" => parsed.seconds = parse_in(&name, &value, 1..=MAX_SECONDS)?,
+                "--transport" => parsed.transport = Transport::parse(&name, &value)?,
+                _ if parsed.server.take(&name, &value) => {}
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
@@ -201,56 +160,23 @@ impl Args {
 
     /// The command that reproduces this run.
     fn command(&self) -> String {
-        let server_args = if self.server_args.is_empty() {
-            String::new()
-        } else {
-            format!(" --server-args \"{}\"", self.server_args.join(" "))
-        };
-        let server_bin = self.server_bin.as_ref().map_or(String::new(), |bin| {
-            format!(" --server-bin {}", bin.display())
-        });
         format!(
-            "cargo bench --bench fanout -- --viewers {} --seconds {} --transport {}{server_args}{server_bin}",
+            "cargo bench --bench fanout -- --viewers {} --seconds {} --transport {}{}",
             self.viewers,
             self.seconds,
-            self.transport.name()
+            self.transport.name(),
+            self.server.command_suffix()
         )
     }
 }
 
-/// Parses the `value` of option `name` as a number within `range`.
-fn parse_in<T>(name: &str, value: &str, range: RangeInclusive<T>) -> Result<T, String>
-where
-    T: FromStr + PartialOrd + std::fmt::Display,
-{
-    value
-        .parse()
-        .ok()
-        .filter(|n| range.contains(n))
-        .ok_or_else(|| {
-            format!(
-                "{name} {value}: expected {}..={}",
-                range.start(),
-                range.end()
-            )
-        })
-}
-
 fn main() {
-    let args = match Args::parse(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(error) => {
-            eprintln!("{error}");
-            eprintln!(
-                "usage: cargo bench --bench fanout -- [--viewers N] [--seconds S] [--transport udp|tcp] [--server-args \"...\"] [--server-bin PATH]"
-            );
-            std::process::exit(2);
-        }
-    };
-    if let Err(error) = bench(&args) {
-        eprintln!("fanout bench failed: {error:#}");
-        std::process::exit(1);
-    }
+    cli::main(
+        "fanout",
+        "[--viewers N] [--seconds S] [--transport udp|tcp] [--server-args \"...\"] [--server-bin PATH]",
+        Args::parse,
+        bench,
+    );
 }
 
 /// Runs one benchmark: server child, viewers, report.
@@ -265,16 +191,9 @@ fn bench(args: &Args) -> anyhow::Result<()> {
             args.transport.name()
         );
     }
-    let server = ServerProcess::spawn(args.server_bin.as_deref(), &args.server_args)?;
-    let pid = server.pid();
+    let server = ServerProcess::spawn(args.server.bin.as_deref(), &args.server.args)?;
     let limit = Duration::from_secs(90 + args.seconds + args.viewers as u64 / 10);
-    std::thread::spawn(move || {
-        std::thread::sleep(limit);
-        eprintln!("fanout bench: no result after {limit:?}; giving up");
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-        std::process::exit(3);
-    });
+    server_process::watchdog(server.pid(), limit, "fanout");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -1,11 +1,11 @@
 //! The results table: what a run produced, summed over the viewers and
 //! formatted as one row per quantity.
 
-use std::fmt::Write as _;
 use std::time::Instant;
 
 use crate::control::{ControlLatency, CONTROL_IP, PROBE_INTERVAL};
 use crate::counters::{Resources, Snapshot};
+use crate::distribution::{distribution, Table};
 use crate::viewer::{Tracks, ViewerStats, RECV_BUFFER, VIEWERS_PER_IP};
 use crate::{Args, SETUP_CONCURRENCY, WARMUP};
 
@@ -38,36 +38,6 @@ pub(crate) struct Outcome {
     pub(crate) server_has_max_sessions: bool,
     /// The bench's soft limit on open files, after raising it.
     pub(crate) open_files_limit: u64,
-}
-
-/// The `p`-quantile (0..=1, nearest rank) of sorted `values`.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// `value` with two decimals below 10 and one above.
-fn decimals(value: f64) -> String {
-    if value.abs() < 10.0 {
-        format!("{value:.2}")
-    } else {
-        format!("{value:.1}")
-    }
-}
-
-/// Sorts `values` and formats p50 / p99 / max with `unit`.
-fn distribution(mut values: Vec<f64>, unit: &str) -> String {
-    values.sort_by(f64::total_cmp);
-    format!(
-        "p50 {} {unit}, p99 {} {unit}, max {} {unit} (n={})",
-        decimals(percentile(&values, 0.5)),
-        decimals(percentile(&values, 0.99)),
-        decimals(percentile(&values, 1.0)),
-        values.len()
-    )
 }
 
 /// Milliseconds from `from` to `to`.
@@ -110,9 +80,6 @@ impl Outcome {
         let lossy_viewers = tracks().filter(|t| t.video.lost + t.audio.lost > 0).count();
         let mbits = bytes as f64 * 8.0 / window / 1e6;
         let server_cpu = (self.after.server_cpu - self.before.server_cpu).as_secs_f64();
-        let own_cpu = (self.after.own_cpu - self.before.own_cpu).as_secs_f64();
-        let idle = (self.after.machine_idle - self.before.machine_idle).as_secs_f64();
-        let machine_cores = (cores as f64 - idle / window).max(0.0);
         let rcvbuf_errors = self.after.udp_errors.0 - self.before.udp_errors.0;
         let sndbuf_errors = self.after.udp_errors.1 - self.before.udp_errors.1;
         let first_rtp: Vec<f64> = self
@@ -137,18 +104,13 @@ impl Outcome {
         let torn_down = self.viewers.iter().filter(|v| v.torn_down).count();
         let ips = (args.viewers - 1) / VIEWERS_PER_IP + 1;
 
-        let mut s = String::new();
-        let mut row = |name: &str, value: String| {
-            let _ = writeln!(s, "  {name:<24} {value}");
-        };
-        row("command", args.command());
-        row("server", self.server_command.clone());
-        row(
-            "machine",
-            format!(
-                "{cores} cores (available_parallelism); server in a child process, viewers in the bench process"
-            ),
+        let mut table = Table::new(
+            "rtpcast fan-out benchmark",
+            args.command(),
+            self.server_command.clone(),
+            "server in a child process, viewers in the bench process",
         );
+        let mut row = |name: &str, value: String| table.row(name, value);
         row(
             "viewers playing",
             format!(
@@ -303,12 +265,7 @@ impl Outcome {
         );
         row(
             "machine busy",
-            format!(
-                "{machine_cores:.2} of {cores} cores: server {:.2}, viewers {:.2}, rest {:.2}",
-                server_cpu / window,
-                own_cpu / window,
-                (machine_cores - (server_cpu + own_cpu) / window).max(0.0)
-            ),
+            self.before.machine_busy(&self.after, cores, "viewers"),
         );
         let jumps = if video_jumps + audio_jumps == 0 {
             "none".to_string()
@@ -331,6 +288,6 @@ impl Outcome {
             "teardown",
             format!("{torn_down} / {} answered 200", self.viewers.len()),
         );
-        format!("rtpcast fan-out benchmark\n{s}")
+        table.finish()
     }
 }

@@ -1,5 +1,9 @@
 //! The minimal RTSP client the viewers use: requests and their responses,
 //! and interleaved frames read from the same connection.
+//!
+//! Shared by the fan-out and live benches (`#[path]`), each of which uses
+//! part of it.
+#![allow(dead_code)]
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -40,11 +44,13 @@ enum Item<'a> {
 #[derive(Debug)]
 pub(crate) struct Reply {
     /// Status code.
-    status: u16,
+    pub(crate) status: u16,
     /// CSeq header value.
-    cseq: Option<u32>,
+    pub(crate) cseq: Option<u32>,
     /// Session id, without `;timeout=`.
     session: Option<String>,
+    /// The Transport header (SETUP's answer: `server_port=`, `interleaved=`).
+    pub(crate) transport: Option<String>,
     /// The body (`Content-Length` bytes), e.g. DESCRIBE's SDP.
     pub(crate) body: String,
 }
@@ -133,6 +139,7 @@ impl Inbound {
                     status,
                     cseq: None,
                     session: None,
+                    transport: None,
                     body: String::new(),
                 };
                 let mut body = 0;
@@ -146,6 +153,7 @@ impl Inbound {
                         "session" => {
                             reply.session = value.split(';').next().map(|s| s.trim().to_string())
                         }
+                        "transport" => reply.transport = Some(value.to_string()),
                         "content-length" => body = value.parse().unwrap_or(0),
                         _ => {}
                     }
@@ -173,7 +181,7 @@ pub(crate) struct Outbound {
     cseq: u32,
     /// The session id once SETUP answered.
     session: Option<String>,
-    /// Aggregate URL of the sample.
+    /// Presentation URL: the sample's, or the path given to [`connect_to`].
     url: String,
 }
 
@@ -197,14 +205,31 @@ impl Outbound {
         url: &str,
         extra: &str,
     ) -> Result<u32, String> {
+        self.send_with_body(method, url, extra, "").await
+    }
+
+    /// [`Self::send`] with a body (its `Content-Length` added when it is
+    /// not empty; `extra` names its type).
+    pub(crate) async fn send_with_body(
+        &mut self,
+        method: &str,
+        url: &str,
+        extra: &str,
+        body: &str,
+    ) -> Result<u32, String> {
         self.cseq += 1;
         let session = self
             .session
             .as_ref()
             .map(|s| format!("Session: {s}\r\n"))
             .unwrap_or_default();
+        let length = if body.is_empty() {
+            String::new()
+        } else {
+            format!("Content-Length: {}\r\n", body.len())
+        };
         let request = format!(
-            "{method} {url} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: rtpcast-fanout-bench\r\n{session}{extra}\r\n",
+            "{method} {url} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: rtpcast-bench\r\n{session}{extra}{length}\r\n{body}",
             self.cseq
         );
         self.writer
@@ -212,6 +237,22 @@ impl Outbound {
             .await
             .map_err(|e| format!("{method}: {e}"))?;
         Ok(self.cseq)
+    }
+
+    /// Writes `packet` as an interleaved frame on `channel` (RFC 2326
+    /// §10.12).
+    pub(crate) async fn send_interleaved(
+        &mut self,
+        channel: u8,
+        packet: &[u8],
+    ) -> std::io::Result<()> {
+        let len = u16::try_from(packet.len())
+            .map_err(|_| std::io::Error::other("packet too long to interleave"))?;
+        let [high, low] = len.to_be_bytes();
+        let mut frame = Vec::with_capacity(4 + packet.len());
+        frame.extend_from_slice(&[b'$', channel, high, low]);
+        frame.extend_from_slice(packet);
+        self.writer.write_all(&frame).await
     }
 }
 
@@ -226,6 +267,32 @@ pub(crate) async fn request(
     frames: &mut (dyn FnMut(u8, &[u8]) + Send),
 ) -> Result<Reply, String> {
     let cseq = out.send(method, url, extra).await?;
+    response(inbound, cseq, method, url, frames).await
+}
+
+/// [`request`] with a body of type `content_type`, for ANNOUNCE.
+pub(crate) async fn request_with_body(
+    out: &mut Outbound,
+    inbound: &mut Inbound,
+    method: &str,
+    url: &str,
+    content_type: &str,
+    body: &str,
+) -> Result<Reply, String> {
+    let extra = format!("Content-Type: {content_type}\r\n");
+    let cseq = out.send_with_body(method, url, &extra, body).await?;
+    response(inbound, cseq, method, url, &mut |_, _| {}).await
+}
+
+/// Waits for the response to request `cseq`, passing interleaved frames
+/// that arrive meanwhile to `frames`; fails on a non-200 answer.
+async fn response(
+    inbound: &mut Inbound,
+    cseq: u32,
+    method: &str,
+    url: &str,
+    frames: &mut (dyn FnMut(u8, &[u8]) + Send),
+) -> Result<Reply, String> {
     let exchange = async {
         loop {
             while let Some(reply) = inbound.next_reply(frames)? {
@@ -249,10 +316,19 @@ pub(crate) async fn request(
     Ok(reply)
 }
 
-/// Opens the RTSP connection from `ip`.
+/// Opens the RTSP connection from `ip`, for the sample.
 pub(crate) async fn connect(
     ip: Ipv4Addr,
     server: SocketAddr,
+) -> Result<(Outbound, Inbound), String> {
+    connect_to(ip, server, "/sample").await
+}
+
+/// Opens the RTSP connection from `ip`, for `path` (`/live/cam`).
+pub(crate) async fn connect_to(
+    ip: Ipv4Addr,
+    server: SocketAddr,
+    path: &str,
 ) -> Result<(Outbound, Inbound), String> {
     let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     socket
@@ -264,7 +340,7 @@ pub(crate) async fn connect(
         .map_err(|e| format!("connecting: {e}"))?;
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
-    let url = format!("rtsp://{server}/sample");
+    let url = format!("rtsp://{server}{path}");
     Ok((
         Outbound {
             writer,
@@ -285,6 +361,27 @@ pub(crate) async fn describe(out: &mut Outbound, inbound: &mut Inbound) -> Resul
     Ok(reply.body)
 }
 
+/// SETUPs `url` with `transport`; the first SETUP of a connection
+/// keeps the session id it answers for the requests after it.
+pub(crate) async fn setup(
+    out: &mut Outbound,
+    inbound: &mut Inbound,
+    url: &str,
+    transport: &str,
+) -> Result<Reply, String> {
+    let extra = format!("Transport: {transport}\r\n");
+    let reply = request(out, inbound, "SETUP", url, &extra, &mut |_, _| {}).await?;
+    if out.session.is_none() {
+        out.session = Some(
+            reply
+                .session
+                .clone()
+                .ok_or("SETUP answered without Session")?,
+        );
+    }
+    Ok(reply)
+}
+
 /// When a viewer sent PLAY and when its answer arrived.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PlayTimes {
@@ -303,18 +400,7 @@ pub(crate) async fn setup_and_play(
     let mut ignore = |_: u8, _: &[u8]| {};
     for (track, transport) in transports.iter().enumerate() {
         let url = format!("{}/trackID={track}", out.url);
-        let reply = request(
-            out,
-            inbound,
-            "SETUP",
-            &url,
-            &format!("Transport: {transport}\r\n"),
-            &mut ignore,
-        )
-        .await?;
-        if out.session.is_none() {
-            out.session = Some(reply.session.ok_or("SETUP answered without Session")?);
-        }
+        setup(out, inbound, &url, transport).await?;
     }
     let sent = Instant::now();
     let url = out.aggregate_url();

@@ -1,6 +1,10 @@
 //! The server child: the `rtpcast` binary that `cargo bench` builds next to
 //! this bench, started on loopback so that its CPU time and memory are
 //! measured apart from the viewers.
+//!
+//! Shared by the fan-out and live benches (`#[path]`), each of which uses
+//! part of it.
+#![allow(dead_code)]
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -143,4 +147,17 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Kills the server (`pid`) and ends this process with status 3 if it is
+/// still running after `limit`: a bench that hangs must not hold the
+/// machine.
+pub(crate) fn watchdog(pid: u32, limit: Duration, bench: &'static str) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!("{bench} bench: no result after {limit:?}; giving up");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        std::process::exit(3);
+    });
 }
