@@ -1154,3 +1154,5 @@ fn interleaving_joins_a_session_only_on_its_own_connection() {
     assert_eq!(h.connection_closed(1).len(), 1);
     assert_eq!(h.session_count(), 0);
 }
+
+mod record;
