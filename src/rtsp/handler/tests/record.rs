@@ -492,10 +492,21 @@ fn publishing_and_playing_sessions_keep_to_their_methods() {
         now,
     );
     assert_eq!(status(&second_session), 455, "one session per announcement");
-    assert_eq!(
-        status(&in_session(&mut h, &c, Method::Record, &id, now)),
-        200
-    );
+    let record = in_session(&mut h, &c, Method::Record, &id, now);
+    assert_eq!(status(&record), 200);
+    assert_eq!(published(&record.actions).len(), 1);
+    let play = in_session(&mut h, &c, Method::Play, &id, now);
+    assert_eq!(status(&play), 455, "PLAY of a recording publisher");
+    // PAUSE halts recording (RFC 2326 §10.6; GStreamer sends it at end of
+    // stream); RECORD resumes the same path.
+    let pause = in_session(&mut h, &c, Method::Pause, &id, now);
+    assert_eq!(status(&pause), 200);
+    assert!(pause.actions.is_empty(), "the path stays");
+    let paused = in_session(&mut h, &c, Method::Pause, &id, now);
+    assert_eq!(status(&paused), 455, "PAUSE twice");
+    let resume = in_session(&mut h, &c, Method::Record, &id, now);
+    assert_eq!(status(&resume), 200);
+    assert!(resume.actions.is_empty(), "no new path");
     let playing_setup = setup_record(
         &mut h,
         &c,
@@ -625,4 +636,64 @@ fn an_announcement_never_set_up_lapses() {
         200
     );
     assert_eq!(h.handler.claims["/live/cam"].announcement.tracks.len(), 1);
+}
+
+#[test]
+fn skipped_sections_are_set_up_but_not_received() {
+    let mut h = handler();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    // GStreamer's rtspclientsink sends AAC as MP4A-LATM, which is skipped,
+    // and sets it up all the same.
+    let sdp = format!(
+        "{}m=audio 0 RTP/AVP 97\r\na=rtpmap:97 MP4A-LATM/48000/2\r\na=control:stream=1\r\n",
+        video_only_sdp().replace("a=fmtp", "a=control:stream=0\r\na=fmtp")
+    );
+    assert_eq!(status(&announce(&mut h, &c, LIVE, &sdp, now)), 200);
+    assert_eq!(h.handler.claims["/live/cam"].announcement.skipped.len(), 1);
+    let audio = setup_record(
+        &mut h,
+        &c,
+        &format!("{LIVE}/stream=1"),
+        "RTP/AVP/TCP;unicast;interleaved=0-1",
+        None,
+        now,
+    );
+    assert_eq!(status(&audio), 200, "{:?}", audio.response);
+    let id = session_of(&audio);
+    let early = in_session(&mut h, &c, Method::Record, &id, now);
+    assert_eq!(status(&early), 455, "nothing receivable set up yet");
+    let clash = setup_record(
+        &mut h,
+        &c,
+        &format!("{LIVE}/stream=0"),
+        "RTP/AVP/TCP;unicast;interleaved=0-1",
+        Some(&id),
+        now,
+    );
+    assert_eq!(
+        status(&clash),
+        461,
+        "the skipped section holds its channels"
+    );
+    let video = setup_record(
+        &mut h,
+        &c,
+        &format!("{LIVE}/stream=0"),
+        "RTP/AVP/TCP;unicast;interleaved=2-3",
+        Some(&id),
+        now,
+    );
+    assert_eq!(status(&video), 200);
+    let record = in_session(&mut h, &c, Method::Record, &id, now);
+    let [(_, _, tracks)] = published(&record.actions).try_into().expect("one Publish");
+    assert_eq!(tracks.len(), 1, "only the video is received");
+    assert_eq!(tracks[0].track.payload_type, 96);
+    assert_eq!(
+        tracks[0].delivery,
+        Delivery::Interleaved {
+            rtp_channel: 2,
+            rtcp_channel: 3
+        }
+    );
 }
