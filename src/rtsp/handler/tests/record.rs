@@ -584,6 +584,10 @@ fn a_publisher_leaving_frees_its_path() {
     };
     let later = now + Duration::from_secs(120);
     assert!(h.handler.expire_sessions(later, &mut sending).is_empty());
+    assert!(
+        h.handler.claims.contains_key("/live/cam"),
+        "a claim with a session lasts as long as the session"
+    );
     let mut silent = HeardAt {
         viewers: std::collections::BTreeMap::new(),
         heard: None,
@@ -695,5 +699,67 @@ fn skipped_sections_are_set_up_but_not_received() {
             rtp_channel: 2,
             rtcp_channel: 3
         }
+    );
+}
+
+#[test]
+fn interleaved_publishers_get_free_channels_and_keep_their_connection() {
+    let mut h = handler();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    assert_eq!(status(&announce(&mut h, &c, LIVE, &ffmpeg_sdp(), now)), 200);
+    // Odd channels of the client's choosing, then none: the server picks
+    // the first free pair.
+    let video = setup_record(
+        &mut h,
+        &c,
+        &format!("{LIVE}/streamid=0"),
+        "RTP/AVP/TCP;unicast;interleaved=1-2",
+        None,
+        now,
+    );
+    assert_eq!(status(&video), 200);
+    let id = session_of(&video);
+    let overlap = setup_record(
+        &mut h,
+        &c,
+        &format!("{LIVE}/streamid=1"),
+        "RTP/AVP/TCP;unicast;interleaved=2-3",
+        Some(&id),
+        now,
+    );
+    assert_eq!(status(&overlap), 461, "channel 2 is taken");
+    let audio = setup_record(
+        &mut h,
+        &c,
+        &format!("{LIVE}/streamid=1"),
+        "RTP/AVP/TCP;unicast",
+        Some(&id),
+        now,
+    );
+    assert_eq!(status(&audio), 200, "{:?}", audio.response);
+    assert_eq!(
+        header(&audio.response, "Transport"),
+        Some("RTP/AVP/TCP;unicast;interleaved=4-5;mode=record")
+    );
+    // Another connection from the same address cannot command it.
+    let other = ctx(2, [127, 0, 0, 1]);
+    let stranger = in_session(&mut h, &other, Method::Record, &id, now);
+    assert_eq!(status(&stranger), 454);
+    let owner = in_session(&mut h, &c, Method::Record, &id, now);
+    let [(_, _, tracks)] = published(&owner.actions).try_into().expect("one Publish");
+    let channels: Vec<Delivery> = tracks.iter().map(|t| t.delivery).collect();
+    assert_eq!(
+        channels,
+        [
+            Delivery::Interleaved {
+                rtp_channel: 1,
+                rtcp_channel: 2
+            },
+            Delivery::Interleaved {
+                rtp_channel: 4,
+                rtcp_channel: 5
+            },
+        ]
     );
 }
