@@ -514,10 +514,18 @@ mod tests {
         );
         let wrong_type = datagrams(&pictures(0), 100, VIDEO_SSRC, 2);
         assert!(publisher.handle_rtp(0, &wrong_type[0], later));
+        // NAL unit type 30 is reserved (RFC 6184 §5.2): the depacketizer
+        // refuses it.
+        let mut reserved = RtpStreamState::new(96, VIDEO_SSRC, 3)
+            .next_header(7200, true, 2)
+            .to_vec();
+        reserved.extend_from_slice(&[0x1e, 0x00]);
+        assert!(publisher.handle_rtp(0, &Bytes::from(reserved), later));
         let units: Vec<_> = std::iter::from_fn(|| publisher.poll_unit(later)).collect();
         assert!(units.is_empty(), "{units:?}");
         let stats = publisher.stats()[0];
         assert_eq!(stats.wrong_payload_type, 1);
+        assert_eq!(stats.depacketizer_errors, 1);
         assert_eq!(stats.receiver.foreign_ssrc, 1);
         assert_eq!(stats.receiver.malformed, 1);
         assert_eq!(stats.units, 0);
