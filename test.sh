@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the independent RTSP clients the integration tests play with
-# (ffmpeg/ffprobe, GStreamer with its RTSP and decoder plugins, tshark)
-# from Debian's packages when they are missing, then runs `cargo test` with
-# RTPCAST_REQUIRE_INTEROP=1, so that no interop test is skipped.
+# (ffmpeg/ffprobe, GStreamer with its RTSP client, RTSP sink and decoder
+# plugins, tshark) from Debian's packages when they are missing, then runs
+# `cargo test` with RTPCAST_REQUIRE_INTEROP=1, so that no interop test is
+# skipped.
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -12,9 +13,10 @@ command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 if ! command -v gst-launch-1.0 >/dev/null 2>&1 ||
     ! gst-inspect-1.0 rtspsrc >/dev/null 2>&1 ||
     ! gst-inspect-1.0 h264parse >/dev/null 2>&1 ||
-    ! gst-inspect-1.0 avdec_h264 >/dev/null 2>&1; then
+    ! gst-inspect-1.0 avdec_h264 >/dev/null 2>&1 ||
+    ! gst-inspect-1.0 rtspclientsink >/dev/null 2>&1; then
     missing+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-        gstreamer1.0-plugins-bad gstreamer1.0-libav)
+        gstreamer1.0-plugins-bad gstreamer1.0-libav gstreamer1.0-rtsp)
 fi
 command -v tshark >/dev/null 2>&1 || missing+=(tshark)
 

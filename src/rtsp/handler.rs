@@ -654,9 +654,11 @@ impl RtspHandler {
         let header = self.session_header(&id);
         let session = self.sessions.get_mut(&id).ok_or(Refusal::SessionNotFound)?;
         if session.publishing {
-            return Err(Refusal::MethodNotValidInState(
-                "PAUSE of a session that records".into(),
-            ));
+            // RFC 2326 §10.6 pauses recording too, and GStreamer's
+            // rtspclientsink sends it at end of stream: the path stays live
+            // until the publisher resumes or leaves.
+            session.state = SessionState::Ready;
+            return Ok(ok(cseq).header(headers::SESSION, header).build(Vec::new()));
         }
         // A multicast group plays on for its other viewers.
         if !session.multicast {

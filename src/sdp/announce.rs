@@ -115,6 +115,9 @@ pub struct AnnouncedTrack {
 pub struct SkippedMedia {
     /// Position of the section among all `m=` lines (0-based).
     pub media_index: usize,
+    /// The section's `a=control`, as in [`AnnouncedTrack::control`]:
+    /// publishers set up skipped sections too.
+    pub control: Option<String>,
     /// Why it is skipped.
     pub reason: SkipReason,
 }
@@ -288,6 +291,7 @@ pub fn parse_announcement(body: &[u8]) -> Result<Announcement, AnnounceError> {
             }
             Err(Rejection::Skip(reason)) => skipped.push(SkippedMedia {
                 media_index,
+                control: attribute_value(&media.attributes, "control"),
                 reason,
             }),
             Err(Rejection::Invalid(error)) => {

@@ -282,6 +282,34 @@ impl RtspClient {
         self.cseq
     }
 
+    /// Sends a request carrying `body` as `content_type` and reads its
+    /// response (interleaved frames read on the way are kept).
+    pub async fn request_with_body(
+        &mut self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        content_type: &str,
+        body: &[u8],
+    ) -> Response {
+        self.cseq += 1;
+        let mut text = format!(
+            "{method} {url} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: rtpcast-itest\r\n\
+             Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+            self.cseq,
+            body.len()
+        );
+        for (name, value) in headers {
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
+        text.push_str("\r\n");
+        let mut bytes = text.into_bytes();
+        bytes.extend_from_slice(body);
+        self.send_raw(&bytes).await;
+        let cseq = self.cseq;
+        self.response_for(cseq).await
+    }
+
     /// Sends a request and reads its response; interleaved frames read on
     /// the way are kept in `skipped_frames`. Checks the CSeq echo.
     pub async fn request(&mut self, method: &str, url: &str, headers: &[(&str, &str)]) -> Response {

@@ -26,6 +26,9 @@ pub(super) struct PublishClaim {
     pub(super) announcement: Announcement,
     /// Its session, once SETUP created one.
     pub(super) session_id: Option<String>,
+    /// True once RECORD made the path live: a RECORD after PAUSE resumes
+    /// it rather than starting it afresh.
+    pub(super) recording: bool,
     /// When it was announced (a claim with no session expires like an
     /// idle session).
     pub(super) announced_at: std::time::Instant,
@@ -126,6 +129,7 @@ impl RtspHandler {
                 connection: ctx.connection,
                 announcement,
                 session_id: None,
+                recording: false,
                 announced_at: ctx.received,
             },
         );
@@ -140,7 +144,7 @@ impl RtspHandler {
         cseq: &str,
     ) -> Result<Response<Vec<u8>>, Refusal> {
         let url = request_url(request)?;
-        let (mount, track) = self.announced_track(url)?;
+        let (mount, slot) = self.announced_track(url)?;
         let claim = &self.claims[&mount];
         if claim.connection != ctx.connection {
             return Err(Refusal::NotAnnounced(mount));
@@ -162,7 +166,7 @@ impl RtspHandler {
         let header = request
             .header(&headers::TRANSPORT)
             .ok_or_else(|| Refusal::UnsupportedTransport("no Transport header".into()))?;
-        let used = self.channels_in_use(ctx.connection, existing.as_deref(), track);
+        let used = self.channels_in_use(ctx.connection, existing.as_deref(), slot);
         let free_channel = (0..=254u8)
             .step_by(2)
             .find(|c| !used.contains(c) && !used.contains(&(c + 1)))
@@ -231,24 +235,37 @@ impl RtspHandler {
         let session = self.sessions.get_mut(&id).ok_or(Refusal::SessionNotFound)?;
         session.last_activity = ctx.received;
         session.interleaved |= interleaved;
-        session.set_delivery(track, negotiated.delivery);
+        session.set_delivery(slot, negotiated.delivery);
         Ok(ok(cseq)
             .header(headers::TRANSPORT, negotiated.reply)
             .header(headers::SESSION, self.session_header(&id))
             .build(Vec::new()))
     }
 
-    /// The announced path and track a record SETUP URL names: the track
-    /// whose `a=control` the URL ends with (relative, as ffmpeg's
-    /// `streamid=0` and GStreamer's `stream=0`, or absolute), or the only
-    /// track when the URL is the path itself.
+    /// The announced path and session track slot a record SETUP URL
+    /// names: the section whose `a=control` the URL ends with (relative, as
+    /// ffmpeg's `streamid=0` and GStreamer's `stream=0`, or absolute), or
+    /// the only track when the URL is the path itself.
+    ///
+    /// Slots `0..n` are the `n` announced tracks; slots from `n` on stand
+    /// for the skipped sections, in order. Those are set up like the rest,
+    /// since publishers set up every section they announced (GStreamer's
+    /// MP4A-LATM audio), but RECORD leaves them out: their packets are
+    /// never received.
     fn announced_track(&self, url: &rtsp_types::Url) -> Result<(String, usize), Refusal> {
         let path = url::normalize_mount(url.path());
         let full = url.as_str().trim_end_matches('/');
         for (mount, claim) in &self.claims {
             let tracks = &claim.announcement.tracks;
-            for track in tracks {
-                let Some(control) = track.control.as_deref() else {
+            let controls = tracks.iter().map(|t| t.control.as_deref()).chain(
+                claim
+                    .announcement
+                    .skipped
+                    .iter()
+                    .map(|s| s.control.as_deref()),
+            );
+            for (slot, control) in controls.enumerate() {
+                let Some(control) = control else {
                     continue;
                 };
                 let matches = if control.contains("://") {
@@ -259,7 +276,7 @@ impl RtspHandler {
                         .is_some_and(|rest| rest == control.trim_matches('/'))
                 };
                 if matches {
-                    return Ok((mount.clone(), track.info.index));
+                    return Ok((mount.clone(), slot));
                 }
             }
             if &path == mount {
@@ -290,7 +307,7 @@ impl RtspHandler {
         }
         let claim = self
             .claims
-            .get(&session.mount)
+            .get_mut(&session.mount)
             .ok_or_else(|| Refusal::NotAnnounced(session.mount.clone()))?;
         let tracks: Vec<PublishedTrack> = session
             .tracks
@@ -303,8 +320,9 @@ impl RtspHandler {
         if tracks.is_empty() {
             return Err(Refusal::MethodNotValidInState("RECORD before SETUP".into()));
         }
-        if session.state != SessionState::Playing {
-            session.state = SessionState::Playing;
+        session.state = SessionState::Playing;
+        if !claim.recording {
+            claim.recording = true;
             tracing::info!(session = %id, mount = %session.mount, tracks = tracks.len(), "recording");
             actions.push(Action::Publish {
                 session_id: id.clone(),

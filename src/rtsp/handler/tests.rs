@@ -1179,3 +1179,5 @@ fn a_path_a_configured_source_feeds_takes_no_publisher() {
     let free = h.handle(&announce("rtsp://127.0.0.1:5544/live/other"), &c, now);
     assert_eq!(status(&free), 200, "its neighbour takes publishers");
 }
+
+mod record;

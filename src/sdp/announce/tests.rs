@@ -567,6 +567,7 @@ fn unsupported_codecs_and_transports_are_skipped() {
             error,
             AnnounceError::NoPlayableTrack(vec![SkippedMedia {
                 media_index: 0,
+                control: None,
                 reason
             }])
         );
@@ -578,7 +579,8 @@ fn unsupported_codecs_and_transports_are_skipped() {
 #[test]
 fn indices_count_accepted_tracks_and_skipped_are_listed() {
     let text = sdp(&format!(
-        "m=audio 0 RTP/AVP 0\r\n{}m=application 0 RTP/AVP 98\r\na=rtpmap:98 t140/1000\r\n{}",
+        "m=audio 0 RTP/AVP 0\r\n{}m=application 0 RTP/AVP 98\r\na=rtpmap:98 t140/1000\r\n\
+         a=control:text\r\n{}",
         h264("packetization-mode=1"),
         aac("MPEG4-GENERIC/48000/2", &format!("{HBR};config=1190")),
     ));
@@ -589,8 +591,12 @@ fn indices_count_accepted_tracks_and_skipped_are_listed() {
         .map(|t| (t.info.index, t.media_index))
         .collect();
     assert_eq!(placed, [(0, 1), (1, 3)]);
-    let skipped: Vec<usize> = announcement.skipped.iter().map(|s| s.media_index).collect();
-    assert_eq!(skipped, [0, 2]);
+    let skipped: Vec<(usize, Option<&str>)> = announcement
+        .skipped
+        .iter()
+        .map(|s| (s.media_index, s.control.as_deref()))
+        .collect();
+    assert_eq!(skipped, [(0, None), (2, Some("text"))]);
 }
 
 #[test]
