@@ -400,22 +400,9 @@ impl RtspHandler {
         let Some(info) = media.tracks().get(track).cloned() else {
             return Err(Refusal::NoSuchTrack(track));
         };
-        let transport_header = request
-            .header(&headers::TRANSPORT)
-            .ok_or_else(|| Refusal::UnsupportedTransport("no Transport header".into()))?;
-        let used_channels = self.channels_in_use(ctx.connection, existing.as_deref(), track);
-        let free_channel = (0..=254u8)
-            .step_by(2)
-            .find(|c| !used_channels.contains(c) && !used_channels.contains(&(c + 1)))
-            .unwrap_or(u8::MAX);
         let offer = self.multicast_offer(&mount, &media, track);
-        let negotiated = transport::negotiate(
-            transport_header.as_str(),
-            ctx.peer.ip(),
-            self.settings.server_rtp_port,
-            free_channel,
-            offer,
-        )?;
+        let negotiated =
+            self.negotiate_transport(request, ctx, existing.as_deref(), track, offer)?;
         if negotiated.multicast {
             let setup = multicast::MulticastSetup {
                 mount,
@@ -433,17 +420,6 @@ impl RtspHandler {
             return Err(Refusal::UnsupportedTransport(
                 "multicast and unicast in one session".into(),
             ));
-        }
-        if let Delivery::Interleaved {
-            rtp_channel,
-            rtcp_channel,
-        } = negotiated.delivery
-        {
-            if used_channels.contains(&rtp_channel) || used_channels.contains(&rtcp_channel) {
-                return Err(Refusal::UnsupportedTransport(
-                    "interleaved channels already in use".into(),
-                ));
-            }
         }
         let interleaved = matches!(negotiated.delivery, Delivery::Interleaved { .. });
         let other_connection = existing
@@ -470,20 +446,14 @@ impl RtspHandler {
             self.settings.mtu,
             start,
         );
-        let delivery = negotiated.delivery;
         let id = match existing {
             Some(id) => {
-                let session = self.sessions.get_mut(&id).ok_or(Refusal::SessionNotFound)?;
-                session.last_activity = ctx.received;
-                session.interleaved |= interleaved;
-                session.set_delivery(track, delivery);
                 viewers
                     .with(&id, |viewer| viewer.set_up_track(output))
                     .ok_or(Refusal::SessionNotFound)?;
                 id
             }
             None => {
-                self.check_session_limits(ctx)?;
                 let cname = format!("rtpcast@{}", ctx.local.ip());
                 let mut viewer = match &media {
                     Presentation::File(file) => {
@@ -494,36 +464,18 @@ impl RtspHandler {
                     }
                 };
                 viewer.set_up_track(output);
-                let mut id = Session::new_id(&mut self.rng);
-                while self.sessions.contains_key(&id) {
-                    id = Session::new_id(&mut self.rng);
-                }
-                tracing::info!(session = %id, peer = %ctx.peer, mount = %mount, "session created");
+                let id = self.open_session(ctx, mount, media, SessionKind::Viewer)?;
                 viewers.insert(&id, viewer);
                 actions.push(Action::Spawn {
                     session_id: id.clone(),
                 });
-                let mut session = Session {
-                    id: id.clone(),
-                    owner: Owner {
-                        connection: ctx.connection,
-                        ip: ctx.peer.ip(),
-                    },
-                    state: SessionState::Ready,
-                    mount,
-                    media,
-                    tracks: Vec::new(),
-                    last_activity: ctx.received,
-                    timeout: self.settings.session_timeout,
-                    interleaved,
-                    publishing: false,
-                    multicast: false,
-                };
-                session.set_delivery(track, delivery);
-                self.sessions.insert(id.clone(), session);
                 id
             }
         };
+        let session = self.sessions.get_mut(&id).ok_or(Refusal::SessionNotFound)?;
+        session.last_activity = ctx.received;
+        session.interleaved |= interleaved;
+        session.set_delivery(track, negotiated.delivery);
         actions.push(self.rtcp_route(&id));
         Ok(ok(cseq)
             .header(headers::TRANSPORT, negotiated.reply)
@@ -788,6 +740,84 @@ impl RtspHandler {
         Ok(())
     }
 
+    /// Agrees the request's Transport for `track` of session `existing`
+    /// (or a new one) on the request's connection: interleaved channels
+    /// not taken by its other sessions, `multicast` where the path offers
+    /// it (RFC 2326 §12.39).
+    fn negotiate_transport(
+        &self,
+        request: &Request<Vec<u8>>,
+        ctx: &RequestContext,
+        existing: Option<&str>,
+        track: usize,
+        multicast: Option<transport::MulticastOffer>,
+    ) -> Result<transport::Negotiated, Refusal> {
+        let header = request
+            .header(&headers::TRANSPORT)
+            .ok_or_else(|| Refusal::UnsupportedTransport("no Transport header".into()))?;
+        let used = self.channels_in_use(ctx.connection, existing, track);
+        let free_channel = (0..=254u8)
+            .step_by(2)
+            .find(|c| !used.contains(c) && !used.contains(&(c + 1)))
+            .unwrap_or(u8::MAX);
+        let negotiated = transport::negotiate(
+            header.as_str(),
+            ctx.peer.ip(),
+            self.settings.server_rtp_port,
+            free_channel,
+            multicast,
+        )?;
+        if let Delivery::Interleaved {
+            rtp_channel,
+            rtcp_channel,
+        } = negotiated.delivery
+        {
+            if used.contains(&rtp_channel) || used.contains(&rtcp_channel) {
+                return Err(Refusal::UnsupportedTransport(
+                    "interleaved channels already in use".into(),
+                ));
+            }
+        }
+        Ok(negotiated)
+    }
+
+    /// A new session of `kind` for the request's client on `mount`, within
+    /// the session limits; returns its id (random, unique).
+    fn open_session(
+        &mut self,
+        ctx: &RequestContext,
+        mount: String,
+        media: Presentation,
+        kind: SessionKind,
+    ) -> Result<String, Refusal> {
+        self.check_session_limits(ctx)?;
+        let mut id = Session::new_id(&mut self.rng);
+        while self.sessions.contains_key(&id) {
+            id = Session::new_id(&mut self.rng);
+        }
+        tracing::info!(session = %id, peer = %ctx.peer, %mount, ?kind, "session created");
+        self.sessions.insert(
+            id.clone(),
+            Session {
+                id: id.clone(),
+                owner: Owner {
+                    connection: ctx.connection,
+                    ip: ctx.peer.ip(),
+                },
+                state: SessionState::Ready,
+                mount,
+                media,
+                tracks: Vec::new(),
+                last_activity: ctx.received,
+                timeout: self.settings.session_timeout,
+                interleaved: false,
+                publishing: kind == SessionKind::Publisher,
+                multicast: kind == SessionKind::Multicast,
+            },
+        );
+        Ok(id)
+    }
+
     /// Interleaved channels taken on `connection` by its sessions' tracks,
     /// other than `track` of session `setting_up` (being set up again).
     fn channels_in_use(
@@ -860,6 +890,17 @@ fn resolved(mount: &str, media: Option<ResolvedMedia>) -> Result<Presentation, R
             Refusal::MediaUnplayable
         }
     })
+}
+
+/// What a new session does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionKind {
+    /// Plays to one client (unicast UDP or interleaved).
+    Viewer,
+    /// Records: a publisher feeding a live path.
+    Publisher,
+    /// Plays through its path's multicast group.
+    Multicast,
 }
 
 /// What the I/O layer found at a mount: the media, or why there is none.

@@ -12,10 +12,10 @@ use std::time::Instant;
 use rand::Rng;
 use rtsp_types::{headers, Response};
 
-use super::{ok, Action, RequestContext, RtspHandler, Viewers};
+use super::{ok, Action, RequestContext, RtspHandler, SessionKind, Viewers};
 use crate::rtp::Delivery;
 use crate::rtsp::refusal::Refusal;
-use crate::rtsp::session::{Owner, Session, SessionState};
+use crate::rtsp::session::Session;
 use crate::rtsp::transport::MulticastOffer;
 use crate::sdp;
 use crate::source::Presentation;
@@ -138,34 +138,7 @@ impl RtspHandler {
         };
         let id = match existing {
             Some(id) => id,
-            None => {
-                self.check_session_limits(ctx)?;
-                let mut id = Session::new_id(&mut self.rng);
-                while self.sessions.contains_key(&id) {
-                    id = Session::new_id(&mut self.rng);
-                }
-                tracing::info!(session = %id, peer = %ctx.peer, %mount, "multicast session created");
-                self.sessions.insert(
-                    id.clone(),
-                    Session {
-                        id: id.clone(),
-                        owner: Owner {
-                            connection: ctx.connection,
-                            ip: ctx.peer.ip(),
-                        },
-                        state: SessionState::Ready,
-                        mount: mount.clone(),
-                        media,
-                        tracks: Vec::new(),
-                        last_activity: ctx.received,
-                        timeout: self.settings.session_timeout,
-                        interleaved: false,
-                        publishing: false,
-                        multicast: true,
-                    },
-                );
-                id
-            }
+            None => self.open_session(ctx, mount.clone(), media, SessionKind::Multicast)?,
         };
         if let Some(group) = self.multicast_groups.get_mut(&mount) {
             group.sessions.insert(id.clone());

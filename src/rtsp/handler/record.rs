@@ -8,10 +8,12 @@
 
 use rtsp_types::{headers, Request, Response};
 
-use super::{ok, request_url, session_id, Action, RequestContext, RtspHandler, Viewers};
+use super::{
+    ok, request_url, session_id, Action, RequestContext, RtspHandler, SessionKind, Viewers,
+};
 use crate::rtp::Delivery;
 use crate::rtsp::refusal::Refusal;
-use crate::rtsp::session::{ConnectionId, Owner, Session, SessionState};
+use crate::rtsp::session::{ConnectionId, Session, SessionState};
 use crate::rtsp::transport::{self, TransportMode};
 use crate::rtsp::url;
 use crate::sdp::announce::{parse_announcement, AnnounceError, AnnouncedTrack, Announcement};
@@ -163,69 +165,21 @@ impl RtspHandler {
             }
             None => None,
         };
-        let header = request
-            .header(&headers::TRANSPORT)
-            .ok_or_else(|| Refusal::UnsupportedTransport("no Transport header".into()))?;
-        let used = self.channels_in_use(ctx.connection, existing.as_deref(), slot);
-        let free_channel = (0..=254u8)
-            .step_by(2)
-            .find(|c| !used.contains(c) && !used.contains(&(c + 1)))
-            .unwrap_or(u8::MAX);
-        let negotiated = transport::negotiate(
-            header.as_str(),
-            ctx.peer.ip(),
-            self.settings.server_rtp_port,
-            free_channel,
-            None,
-        )?;
+        let tracks: Vec<_> = claim
+            .announcement
+            .tracks
+            .iter()
+            .map(|t| t.info.clone())
+            .collect();
+        let negotiated = self.negotiate_transport(request, ctx, existing.as_deref(), slot, None)?;
         let interleaved = matches!(negotiated.delivery, Delivery::Interleaved { .. });
-        if let Delivery::Interleaved {
-            rtp_channel,
-            rtcp_channel,
-        } = negotiated.delivery
-        {
-            if used.contains(&rtp_channel) || used.contains(&rtcp_channel) {
-                return Err(Refusal::UnsupportedTransport(
-                    "interleaved channels already in use".into(),
-                ));
-            }
-        }
         let id = match existing {
             Some(id) => id,
             None => {
-                self.check_session_limits(ctx)?;
-                let mut id = Session::new_id(&mut self.rng);
-                while self.sessions.contains_key(&id) {
-                    id = Session::new_id(&mut self.rng);
-                }
-                let tracks: Vec<_> = claim
-                    .announcement
-                    .tracks
-                    .iter()
-                    .map(|t| t.info.clone())
-                    .collect();
-                tracing::info!(session = %id, peer = %ctx.peer, %mount, "publisher session created");
-                self.sessions.insert(
-                    id.clone(),
-                    Session {
-                        id: id.clone(),
-                        owner: Owner {
-                            connection: ctx.connection,
-                            ip: ctx.peer.ip(),
-                        },
-                        state: SessionState::Ready,
-                        mount: mount.clone(),
-                        media: Presentation::Live {
-                            tracks: tracks.into(),
-                        },
-                        tracks: Vec::new(),
-                        last_activity: ctx.received,
-                        timeout: self.settings.session_timeout,
-                        interleaved: false,
-                        publishing: true,
-                        multicast: false,
-                    },
-                );
+                let media = Presentation::Live {
+                    tracks: tracks.into(),
+                };
+                let id = self.open_session(ctx, mount.clone(), media, SessionKind::Publisher)?;
                 if let Some(claim) = self.claims.get_mut(&mount) {
                     claim.session_id = Some(id.clone());
                 }
