@@ -240,36 +240,22 @@ async fn assert_ffprobe_decodes(
 ) {
     let url = url(server, "live/webcam");
     for transport in ["udp", "tcp"] {
-        let run = run_ffmpeg(
-            "ffprobe",
-            transport,
-            &[
-                "-count_frames",
-                "-read_intervals",
-                "%+3",
-                "-show_entries",
-                "stream=codec_name,width,height,nb_read_frames",
-                "-of",
-                "csv=p=0",
-                &url,
-            ],
-        )
-        .await;
+        let probe = ffprobe(&url, transport, Some("%+3")).await;
         assert!(
-            run.stderr.trim().is_empty(),
+            probe.stderr.trim().is_empty(),
             "{transport}: decoder errors: {}",
-            run.stderr
+            probe.stderr
         );
-        let fields: Vec<&str> = run.stdout.trim().split(',').collect();
-        assert_eq!(fields.len(), 4, "{transport}: {}", run.stdout);
-        assert_eq!(fields[0], codec, "{transport}");
-        assert_eq!(
-            (fields[1].parse().unwrap(), fields[2].parse().unwrap()),
-            size,
-            "{transport}: picture size"
+        let [stream] = &probe.streams[..] else {
+            panic!("{transport}: one stream expected: {probe:?}");
+        };
+        assert_eq!(stream.codec, codec, "{transport}");
+        assert_eq!(stream.size, Some(size), "{transport}: picture size");
+        assert!(
+            stream.frames >= min_frames,
+            "{transport}: {} frames decoded",
+            stream.frames
         );
-        let frames: usize = fields[3].parse().expect("frame count");
-        assert!(frames >= min_frames, "{transport}: {frames} frames decoded");
     }
 }
 

@@ -148,49 +148,16 @@ async fn ffmpeg_decodes_the_channel_over_udp_and_tcp() {
     let server = start_channel().await;
     let url = url(&server, "tv");
     for transport in ["udp", "tcp"] {
-        let run = run_tool(
-            "ffprobe",
-            &[
-                "-v",
-                "error",
-                "-rtsp_transport",
-                transport,
-                "-count_frames",
-                "-read_intervals",
-                "%+3",
-                "-show_entries",
-                "stream=codec_name,nb_read_frames",
-                "-of",
-                "csv=p=0",
-                &url,
-            ],
-            Duration::from_secs(30),
-        )
-        .await;
-        assert!(run.status.success(), "{transport}: {}", run.stderr);
+        let probe = ffprobe(&url, transport, Some("%+3")).await;
         assert!(
-            run.stderr.trim().is_empty(),
+            probe.stderr.trim().is_empty(),
             "{transport}: decoder errors: {}",
-            run.stderr
+            probe.stderr
         );
-        let counts: HashMap<String, usize> = run
-            .stdout
-            .lines()
-            .filter_map(|line| {
-                let (codec, frames) = line.split_once(',')?;
-                Some((codec.to_string(), frames.trim().parse().ok()?))
-            })
-            .collect();
         // Three seconds at 30 fps and 48 kHz / 1024, plus the joiner's GOP
         // cache.
-        assert!(
-            counts.get("h264").is_some_and(|&n| n >= 80),
-            "{transport}: {counts:?}"
-        );
-        assert!(
-            counts.get("aac").is_some_and(|&n| n >= 120),
-            "{transport}: {counts:?}"
-        );
+        assert!(probe.frames("h264") >= 80, "{transport}: {probe:?}");
+        assert!(probe.frames("aac") >= 120, "{transport}: {probe:?}");
     }
     server.shutdown();
 }

@@ -264,33 +264,8 @@ async fn ffprobe_counts(
     transport: &str,
     interval: Option<&str>,
 ) -> (usize, usize, String) {
-    let url = url(server, path);
-    let mut args = vec!["-v", "error", "-rtsp_transport", transport, "-count_frames"];
-    if let Some(interval) = interval {
-        args.extend(["-read_intervals", interval]);
-    }
-    args.extend([
-        "-show_entries",
-        "stream=codec_name,nb_read_frames",
-        "-of",
-        "csv=p=0",
-        &url,
-    ]);
-    let run = run_tool("ffprobe", &args, Duration::from_secs(40)).await;
-    assert!(run.status.success(), "ffprobe {transport}: {}", run.stderr);
-    let mut counts = (0, 0);
-    for line in run.stdout.lines() {
-        let Some((codec, frames)) = line.split_once(',') else {
-            continue;
-        };
-        let frames = frames.trim().parse().unwrap_or(0);
-        match codec {
-            "h264" => counts.0 = frames,
-            "aac" => counts.1 = frames,
-            _ => {}
-        }
-    }
-    (counts.0, counts.1, run.stderr)
+    let probe = ffprobe(&url(server, path), transport, interval).await;
+    (probe.frames("h264"), probe.frames("aac"), probe.stderr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

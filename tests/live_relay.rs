@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -244,42 +243,14 @@ async fn ffmpeg_decodes_the_relayed_path_over_udp_and_tcp() {
     .await;
     let edge_url = url(&edge, "edge");
     for transport in ["udp", "tcp"] {
-        let run = run_ffmpeg(
-            "ffprobe",
-            transport,
-            &[
-                "-count_frames",
-                "-read_intervals",
-                "%+3",
-                "-show_entries",
-                "stream=codec_name,nb_read_frames",
-                "-of",
-                "csv=p=0",
-                &edge_url,
-            ],
-        )
-        .await;
+        let probe = ffprobe(&edge_url, transport, Some("%+3")).await;
         assert!(
-            run.stderr.trim().is_empty(),
+            probe.stderr.trim().is_empty(),
             "{transport}: decoder errors: {}",
-            run.stderr
+            probe.stderr
         );
-        let counts: HashMap<String, usize> = run
-            .stdout
-            .lines()
-            .filter_map(|line| {
-                let (codec, frames) = line.split_once(',')?;
-                Some((codec.to_string(), frames.trim().parse().ok()?))
-            })
-            .collect();
-        assert!(
-            counts.get("h264").is_some_and(|&n| n >= 80),
-            "{transport}: {counts:?}"
-        );
-        assert!(
-            counts.get("aac").is_some_and(|&n| n >= 120),
-            "{transport}: {counts:?}"
-        );
+        assert!(probe.frames("h264") >= 80, "{transport}: {probe:?}");
+        assert!(probe.frames("aac") >= 120, "{transport}: {probe:?}");
     }
     origin.shutdown();
     edge.shutdown();

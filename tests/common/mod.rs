@@ -873,3 +873,78 @@ pub fn assert_real_time(elapsed: Duration, what: &str) {
         "{what}: 10 s sample played in {elapsed:?} (not real time)"
     );
 }
+
+/// One stream as ffprobe decoded it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbedStream {
+    /// ffprobe's codec name (`h264`, `aac`, `mjpeg`).
+    pub codec: String,
+    /// Picture size, for video.
+    pub size: Option<(u32, u32)>,
+    /// Frames decoded.
+    pub frames: usize,
+}
+
+/// What ffprobe decoded of an RTSP URL, and what it complained of.
+#[derive(Debug, Clone, Default)]
+pub struct Probe {
+    /// Its streams, in ffprobe's order.
+    pub streams: Vec<ProbedStream>,
+    /// Its standard error: decoder errors, at `-v error`.
+    pub stderr: String,
+}
+
+impl Probe {
+    /// Frames decoded of the stream with codec `codec` (0 without one).
+    pub fn frames(&self, codec: &str) -> usize {
+        self.streams
+            .iter()
+            .find(|s| s.codec == codec)
+            .map_or(0, |s| s.frames)
+    }
+}
+
+/// Decodes `url` with ffprobe over `transport` (`udp`, `tcp`,
+/// `udp_multicast`) for `interval` (ffprobe's `-read_intervals`, e.g.
+/// `%+3`) or to the end of the stream; panics if ffprobe fails.
+pub async fn ffprobe(url: &str, transport: &str, interval: Option<&str>) -> Probe {
+    let mut args = vec!["-v", "error", "-rtsp_transport", transport, "-count_frames"];
+    if let Some(interval) = interval {
+        args.extend(["-read_intervals", interval]);
+    }
+    args.extend([
+        "-show_entries",
+        "stream=codec_name,width,height,nb_read_frames",
+        url,
+    ]);
+    let run = run_tool("ffprobe", &args, Duration::from_secs(40)).await;
+    assert!(
+        run.status.success(),
+        "ffprobe {transport} {url}: {}",
+        run.stderr
+    );
+    let mut probe = Probe {
+        stderr: run.stderr,
+        ..Probe::default()
+    };
+    let mut width = None;
+    for line in run.stdout.lines() {
+        match line.split_once('=') {
+            None if line == "[STREAM]" => probe.streams.push(ProbedStream::default()),
+            Some((key, value)) => {
+                let Some(stream) = probe.streams.last_mut() else {
+                    continue;
+                };
+                match key {
+                    "codec_name" => stream.codec = value.to_string(),
+                    "width" => width = value.parse().ok(),
+                    "height" => stream.size = width.zip(value.parse().ok()),
+                    "nb_read_frames" => stream.frames = value.parse().unwrap_or(0),
+                    _ => {}
+                }
+            }
+            None => {}
+        }
+    }
+    probe
+}
