@@ -129,6 +129,7 @@ mod tests {
         cache.push(&unit(0, true, 60));
         cache.push(&unit(0, false, 40));
         assert_eq!(cache.bytes(), 100, "up to the limit is kept");
+        assert_eq!(cache.overflows(), 0);
         cache.push(&unit(0, false, 1));
         assert_eq!((cache.units().len(), cache.bytes()), (0, 0));
         assert_eq!(cache.overflows(), 1);
@@ -136,6 +137,8 @@ mod tests {
         assert_eq!(cache.units().len(), 0, "waits for a keyframe");
         cache.push(&unit(0, true, 1));
         assert_eq!(cache.units().len(), 1);
+        cache.push(&unit(0, false, 100));
+        assert_eq!(cache.overflows(), 2, "each overflow counted");
     }
 
     #[test]
