@@ -226,6 +226,11 @@ mod tests {
     #[test]
     fn units_are_cut_once_with_parameter_sets_before_keyframes() {
         let mut stream = LiveStream::new(vec![h264_track(), aac_track()], 1400, 1 << 20);
+        assert_eq!(
+            stream.tracks(),
+            [h264_track(), aac_track()],
+            "described as given"
+        );
         let now = Instant::now();
         let key = stream
             .publish(video(1000, true, 3000), now, wall(0.0))
