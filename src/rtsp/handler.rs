@@ -149,6 +149,9 @@ pub enum Action {
         session_id: String,
         /// The live path it fed.
         mount: String,
+        /// Close the publisher's RTSP connection: it was taken over by
+        /// another, or timed out, and would otherwise go on sending.
+        close_connection: bool,
     },
     /// RTCP arriving from `sources` belongs to this session's viewer
     /// (replacing the session's earlier routes): the I/O layer hands it
@@ -292,6 +295,17 @@ impl RtspHandler {
                 tracing::info!(session = %id, "session timed out");
                 self.remove_session(&id, viewers)
             })
+            .map(|action| match action {
+                // A silent publisher may still hold its connection open.
+                Action::Unpublish {
+                    session_id, mount, ..
+                } => Action::Unpublish {
+                    session_id,
+                    mount,
+                    close_connection: true,
+                },
+                other => other,
+            })
             .collect()
     }
 
@@ -338,6 +352,7 @@ impl RtspHandler {
             return Some(Action::Unpublish {
                 session_id: session.id,
                 mount: session.mount,
+                close_connection: false,
             });
         }
         viewers.with(id, Viewer::teardown);

@@ -43,12 +43,17 @@ pub(super) enum Outgoing {
     /// viewer's headers in front of payloads shared with other viewers,
     /// written with vectored writes.
     Rtp(InterleavedPackets),
+    /// Ends the connection after what is queued before it (FIN): a
+    /// publisher whose path was taken over or whose session ended learns
+    /// it is done, as ffmpeg and GStreamer stop at a closed connection.
+    Close,
 }
 
 /// Writes `frame` whole, header and payload pieces gathered per call.
 async fn write_frame(writer: &mut OwnedWriteHalf, frame: &Outgoing) -> std::io::Result<()> {
     match frame {
         Outgoing::Bytes(bytes) => writer.write_all(bytes).await,
+        Outgoing::Close => Ok(()),
         Outgoing::Rtp(packets) => {
             let mut slices: Vec<IoSlice<'_>> = packets.pieces().map(IoSlice::new).collect();
             let mut slices = &mut slices[..];
@@ -101,7 +106,7 @@ pub(super) async fn serve(
     let (tx, mut rx) = mpsc::channel::<Outgoing>(WRITE_QUEUE);
     let writer_task = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
-            if write_frame(&mut writer, &frame).await.is_err() {
+            if matches!(frame, Outgoing::Close) || write_frame(&mut writer, &frame).await.is_err() {
                 break;
             }
         }

@@ -140,13 +140,20 @@ impl PublisherTable {
         tokio::spawn(drive(entry, self.udp.clone()));
     }
 
-    /// Stops receiving session `session_id`; returns its path (whose
-    /// viewers the caller ends).
-    pub(super) fn remove(&self, session_id: &str) -> Option<Arc<LivePath>> {
+    /// Stops receiving session `session_id`, closing its RTSP connection
+    /// when `close_connection`; returns its path (whose viewers the caller
+    /// ends).
+    pub(super) fn remove(&self, session_id: &str, close_connection: bool) -> Option<Arc<LivePath>> {
         let entry = lock(&self.by_session).remove(session_id)?;
         lock(&self.routes).retain(|_, route| !Arc::ptr_eq(&route.entry, &entry));
         entry.closed.store(true, Ordering::Relaxed);
         entry.notify.notify_one();
+        // A publisher taken over (or timed out) keeps sending until told:
+        // its RTSP connection is closed after what is queued on it.
+        let writer = entry.writer.as_ref().and_then(mpsc::WeakSender::upgrade);
+        if let Some(writer) = writer.filter(|_| close_connection) {
+            let _ = writer.try_send(Outgoing::Close);
+        }
         Some(entry.path.clone())
     }
 

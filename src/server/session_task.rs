@@ -70,8 +70,12 @@ pub(super) fn run_actions(
                 connection: connection_id,
                 tracks,
             } => start_publisher(shared, session_id, mount, connection_id, tracks, connection),
-            Action::Unpublish { session_id, mount } => {
-                if let Some(path) = shared.publishers.remove(&session_id) {
+            Action::Unpublish {
+                session_id,
+                mount,
+                close_connection,
+            } => {
+                if let Some(path) = shared.publishers.remove(&session_id, close_connection) {
                     tracing::info!(session = %session_id, %mount, "live path ended: its publisher left");
                     shared.live.remove(&path);
                 }

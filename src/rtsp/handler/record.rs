@@ -116,7 +116,20 @@ impl RtspHandler {
             tracing::info!(%mount, peer = %ctx.peer, "publisher replaces the path's earlier one");
             self.claims.remove(&mount);
             if let Some(id) = previous {
-                actions.extend(self.remove_session(&id, viewers));
+                actions.extend(
+                    self.remove_session(&id, viewers)
+                        .map(|action| match action {
+                            // Taken over from another connection: tell it.
+                            Action::Unpublish {
+                                session_id, mount, ..
+                            } => Action::Unpublish {
+                                session_id,
+                                mount,
+                                close_connection: !own,
+                            },
+                            other => other,
+                        }),
+                );
             }
         }
         tracing::info!(

@@ -107,11 +107,17 @@ fn publishing(h: &mut TestServer, c: &RequestContext, now: Instant) -> (String, 
     (id, record)
 }
 
-fn unpublished(actions: &[Action]) -> Vec<(String, String)> {
+/// The Unpublish actions as (session, mount, whether its connection is
+/// closed).
+fn unpublished(actions: &[Action]) -> Vec<(String, String, bool)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Unpublish { session_id, mount } => Some((session_id.clone(), mount.clone())),
+            Action::Unpublish {
+                session_id,
+                mount,
+                close_connection,
+            } => Some((session_id.clone(), mount.clone(), *close_connection)),
             _ => None,
         })
         .collect()
@@ -246,7 +252,8 @@ fn a_second_publisher_is_refused_unless_takeover_is_allowed() {
     assert_eq!(status(&taken), 200);
     assert_eq!(
         unpublished(&taken.actions),
-        [(old.clone(), "/live/cam".into())]
+        [(old.clone(), "/live/cam".into(), true)],
+        "the old publisher's connection is closed: it would go on sending"
     );
     assert_eq!(h.session_count(), 0, "the old publisher's session ended");
     assert_eq!(h.handler.claims["/live/cam"].connection, 2);
@@ -538,7 +545,10 @@ fn a_publisher_leaving_frees_its_path() {
     let (id, _) = publishing(&mut h, &c, now);
     let teardown = in_session(&mut h, &c, Method::Teardown, &id, now);
     assert_eq!(status(&teardown), 200);
-    assert_eq!(unpublished(&teardown.actions), [(id, "/live/cam".into())]);
+    assert_eq!(
+        unpublished(&teardown.actions),
+        [(id, "/live/cam".into(), false)]
+    );
     assert!(h.handler.claims.is_empty());
     assert_eq!(
         status(&announce(&mut h, &next, LIVE, &ffmpeg_sdp(), now)),
@@ -567,7 +577,7 @@ fn a_publisher_leaving_frees_its_path() {
     );
     assert_eq!(
         unpublished(&h.connection_closed(1)),
-        [(id, "/live/cam".into())]
+        [(id, "/live/cam".into(), false)]
     );
     assert_eq!(h.session_count(), 0);
     assert_eq!(
@@ -601,7 +611,11 @@ fn a_publisher_leaving_frees_its_path() {
     let expired = h
         .handler
         .expire_sessions(now + Duration::from_secs(161), &mut silent);
-    assert_eq!(unpublished(&expired), [(id, "/live/cam".into())]);
+    assert_eq!(
+        unpublished(&expired),
+        [(id, "/live/cam".into(), true)],
+        "a silent publisher may still hold its connection"
+    );
     assert_eq!(
         status(&announce(&mut h, &next, LIVE, &ffmpeg_sdp(), later)),
         200
@@ -640,6 +654,16 @@ fn an_announcement_never_set_up_lapses() {
         200
     );
     assert_eq!(h.handler.claims["/live/cam"].announcement.tracks.len(), 1);
+    // Announcing again while recording ends its own session, not its own
+    // connection, which carries the new announcement.
+    h.connection_closed(1);
+    let (id, _) = publishing(&mut h, &c, now);
+    let again = announce(&mut h, &c, LIVE, &ffmpeg_sdp(), now);
+    assert_eq!(status(&again), 200);
+    assert_eq!(
+        unpublished(&again.actions),
+        [(id, "/live/cam".into(), false)]
+    );
 }
 
 #[test]
