@@ -325,5 +325,11 @@ mod tests {
             stats.gop_cache_bytes,
             stream.gop_cache().map(|u| u.bytes()).sum::<usize>()
         );
+        assert_eq!(stats.gop_cache_overflows, 0);
+        // A group larger than the cache is dropped, and counted.
+        let mut small = LiveStream::new(vec![h264_track()], 1400, 100);
+        small.publish(video(0, true, 200), now, wall(0.0)).unwrap();
+        assert_eq!(small.stats().gop_cache_overflows, 1);
+        assert_eq!(small.stats().gop_cache_bytes, 0);
     }
 }

@@ -72,3 +72,61 @@ impl LiveFeed {
         self.bytes = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    // Tests may read the clock: times here only need to be real instants.
+    #![allow(clippy::disallowed_methods)]
+
+    use super::*;
+    use crate::codec::PayloadWriter;
+    use std::time::{Instant, SystemTime};
+
+    fn unit(track: usize, len: usize) -> Arc<LiveUnit> {
+        let mut writer = PayloadWriter::new();
+        writer.push(true, 0, &[&vec![0u8; len]]);
+        Arc::new(LiveUnit {
+            track,
+            rtp_timestamp: len as u32,
+            wall: SystemTime::UNIX_EPOCH,
+            keyframe: false,
+            video: track == 0,
+            payloads: writer.finish(),
+            received: Instant::now(),
+        })
+    }
+
+    #[test]
+    fn units_queue_up_to_the_byte_limit_and_leave_in_order() {
+        let mut feed = LiveFeed::new("/live/a".into(), 100);
+        assert!(feed.front().is_none());
+        assert_eq!(feed.offer(unit(0, 60)), Offered::Queued);
+        assert_eq!(
+            feed.offer(unit(1, 40)),
+            Offered::Queued,
+            "exactly the limit"
+        );
+        assert_eq!(feed.offer(unit(0, 1)), Offered::Overflow);
+        assert_eq!(feed.front().map(|u| u.bytes()), Some(60));
+        assert_eq!(feed.first_of(1).map(|u| u.bytes()), Some(40));
+        assert_eq!(feed.first_of(0).map(|u| u.bytes()), Some(60));
+        assert!(feed.first_of(2).is_none());
+        assert_eq!(feed.pop().map(|u| u.bytes()), Some(60));
+        // Room again for what left.
+        assert_eq!(feed.offer(unit(0, 60)), Offered::Queued);
+        assert_eq!(feed.offer(unit(0, 1)), Offered::Overflow);
+        assert_eq!(feed.pop().map(|u| u.track), Some(1));
+        assert_eq!(feed.pop().map(|u| u.bytes()), Some(60));
+        assert!(feed.pop().is_none());
+        assert_eq!(feed.offer(unit(0, 100)), Offered::Queued, "empty again");
+    }
+
+    #[test]
+    fn clearing_empties_the_queue_and_its_byte_count() {
+        let mut feed = LiveFeed::new("/live/a".into(), 100);
+        feed.offer(unit(0, 80));
+        feed.clear();
+        assert!(feed.front().is_none());
+        assert_eq!(feed.offer(unit(0, 100)), Offered::Queued);
+    }
+}
