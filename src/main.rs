@@ -320,6 +320,13 @@ async fn main() -> anyhow::Result<()> {
         let path = percent_encoding::utf8_percent_encode(&mount, URL_PATH);
         tracing::info!("serving rtsp://{host}:{}{path}", server.rtsp_addr.port());
     }
+    for path in &config.publish_paths {
+        let path = percent_encoding::utf8_percent_encode(path, URL_PATH);
+        tracing::info!(
+            "publishers take rtsp://{host}:{}{path}/…",
+            server.rtsp_addr.port()
+        );
+    }
     tracing::info!(
         "RTSP on {}, RTP/RTCP on UDP {}-{}",
         server.rtsp_addr,

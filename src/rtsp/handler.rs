@@ -327,7 +327,10 @@ impl RtspHandler {
             .map(|s| s.id.clone())
             .collect();
         gone.into_iter()
-            .filter_map(|id| self.remove_session(&id, viewers))
+            .filter_map(|id| {
+                tracing::info!(session = %id, connection, "session ended with its connection");
+                self.remove_session(&id, viewers)
+            })
             .collect()
     }
 
