@@ -87,6 +87,12 @@ impl LiveStream {
         }
     }
 
+    /// Per track, where its RTP clock meets the wall clock, once known
+    /// (its source's report or its first unit).
+    pub fn clocks(&self) -> Vec<Option<ClockMapping>> {
+        self.tracks.iter().map(|t| t.clock).collect()
+    }
+
     /// Takes in a source's unit arrived at `now`/`wall`: cuts it into
     /// shared payloads and keeps it for joiners. The returned unit goes to
     /// every viewer.

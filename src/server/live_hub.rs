@@ -179,7 +179,8 @@ impl LivePath {
         if state.ended {
             return false;
         }
-        lock(viewer).join_live(state.stream.gop_cache());
+        let clocks = state.stream.clocks();
+        lock(viewer).join_live(state.stream.gop_cache(), &clocks, SystemTime::now());
         if !state.subscribers.iter().any(|s| s.session_id == session_id) {
             state.subscribers.push(Subscriber {
                 session_id: session_id.to_string(),

@@ -22,6 +22,9 @@ pub(super) struct LiveFeed {
     max_bytes: usize,
     /// The source has gone: what is queued is the last.
     pub(super) ended: bool,
+    /// Wall-clock time of the latest join, for the RTP-Info of a track
+    /// with nothing queued yet.
+    pub(super) joined_at: Option<std::time::SystemTime>,
 }
 
 /// What became of a unit offered to the queue.
@@ -40,6 +43,7 @@ impl LiveFeed {
             bytes: 0,
             max_bytes,
             ended: false,
+            joined_at: None,
         }
     }
 

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
-use crate::live::LiveUnit;
+use crate::live::{ClockMapping, LiveUnit};
 use crate::media::mp4::MediaError;
 use crate::media::mp4::Mp4Media;
 use crate::media::SampleRef;
@@ -68,7 +68,8 @@ pub struct TrackStart {
     /// Sequence number of the first packet sent from `npt_start`.
     pub seq: u16,
     /// RTP timestamp that corresponds to `npt_start`; `None` for a live
-    /// track with nothing queued yet (RTP-Info then omits it).
+    /// track with nothing queued and no clock yet (RTP-Info then omits
+    /// it).
     pub rtptime: Option<u32>,
 }
 
@@ -336,7 +337,8 @@ impl Viewer {
                             seq: t.rtp.next_seq,
                             rtptime: feed
                                 .first_of(t.info.index)
-                                .map(|unit| t.live_timestamp(unit)),
+                                .map(|unit| t.live_timestamp(unit))
+                                .or_else(|| t.live_timestamp_at(feed.joined_at?)),
                         })
                         .collect(),
                 }
@@ -382,14 +384,30 @@ impl Viewer {
     /// Starts a live viewer at `units`, the path's GOP cache (see
     /// [`LiveStream::gop_cache`](crate::live::stream::LiveStream::gop_cache)),
     /// replacing anything queued; call before [`play`](Self::play). Units
-    /// beyond the queue's byte limit are left out. Does nothing for a
-    /// file viewer.
-    pub fn join_live<'a>(&mut self, units: impl Iterator<Item = &'a Arc<LiveUnit>>) {
+    /// beyond the queue's byte limit are left out. `clocks` are the path's
+    /// per-track clock mappings ([`LiveStream::clocks`]) and `wall` the
+    /// time of the join: a track with nothing queued yet still gets an
+    /// RTP-Info `rtptime` from them (clients such as retina insist on
+    /// one). Does nothing for a file viewer.
+    ///
+    /// [`LiveStream::clocks`]: crate::live::stream::LiveStream::clocks
+    pub fn join_live<'a>(
+        &mut self,
+        units: impl Iterator<Item = &'a Arc<LiveUnit>>,
+        clocks: &[Option<ClockMapping>],
+        wall: SystemTime,
+    ) {
         let Feed::Live(feed) = &mut self.feed else {
             return;
         };
         feed.clear();
         feed.ended = false;
+        feed.joined_at = Some(wall);
+        for track in &mut self.tracks {
+            if let Some(Some(clock)) = clocks.get(track.info.index) {
+                track.adopt_live_clock(*clock);
+            }
+        }
         self.skipping.clear();
         for unit in units {
             if feed.offer(unit.clone()) == Offered::Overflow {

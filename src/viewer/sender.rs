@@ -123,6 +123,16 @@ impl TrackSender {
         });
     }
 
+    /// Takes the live path's clock for this track (RFC 3550 §6.4.1 sender
+    /// report mapping, in the source's timestamps) until a unit it sends
+    /// gives its own.
+    pub fn adopt_live_clock(&mut self, source: ClockMapping) {
+        self.live_clock.get_or_insert(ClockMapping {
+            wall: source.wall,
+            rtp_timestamp: self.timestamp_base.wrapping_add(source.rtp_timestamp),
+        });
+    }
+
     /// The RTP timestamp of `wall` on a live track, from the last unit
     /// sent (RFC 3550 §6.4.1: a report's timestamp need not be a packet's);
     /// `None` before any.

@@ -937,3 +937,52 @@ fn video_dropped_twice_in_a_gop_resumes_at_the_next_keyframe() {
         resumed.len()
     );
 }
+
+#[test]
+fn a_live_joiner_gets_rtptime_from_its_first_unit_or_the_paths_clock() {
+    let media = sample_media();
+    let mut viewer = Viewer::live("/live/a".into(), "test".into(), 1 << 20);
+    let start = StreamStart {
+        timestamp_base: 0,
+        ..stream_start(0)
+    };
+    viewer.set_up_track(TrackSender::new(
+        media.tracks()[0].clone(),
+        udp(6000),
+        96,
+        MTU,
+        start,
+    ));
+    let now = Instant::now();
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let clock = crate::live::ClockMapping {
+        wall,
+        rtp_timestamp: 1_000,
+    };
+    // Nothing queued, no clock: RTP-Info cannot say.
+    viewer.join_live(std::iter::empty(), &[None], wall);
+    assert_eq!(viewer.play(now, None, None).tracks[0].rtptime, None);
+    viewer.pause();
+    // The path's clock, joined a second after its mapping: 90 000 ticks on.
+    viewer.join_live(
+        std::iter::empty(),
+        &[Some(clock)],
+        wall + Duration::from_secs(1),
+    );
+    assert_eq!(viewer.play(now, None, None).tracks[0].rtptime, Some(91_000));
+    viewer.pause();
+    // A queued unit's own timestamp wins.
+    let mut writer = crate::codec::PayloadWriter::new();
+    writer.push(true, 0, &[b"picture"]);
+    let unit = Arc::new(crate::live::LiveUnit {
+        track: 0,
+        rtp_timestamp: 5_000,
+        wall,
+        keyframe: true,
+        video: true,
+        payloads: writer.finish(),
+        received: now,
+    });
+    viewer.join_live(std::iter::once(&unit), &[Some(clock)], wall);
+    assert_eq!(viewer.play(now, None, None).tracks[0].rtptime, Some(5_000));
+}
