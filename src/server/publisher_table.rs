@@ -173,10 +173,6 @@ impl PublisherTable {
         let now = Instant::now();
         let wall = SystemTime::now();
         let mut publisher = lock(&entry.publisher);
-        // What the timer task sleeps until: it needs waking only when this
-        // packet moves it (a gap held, the first report scheduled), not for
-        // every packet that arrives in order.
-        let deadline = publisher.poll_timeout();
         match kind {
             Kind::Rtp => {
                 publisher.handle_rtp(track, &packet, now);
@@ -190,11 +186,8 @@ impl PublisherTable {
         while let Some(unit) = publisher.poll_unit(now) {
             entry.path.publish(unit, now, wall);
         }
-        let moved = publisher.poll_timeout() != deadline;
         drop(publisher);
-        if moved {
-            entry.notify.notify_one();
-        }
+        entry.notify.notify_one();
         true
     }
 
