@@ -138,6 +138,59 @@ pub fn relay_upstream(text: &str) -> Result<(url::Url, Option<RelayCredentials>)
     Ok((url, credentials))
 }
 
+/// One user an [`AccessRule`] admits.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserCredential {
+    /// User name, as the client sends it.
+    pub name: String,
+    /// The stored, hashed form of the password, as the configuration file
+    /// holds it; the format and what it allows (Basic, Digest) is the
+    /// authentication module's to define and check at start-up. Never
+    /// the password itself, and never logged.
+    pub password_hash: String,
+}
+
+impl fmt::Debug for UserCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserCredential")
+            .field("name", &self.name)
+            .field("password_hash", &"<hidden>")
+            .finish()
+    }
+}
+
+/// Who may do one thing (read, or publish) on a path: a client must come
+/// from one of `networks` when that list is not empty, and authenticate
+/// as one of `users` when that list is not empty. Both empty: open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessRule {
+    /// Users admitted, each with its password hash.
+    pub users: Vec<UserCredential>,
+    /// Networks clients must come from (CIDR).
+    pub networks: Vec<ipnet::IpNet>,
+}
+
+impl AccessRule {
+    /// Whether the rule admits everybody.
+    pub fn is_open(&self) -> bool {
+        self.users.is_empty() && self.networks.is_empty()
+    }
+}
+
+/// The access rules of a URL path and everything below it: the rules of
+/// the longest configured path that is a prefix (by whole segments) of
+/// the request's path apply; a path under none is open for reading, and
+/// publishing stays limited by [`Config::publish_paths`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathAccess {
+    /// The URL path, normalised (`/live`, `/` for everything).
+    pub path: String,
+    /// Who may DESCRIBE, SETUP (play) and PLAY.
+    pub read: AccessRule,
+    /// Who may ANNOUNCE, SETUP (record) and RECORD.
+    pub publish: AccessRule,
+}
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -180,6 +233,8 @@ pub struct Config {
     /// RTSP connections one client address holds open at once; further
     /// connections are answered 503 and closed.
     pub max_connections_per_address: Limit,
+    /// Per-path access rules for reading and publishing.
+    pub access: Vec<PathAccess>,
 }
 
 /// Default of [`Config::max_sessions`].
@@ -217,6 +272,7 @@ impl Default for Config {
             max_sessions_per_connection: Limit::at_most(16),
             max_sessions_per_address: Limit::at_most(DEFAULT_MAX_PER_ADDRESS),
             max_connections_per_address: Limit::at_most(DEFAULT_MAX_PER_ADDRESS),
+            access: Vec::new(),
         }
     }
 }
@@ -260,6 +316,23 @@ mod tests {
             let error = relay_upstream(text).unwrap_err();
             assert!(error.contains(says), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn a_rule_is_open_only_without_users_and_networks() {
+        let mut rule = AccessRule::default();
+        assert!(rule.is_open());
+        rule.networks.push("10.0.0.0/8".parse().unwrap());
+        assert!(!rule.is_open());
+        let users_only = AccessRule {
+            users: vec![UserCredential {
+                name: "alice".into(),
+                password_hash: "secret-hash".into(),
+            }],
+            networks: Vec::new(),
+        };
+        assert!(!users_only.is_open());
+        assert!(!format!("{users_only:?}").contains("secret-hash"));
     }
 
     #[test]
