@@ -159,6 +159,7 @@ impl Sim {
             publish_takeover: false,
             source_paths: Vec::new(),
             multicast: None,
+            access: Vec::new(),
         };
         Sim {
             base: Instant::now(),

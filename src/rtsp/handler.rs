@@ -59,6 +59,9 @@ pub struct HandlerSettings {
     pub source_paths: Vec<String>,
     /// Multicast of live paths; `None` answers multicast with 461.
     pub multicast: Option<MulticastConfig>,
+    /// Per-path access rules for reading and publishing (see
+    /// [`crate::config::PathAccess`]).
+    pub access: Vec<crate::config::PathAccess>,
 }
 
 /// Where a request came from.
@@ -200,6 +203,12 @@ impl RtspHandler {
             claims: HashMap::new(),
             multicast_groups: HashMap::new(),
         }
+    }
+
+    /// Replaces the access rules (a configuration reload): they apply to
+    /// requests from now on; sessions already set up keep going.
+    pub fn set_access(&mut self, access: Vec<crate::config::PathAccess>) {
+        self.settings.access = access;
     }
 
     /// Number of live sessions.

@@ -258,6 +258,7 @@ pub async fn start_with_cameras(
         publish_takeover: config.publish_takeover,
         source_paths: source_paths.clone(),
         multicast: config.multicast,
+        access: config.access.clone(),
     };
     let catalog = Arc::new(catalog);
     let mut channels = Vec::new();

@@ -123,6 +123,7 @@ fn handler_with_limits(per_connection: Limit, per_address: Limit, overall: Limit
         publish_takeover: false,
         source_paths: vec!["/live/channel".into()],
         multicast: None,
+        access: Vec::new(),
     });
     TestServer {
         handler,
