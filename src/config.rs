@@ -47,6 +47,27 @@ pub struct ChannelConfig {
     pub file: PathBuf,
 }
 
+/// A file or a folder served on demand at a URL path: a file at the path
+/// itself, a folder's `.mp4` files below it at their relative paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaPathConfig {
+    /// The URL path, normalised (`/movies`).
+    pub mount: String,
+    /// The file or folder.
+    pub path: PathBuf,
+}
+
+/// A V4L2 camera streamed at a URL path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraConfig {
+    /// The URL path, normalised (`/live/webcam`).
+    pub mount: String,
+    /// The device (`/dev/video0`).
+    pub device: PathBuf,
+    /// What the camera is asked to encode.
+    pub requested: crate::source::camera::CameraFormat,
+}
+
 /// Where live paths are multicast (RFC 2326 §12.39): one group per path
 /// from a range, its tracks on consecutive port pairs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +227,8 @@ pub struct Config {
     pub loop_playback: bool,
     /// A file or a folder to serve; `None` serves the bundled sample.
     pub media: Option<PathBuf>,
+    /// Files and folders served on demand below URL paths other than `/`.
+    pub media_paths: Vec<MediaPathConfig>,
     /// Files played as live channels.
     pub channels: Vec<ChannelConfig>,
     /// URL paths that take publishers (RTSP ANNOUNCE/RECORD), each with
@@ -221,6 +244,8 @@ pub struct Config {
     pub multicast: Option<MulticastConfig>,
     /// Paths pulled from upstream RTSP servers.
     pub relays: Vec<RelayConfig>,
+    /// Cameras streamed as live paths.
+    pub cameras: Vec<CameraConfig>,
     /// Session timeout in seconds announced in the Session header.
     pub session_timeout_secs: u64,
     /// Sessions the whole server holds at most; SETUP beyond answers 453.
@@ -256,6 +281,7 @@ impl Default for Config {
             mtu: 1400,
             loop_playback: false,
             media: None,
+            media_paths: Vec::new(),
             channels: Vec::new(),
             publish_paths: vec!["/live".to_string()],
             publish_takeover: false,
@@ -267,6 +293,7 @@ impl Default for Config {
                 ttl: 1,
             }),
             relays: Vec::new(),
+            cameras: Vec::new(),
             session_timeout_secs: 60,
             max_sessions: Limit::at_most(DEFAULT_MAX_SESSIONS),
             max_sessions_per_connection: Limit::at_most(16),

@@ -50,6 +50,7 @@ pub mod rtp;
 pub mod rtsp;
 pub mod sdp;
 pub mod server;
+pub mod settings;
 pub mod source;
 pub mod stats;
 pub mod viewer;

@@ -211,6 +211,14 @@ impl RtspHandler {
         self.settings.access = access;
     }
 
+    /// Replaces the paths that take publishers and those configured
+    /// sources feed (a configuration reload): ANNOUNCE checks them from now
+    /// on.
+    pub fn set_paths(&mut self, publish_paths: Vec<String>, source_paths: Vec<String>) {
+        self.settings.publish_paths = publish_paths;
+        self.settings.source_paths = source_paths;
+    }
+
     /// Number of live sessions.
     pub fn session_count(&self) -> usize {
         self.sessions.len()
@@ -304,17 +312,8 @@ impl RtspHandler {
                 tracing::info!(session = %id, "session timed out");
                 self.remove_session(&id, viewers)
             })
-            .map(|action| match action {
-                // A silent publisher may still hold its connection open.
-                Action::Unpublish {
-                    session_id, mount, ..
-                } => Action::Unpublish {
-                    session_id,
-                    mount,
-                    close_connection: true,
-                },
-                other => other,
-            })
+            // A silent publisher may still hold its connection open.
+            .map(close_publishers)
             .collect()
     }
 
@@ -343,11 +342,36 @@ impl RtspHandler {
             .collect()
     }
 
-    /// Tears down every session (server shutdown).
+    /// Tears down the sessions of `mounts` and of every path below them
+    /// (a configuration reload removed those paths): viewers say BYE, and
+    /// publishers' connections are closed so they stop sending.
+    pub fn end_sessions_under(
+        &mut self,
+        mounts: &[String],
+        viewers: &mut impl Viewers,
+    ) -> Vec<Action> {
+        let ids: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| mounts.iter().any(|mount| is_at_or_below(&s.mount, mount)))
+            .map(|s| s.id.clone())
+            .collect();
+        ids.iter()
+            .filter_map(|id| {
+                tracing::info!(session = %id, "session ended: its path was removed");
+                self.remove_session(id, viewers)
+            })
+            .map(close_publishers)
+            .collect()
+    }
+
+    /// Tears down every session (server shutdown); publishers'
+    /// connections are closed, so they learn the server is going.
     pub fn teardown_all(&mut self, viewers: &mut impl Viewers) -> Vec<Action> {
         let ids: Vec<String> = self.sessions.keys().cloned().collect();
         ids.iter()
             .filter_map(|id| self.remove_session(id, viewers))
+            .map(close_publishers)
             .collect()
     }
 
@@ -983,3 +1007,28 @@ pub use record::{publishable, PublishedTrack};
 
 #[cfg(test)]
 mod tests;
+
+/// Whether `mount` is `path` itself or a path below it, by whole
+/// segments (`/live/cam` is below `/live`, `/lively` is not).
+pub fn is_at_or_below(mount: &str, path: &str) -> bool {
+    path == "/"
+        || mount == path
+        || mount
+            .strip_prefix(path)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// A publisher's end from the server's side closes its connection: it
+/// would otherwise go on sending to a path that is gone.
+fn close_publishers(action: Action) -> Action {
+    match action {
+        Action::Unpublish {
+            session_id, mount, ..
+        } => Action::Unpublish {
+            session_id,
+            mount,
+            close_connection: true,
+        },
+        other => other,
+    }
+}

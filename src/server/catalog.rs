@@ -205,6 +205,57 @@ impl Catalog {
     }
 }
 
+/// The media served on demand: the root catalog at `/`, and files and
+/// folders at paths of their own (`[[path]]` with `file` or `folder`),
+/// the longest path that holds a request's winning.
+#[derive(Debug)]
+pub struct MediaMounts {
+    root: Arc<Catalog>,
+    /// By mount, longest first.
+    paths: Vec<(String, Arc<Catalog>)>,
+}
+
+impl MediaMounts {
+    /// `root` at `/` and each of `paths` at its mount.
+    pub fn new(root: Catalog, paths: Vec<(String, Catalog)>) -> Self {
+        let mut paths: Vec<_> = paths
+            .into_iter()
+            .map(|(mount, catalog)| (mount, Arc::new(catalog)))
+            .collect();
+        paths.sort_by_key(|(mount, _)| std::cmp::Reverse(mount.len()));
+        MediaMounts {
+            root: Arc::new(root),
+            paths,
+        }
+    }
+
+    /// The media for a request's path: see [`Catalog::resolve`], asked of
+    /// the catalog whose mount holds it with the rest of the path.
+    pub fn resolve(&self, url_path: &str) -> Result<Arc<Mp4Media>, ResolveError> {
+        for (mount, catalog) in &self.paths {
+            if crate::rtsp::handler::is_at_or_below(url_path, mount) {
+                return catalog.resolve(&url_path[mount.len()..]);
+            }
+        }
+        self.root.resolve(url_path)
+    }
+
+    /// The URL paths served, for the log.
+    pub fn describe_mounts(&self) -> Vec<String> {
+        let mut mounts = self.root.describe_mounts();
+        for (mount, catalog) in &self.paths {
+            mounts.extend(catalog.describe_mounts().into_iter().map(|path| {
+                if path == "/" {
+                    mount.clone()
+                } else {
+                    format!("{mount}{path}")
+                }
+            }));
+        }
+        mounts
+    }
+}
+
 /// Percent-decodes a URL path once and splits it into segments, dropping
 /// empty and `.` segments; rejects anything that could step outside the
 /// root. Decoding only once means `%252e%252e` stays a literal file name.
@@ -408,6 +459,46 @@ mod tests {
         assert!(
             Arc::ptr_eq(&playing, &catalog.resolve("/clip0.mp4").expect("clip0")),
             "media in use stays cached"
+        );
+    }
+
+    #[test]
+    fn paths_serve_their_own_file_or_folder() {
+        let dir = media_dir();
+        let root = dir.path().join("root");
+        let mounts = MediaMounts::new(
+            Catalog::bundled_sample().expect("sample"),
+            vec![
+                (
+                    "/intro".into(),
+                    Catalog::from_path(&root.join("clip.mp4")).expect("file"),
+                ),
+                ("/movies".into(), Catalog::from_path(&root).expect("folder")),
+                (
+                    "/movies/extra".into(),
+                    Catalog::from_path(&root.join("sub")).expect("sub"),
+                ),
+            ],
+        );
+        assert!(mounts.resolve("/intro").is_ok());
+        assert!(mounts.resolve("/intro/clip.mp4").is_ok());
+        assert!(mounts.resolve("/movies/sub/clip.mp4").is_ok());
+        assert!(
+            mounts.resolve("/movies/extra/clip.mp4").is_ok(),
+            "longest mount wins"
+        );
+        assert!(is_not_found(mounts.resolve("/movies/extra/sub/clip.mp4")));
+        assert!(is_not_found(mounts.resolve("/moviesx/clip.mp4")));
+        assert!(is_refused(mounts.resolve("/movies/../secret.mp4")));
+        assert!(
+            mounts.resolve("/sample").is_ok(),
+            "the root catalog serves the rest"
+        );
+        let listed = mounts.describe_mounts();
+        assert!(listed.contains(&"/intro".to_string()), "{listed:?}");
+        assert!(
+            listed.contains(&"/movies/sub/clip.mp4".to_string()),
+            "{listed:?}"
         );
     }
 

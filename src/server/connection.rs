@@ -72,8 +72,7 @@ async fn write_frame(writer: &mut OwnedWriteHalf, frame: &Outgoing) -> std::io::
 /// Whether a request for `mount`, which no source feeds now, waits for a
 /// publisher (`--publisher-wait`).
 fn waits_for_publisher(shared: &Shared, mount: &str) -> bool {
-    !shared.publisher_wait.is_zero()
-        && handler::publishable(mount, &shared.publish_paths, &shared.source_paths)
+    !shared.publisher_wait.is_zero() && shared.publishable(mount)
 }
 
 /// Sends small writes (responses, audio) at once, and bounds the unsent
@@ -104,6 +103,8 @@ pub(super) async fn serve(
     tracing::debug!(%peer, connection = id, "connection opened");
     let (mut reader, mut writer) = socket.into_split();
     let (tx, mut rx) = mpsc::channel::<Outgoing>(WRITE_QUEUE);
+    super::lock(&shared.writers).insert(id, tx.downgrade());
+    let writer_shared = shared.clone();
     let writer_task = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
             if matches!(frame, Outgoing::Close) || write_frame(&mut writer, &frame).await.is_err() {
@@ -111,6 +112,8 @@ pub(super) async fn serve(
             }
         }
         let _ = writer.shutdown().await;
+        // A stopping server waits for this: everything queued is written.
+        super::lock(&writer_shared.writers).remove(&id);
     });
     let ctx = RequestContext {
         connection: id,
@@ -144,9 +147,9 @@ pub(super) async fn serve(
                                     .ok_or_else(|| ResolveError::NotFound(mount.clone())),
                             ),
                             None => {
-                                let catalog = shared.catalog.clone();
+                                let media = shared.media();
                                 tokio::task::spawn_blocking(move || {
-                                    catalog.resolve(&mount).map(Presentation::File)
+                                    media.resolve(&mount).map(Presentation::File)
                                 })
                                 .await
                                 .ok()

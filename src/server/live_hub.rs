@@ -134,6 +134,17 @@ impl LiveHub {
     }
 }
 
+impl LiveHub {
+    /// Takes away whatever path is at `mount` (its source was removed
+    /// from the configuration); its viewers get BYE.
+    pub(super) fn remove_mount(&self, mount: &str) {
+        let removed = lock_or_recover(&self.paths).remove(mount);
+        if let Some(path) = removed {
+            path.end();
+        }
+    }
+}
+
 impl LivePath {
     /// The mount it is served at.
     pub(super) fn mount(&self) -> &str {

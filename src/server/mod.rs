@@ -14,6 +14,7 @@ mod live_hub;
 pub mod media_file;
 mod publisher_table;
 mod relay_task;
+pub mod reload;
 mod session_task;
 pub mod udp;
 #[cfg(feature = "v4l")]
@@ -31,16 +32,20 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, Limit};
+use crate::media::mp4::Mp4Media;
 use crate::rtsp::handler::Viewers;
 use crate::rtsp::handler::{HandlerSettings, RtcpSource, RtspHandler};
 use crate::rtsp::refusal::Refusal;
+use crate::rtsp::session::ConnectionId;
 use crate::stats::{LivePathStats, PublisherStats, SessionStats};
 use crate::viewer::Viewer;
-use catalog::Catalog;
+use catalog::{Catalog, MediaMounts};
+use connection::Outgoing;
 use live_hub::LiveHub;
 use publisher_table::{PacketSource, PublisherTable};
 use relay_task::RelaySet;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
 use udp::UdpPair;
 use viewer_table::ViewerTable;
 
@@ -52,7 +57,8 @@ struct Shared {
     live: Arc<LiveHub>,
     /// Paths pulled from upstream servers, started by viewers' requests.
     relays: RelaySet,
-    catalog: Arc<Catalog>,
+    /// Files and folders served on demand; replaced whole on reload.
+    media: Mutex<Arc<MediaMounts>>,
     publishers: Arc<PublisherTable>,
     udp: Arc<UdpPair>,
     /// Largest RTP packet sent, in bytes.
@@ -61,12 +67,51 @@ struct Shared {
     /// waits for one.
     publisher_wait: Duration,
     /// Paths that take publishers, and those configured sources feed.
-    publish_paths: Vec<String>,
-    source_paths: Vec<String>,
+    routes: Mutex<Routes>,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
     connections_per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
     /// Connections one client address may hold at once (CVE-2021-39283).
     max_connections_per_address: Limit,
+    /// Every open connection's writer, so shutdown can close them after
+    /// what they have queued.
+    writers: Mutex<HashMap<ConnectionId, mpsc::WeakSender<Outgoing>>>,
+    /// The cameras' mounts, fixed until a restart.
+    camera_mounts: Vec<String>,
+    /// The task feeding each channel, relay and camera path, by mount.
+    sources: Mutex<HashMap<String, JoinHandle<()>>>,
+    /// The configuration being served, settings that need a restart as
+    /// started.
+    config: Mutex<Config>,
+}
+
+/// Which paths take publishers, and which configured sources feed.
+#[derive(Debug, Clone, Default)]
+struct Routes {
+    publish_paths: Vec<String>,
+    source_paths: Vec<String>,
+}
+
+impl Routes {
+    /// Those of `config`, whose cameras (fixed until a restart) feed
+    /// `camera_mounts`.
+    fn of(config: &Config, camera_mounts: &[String]) -> Routes {
+        Routes {
+            publish_paths: config.publish_paths.clone(),
+            source_paths: config
+                .channels
+                .iter()
+                .map(|c| c.mount.clone())
+                .chain(config.relays.iter().map(|r| r.mount.clone()))
+                .chain(camera_mounts.iter().cloned())
+                .collect(),
+        }
+    }
+}
+
+/// Poison-tolerant lock: a panic elsewhere cannot leave these maps
+/// half-updated.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Shared {
@@ -82,6 +127,17 @@ impl Shared {
     /// the map, which a panic cannot leave half-updated.
     fn wakers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Notify>>> {
         self.wakers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The media served on demand now.
+    fn media(&self) -> Arc<MediaMounts> {
+        lock(&self.media).clone()
+    }
+
+    /// Whether publishers may take `mount` now.
+    fn publishable(&self, mount: &str) -> bool {
+        let routes = lock(&self.routes);
+        crate::rtsp::handler::publishable(mount, &routes.publish_paths, &routes.source_paths)
     }
 
     fn wake(&self, session_id: &str) {
@@ -142,16 +198,40 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Stops accepting and receiving, and tears down every session: each
-    /// sends its BYE (RFC 3550 §6.6) and its task ends.
-    pub fn shutdown(self) {
-        for task in self.tasks {
+    /// Stops gracefully within [`SHUTDOWN_WITHIN`]: see
+    /// [`shutdown_within`](Self::shutdown_within).
+    pub fn shutdown(self) -> JoinHandle<bool> {
+        self.shutdown_within(SHUTDOWN_WITHIN)
+    }
+
+    /// Stops gracefully within `within`. At once: no new connections;
+    /// every session torn down, each viewer sending its BYE (RFC 3550
+    /// §6.6) and each publisher's connection closed; sources stopped.
+    /// Then, in the task returned: waits for the viewers' BYE to go out,
+    /// gives clients a moment to TEARDOWN and hang up (their requests are
+    /// still answered), and closes the remaining connections once what
+    /// they have queued (responses, interleaved BYE) is written. The task
+    /// yields whether all of that finished in time.
+    pub fn shutdown_within(self, within: Duration) -> JoinHandle<bool> {
+        let deadline = tokio::time::Instant::now() + within;
+        for task in &self.tasks {
             task.abort();
         }
         let actions = self
             .shared
             .with_handler(|handler, viewers| handler.teardown_all(viewers));
+        tracing::info!(sessions = actions.len(), "ending every session");
         session_task::run_actions(&self.shared, actions, None);
+        for (_, task) in lock(&self.shared.sources).drain() {
+            task.abort();
+        }
+        tokio::spawn(finish_shutdown(self.shared, deadline))
+    }
+
+    /// The URL paths of files served on demand, for the start-up log
+    /// (folders walked, bounded).
+    pub fn media_mounts(&self) -> Vec<String> {
+        self.shared.media().describe_mounts()
     }
 
     /// The latest stats every session task published (at most a second
@@ -176,6 +256,43 @@ impl RunningServer {
     pub fn stray_datagrams(&self) -> u64 {
         self.shared.publishers.strangers()
     }
+}
+
+/// The second half of [`RunningServer::shutdown_within`]: waits for the
+/// sessions' BYE and closes the connections.
+async fn finish_shutdown(shared: Arc<Shared>, deadline: tokio::time::Instant) -> bool {
+    let sessions_ended = wait_until(deadline, || shared.wakers().is_empty()).await;
+    // Clients told BYE usually send TEARDOWN and close on their own.
+    let grace = deadline.min(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+    wait_until(grace, || lock(&shared.writers).is_empty()).await;
+    let writers: Vec<_> = lock(&shared.writers)
+        .values()
+        .filter_map(mpsc::WeakSender::upgrade)
+        .collect();
+    for writer in writers {
+        let _ = tokio::time::timeout_at(deadline, writer.send(Outgoing::Close)).await;
+    }
+    let closed = wait_until(deadline, || lock(&shared.writers).is_empty()).await;
+    sessions_ended && closed
+}
+
+/// How long [`RunningServer::shutdown`] may take: containers and systemd
+/// kill a process not long after SIGTERM.
+pub const SHUTDOWN_WITHIN: Duration = Duration::from_secs(5);
+
+/// How long a stopping server waits for clients to hang up by themselves
+/// before closing their connections.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+
+/// Waits until `done` holds or `deadline` passes; whether it held.
+async fn wait_until(deadline: tokio::time::Instant, done: impl Fn() -> bool) -> bool {
+    while !done() {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
 }
 
 /// Gives back a client address's connection slot when its connection task
@@ -238,13 +355,8 @@ pub async fn start_with_cameras(
                 .context("setting the multicast TTL")?;
         }
     }
-    let source_paths: Vec<String> = config
-        .channels
-        .iter()
-        .map(|c| c.mount.clone())
-        .chain(config.relays.iter().map(|r| r.mount.clone()))
-        .chain(cameras.iter().map(|c| c.mount.clone()))
-        .collect();
+    let camera_mounts: Vec<String> = cameras.iter().map(|c| c.mount.clone()).collect();
+    let routes = Routes::of(config, &camera_mounts);
     let settings = HandlerSettings {
         server_rtp_port: rtp_port,
         mtu: config.mtu,
@@ -254,24 +366,13 @@ pub async fn start_with_cameras(
         max_sessions_per_address: config.max_sessions_per_address,
         max_sessions: config.max_sessions,
         rng_seed: rand::random(),
-        publish_paths: config.publish_paths.clone(),
+        publish_paths: routes.publish_paths.clone(),
         publish_takeover: config.publish_takeover,
-        source_paths: source_paths.clone(),
+        source_paths: routes.source_paths.clone(),
         multicast: config.multicast,
         access: config.access.clone(),
     };
-    let catalog = Arc::new(catalog);
-    let mut channels = Vec::new();
-    for channel in &config.channels {
-        let media = media_file::open_mp4(&channel.file).with_context(|| {
-            format!(
-                "opening {} for channel {}",
-                channel.file.display(),
-                channel.mount
-            )
-        })?;
-        channels.push((channel.mount.clone(), media));
-    }
+    let channels = open_channels(&config.channels)?;
     let mut mounts = std::collections::HashSet::new();
     for mount in config
         .channels
@@ -285,57 +386,117 @@ pub async fn start_with_cameras(
             "{mount} is given twice (as a channel, a relay or a camera)"
         );
     }
-    let (relays, relay_tasks) = RelaySet::new(&config.relays);
-    let live = Arc::new(LiveHub::default());
+    let media = media_mounts(catalog, &config.media_paths)?;
     let udp = Arc::new(udp);
     let shared = Arc::new(Shared {
         handler: Mutex::new(RtspHandler::new(settings)),
         viewers: ViewerTable::default(),
-        live: live.clone(),
-        relays,
-        catalog,
+        live: Arc::new(LiveHub::default()),
+        relays: RelaySet::default(),
+        media: Mutex::new(Arc::new(media)),
         publishers: Arc::new(PublisherTable::new(udp.clone())),
         udp,
         mtu: config.mtu,
         publisher_wait: config.publisher_wait,
-        publish_paths: config.publish_paths.clone(),
-        source_paths,
+        routes: Mutex::new(routes),
         wakers: Mutex::new(HashMap::new()),
         connections_per_ip: Mutex::new(HashMap::new()),
         max_connections_per_address: config.max_connections_per_address,
+        writers: Mutex::new(HashMap::new()),
+        sources: Mutex::new(HashMap::new()),
+        camera_mounts,
+        config: Mutex::new(config.clone()),
     });
     let rtsp_addr = listener.local_addr()?;
-    let shared_for_handle = shared.clone();
-    let mut tasks = vec![
+    let tasks = vec![
         tokio::spawn(accept_loop(listener, shared.clone())),
         tokio::spawn(rtcp_receive_loop(shared.clone())),
         tokio::spawn(rtp_receive_loop(shared.clone())),
-        tokio::spawn(reaper_loop(shared)),
+        tokio::spawn(reaper_loop(shared.clone())),
     ];
     for (mount, media) in channels {
-        tasks.push(tokio::spawn(channel_task::run(
-            live.clone(),
-            mount,
-            media,
-            config.mtu,
-        )));
+        start_channel(&shared, mount, media);
     }
     for camera in cameras {
-        tasks.push(tokio::spawn(camera::run(camera, live.clone(), config.mtu)));
+        let mount = camera.mount.clone();
+        let task = tokio::spawn(camera::run(camera, shared.live.clone(), config.mtu));
+        lock(&shared.sources).insert(mount, task);
     }
-    for relay in relay_tasks {
-        tasks.push(tokio::spawn(relay_task::run(
-            relay,
-            live.clone(),
-            config.mtu,
-        )));
+    for relay in &config.relays {
+        start_relay(&shared, relay);
     }
     Ok(RunningServer {
         rtsp_addr,
         rtp_port,
-        shared: shared_for_handle,
+        shared,
         tasks,
     })
+}
+
+/// Opens every channel's file.
+///
+/// Errors: a file that cannot be opened or parsed, naming the channel.
+fn open_channels(
+    channels: &[crate::config::ChannelConfig],
+) -> anyhow::Result<Vec<(String, Arc<Mp4Media>)>> {
+    channels
+        .iter()
+        .map(|channel| {
+            let media = media_file::open_mp4(&channel.file).with_context(|| {
+                format!(
+                    "opening {} for channel {}",
+                    channel.file.display(),
+                    channel.mount
+                )
+            })?;
+            Ok((channel.mount.clone(), media))
+        })
+        .collect()
+}
+
+/// `root` at `/` and each configured file or folder at its path.
+///
+/// Errors: a file or folder that cannot be opened (a broken file).
+fn media_mounts(
+    root: Catalog,
+    paths: &[crate::config::MediaPathConfig],
+) -> anyhow::Result<MediaMounts> {
+    let mut catalogs = Vec::new();
+    for path in paths {
+        let catalog = Catalog::from_path(&path.path)
+            .with_context(|| format!("opening {} for {}", path.path.display(), path.mount))?;
+        catalogs.push((path.mount.clone(), catalog));
+    }
+    Ok(MediaMounts::new(root, catalogs))
+}
+
+/// Starts playing a channel at `mount`.
+fn start_channel(shared: &Arc<Shared>, mount: String, media: Arc<Mp4Media>) {
+    let task = tokio::spawn(channel_task::run(
+        shared.live.clone(),
+        mount.clone(),
+        media,
+        shared.mtu,
+    ));
+    lock(&shared.sources).insert(mount, task);
+}
+
+/// Starts a relay's task at its mount.
+fn start_relay(shared: &Arc<Shared>, config: &crate::config::RelayConfig) {
+    let relay = shared.relays.insert(config);
+    let task = tokio::spawn(relay_task::run(relay, shared.live.clone(), shared.mtu));
+    lock(&shared.sources).insert(config.mount.clone(), task);
+}
+
+/// Stops the source at `mount` (a channel or a relay removed from the
+/// configuration): its task ends and its live path with it, any viewer
+/// left getting BYE.
+fn stop_source(shared: &Shared, mount: &str) {
+    if let Some(task) = lock(&shared.sources).remove(mount) {
+        task.abort();
+    }
+    shared.relays.remove(mount);
+    shared.live.remove_mount(mount);
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {

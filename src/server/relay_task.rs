@@ -59,10 +59,10 @@ const RTCP_BYE: u8 = 203;
 /// Seconds from the NTP epoch (1900) to the Unix epoch (RFC 868).
 const NTP_UNIX_OFFSET_SECS: u64 = 2_208_988_800;
 
-/// Every relay by mount, fixed at start-up.
+/// Every relay by mount; a configuration reload adds and removes them.
 #[derive(Debug, Default)]
 pub(super) struct RelaySet {
-    relays: HashMap<String, Arc<Relay>>,
+    relays: Mutex<HashMap<String, Arc<Relay>>>,
 }
 
 /// One relay's configuration and what its task and the requests waiting
@@ -89,27 +89,26 @@ struct Progress {
 }
 
 impl RelaySet {
-    /// The relays of `configs` (their mounts distinct), each with the task
-    /// to spawn for it.
-    pub(super) fn new(configs: &[RelayConfig]) -> (RelaySet, Vec<Arc<Relay>>) {
-        let relays: Vec<Arc<Relay>> = configs
-            .iter()
-            .map(|config| {
-                Arc::new(Relay {
-                    config: config.clone(),
-                    demand: Notify::new(),
-                    wanted: Mutex::new(None),
-                    progress: watch::Sender::new(Progress::default()),
-                })
-            })
-            .collect();
-        let set = RelaySet {
-            relays: relays
-                .iter()
-                .map(|relay| (relay.config.mount.clone(), relay.clone()))
-                .collect(),
-        };
-        (set, relays)
+    /// Adds the relay of `config` (a mount no other relay has), returning
+    /// it for its task to run.
+    pub(super) fn insert(&self, config: &RelayConfig) -> Arc<Relay> {
+        let relay = Arc::new(Relay {
+            config: config.clone(),
+            demand: Notify::new(),
+            wanted: Mutex::new(None),
+            progress: watch::Sender::new(Progress::default()),
+        });
+        self.lock().insert(config.mount.clone(), relay.clone());
+        relay
+    }
+
+    /// Forgets the relay at `mount` (its task is stopped by the caller).
+    pub(super) fn remove(&self, mount: &str) {
+        self.lock().remove(mount);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Relay>>> {
+        self.relays.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// What a DESCRIBE or SETUP of `mount` finds among the live paths: the
@@ -118,7 +117,8 @@ impl RelaySet {
     /// fails or takes longer than [`READY_WAIT`]. `None` when `mount` is
     /// neither (the file catalog is asked next).
     pub(super) async fn resolve(&self, hub: &LiveHub, mount: &str) -> Option<ResolvedMedia> {
-        let Some(relay) = self.relays.get(mount) else {
+        let relay = self.lock().get(mount).cloned();
+        let Some(relay) = relay else {
             return hub.describe(mount).map(Ok);
         };
         // Seen before the task is woken, so an attempt failing at once

@@ -1,0 +1,308 @@
+//! Reading the configuration file again (SIGHUP, or the HTTP API) and
+//! applying it to the running server: paths added start, paths removed
+//! end their sessions with BYE, access rules apply to new requests.
+//! Settings that only a restart can change are reported, not applied.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::ArgMatches;
+
+use super::catalog::Catalog;
+use super::{lock, media_mounts, open_channels, session_task, RunningServer};
+use crate::config::{Config, RelayConfig};
+use crate::settings::{self, ConfigText, PathKind, Settings, SettingsError};
+
+/// Where the settings come from: the command line as given, and the
+/// configuration file it names, read again on every [`load`](Self::load).
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    matches: ArgMatches,
+    file: Option<PathBuf>,
+}
+
+impl ConfigSource {
+    /// The settings of `matches`, parsed from [`settings::Args`]'s
+    /// command, with the file its `--config` names.
+    pub fn new(matches: ArgMatches) -> Self {
+        let file = matches.get_one::<PathBuf>("config").cloned();
+        ConfigSource { matches, file }
+    }
+
+    /// The configuration file, if there is one.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// Reads the file (if any) and merges it with the command line.
+    ///
+    /// Errors: a file that cannot be read, or any setting refused (see
+    /// [`settings::merge`]), with file, line and key.
+    pub fn load(&self) -> Result<Settings, SettingsError> {
+        let Some(file) = &self.file else {
+            return settings::merge(&self.matches, None, &probe);
+        };
+        let name = file.display().to_string();
+        let text = std::fs::read_to_string(file).map_err(|error| SettingsError {
+            file: Some(name.clone()),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read it: {error}"),
+        })?;
+        let folder = file.parent().unwrap_or(Path::new(""));
+        settings::merge(
+            &self.matches,
+            Some(ConfigText {
+                name: &name,
+                folder,
+                text: &text,
+            }),
+            &probe,
+        )
+    }
+}
+
+/// What is on disk at `path`, following links.
+fn probe(path: &Path) -> PathKind {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => PathKind::Folder,
+        Ok(meta) if meta.is_file() => PathKind::File,
+        _ => PathKind::Missing,
+    }
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Paths added (or whose source changed), by mount.
+    pub added: Vec<String>,
+    /// Paths removed (or whose source changed): their sessions ended.
+    pub removed: Vec<String>,
+    /// The root media (`media`) now serves something else.
+    pub media_changed: bool,
+    /// The access rules changed; they apply to new requests.
+    pub access_changed: bool,
+    /// Settings that changed in the file but apply only after a restart
+    /// (their file keys); the old values stay in force.
+    pub restart_needed: Vec<&'static str>,
+}
+
+impl fmt::Display for ReloadSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "added {:?}, removed {:?}, media {}, access rules {}",
+            self.added,
+            self.removed,
+            if self.media_changed {
+                "changed"
+            } else {
+                "unchanged"
+            },
+            if self.access_changed {
+                "changed"
+            } else {
+                "unchanged"
+            },
+        )?;
+        if !self.restart_needed.is_empty() {
+            write!(f, "; needing a restart: {}", self.restart_needed.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a reload was refused; the running configuration stays.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file or the command line has a setting refused.
+    #[error("{0}")]
+    Settings(#[from] SettingsError),
+    /// A file, folder or channel of the new configuration cannot be
+    /// opened (a broken `.mp4`).
+    #[error("{0:#}")]
+    Media(anyhow::Error),
+}
+
+/// What feeds a path, to tell added, removed and changed paths apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PathSource {
+    Media(PathBuf),
+    Channel(PathBuf),
+    Relay(RelayConfig),
+    Publishers,
+}
+
+fn sources(config: &Config) -> BTreeMap<String, PathSource> {
+    let mut sources = BTreeMap::new();
+    for path in &config.media_paths {
+        sources.insert(path.mount.clone(), PathSource::Media(path.path.clone()));
+    }
+    for channel in &config.channels {
+        sources.insert(
+            channel.mount.clone(),
+            PathSource::Channel(channel.file.clone()),
+        );
+    }
+    for relay in &config.relays {
+        sources.insert(relay.mount.clone(), PathSource::Relay(relay.clone()));
+    }
+    for path in &config.publish_paths {
+        sources.insert(path.clone(), PathSource::Publishers);
+    }
+    sources
+}
+
+/// The file keys of settings that differ between `running` and `new` and
+/// cannot change while the server runs.
+fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
+    let checks: [(&'static str, bool); 14] = [
+        ("bind", running.bind != new.bind),
+        ("rtsp_port", running.rtsp_port != new.rtsp_port),
+        ("rtp_port", running.rtp_port != new.rtp_port),
+        ("mtu", running.mtu != new.mtu),
+        ("loop", running.loop_playback != new.loop_playback),
+        (
+            "publish_takeover",
+            running.publish_takeover != new.publish_takeover,
+        ),
+        (
+            "publisher_wait",
+            running.publisher_wait != new.publisher_wait,
+        ),
+        (
+            "multicast_range, multicast_port, multicast_ttl",
+            running.multicast != new.multicast,
+        ),
+        ("max_sessions", running.max_sessions != new.max_sessions),
+        (
+            "max_sessions_per_address",
+            running.max_sessions_per_address != new.max_sessions_per_address,
+        ),
+        (
+            "max_connections_per_address",
+            running.max_connections_per_address != new.max_connections_per_address,
+        ),
+        (
+            "session timeout",
+            running.session_timeout_secs != new.session_timeout_secs,
+        ),
+        (
+            "max sessions per connection",
+            running.max_sessions_per_connection != new.max_sessions_per_connection,
+        ),
+        ("path.camera", running.cameras != new.cameras),
+    ];
+    checks
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect()
+}
+
+/// `new` as it can run now: what needs a restart kept as running.
+fn applicable(running: &Config, new: Config) -> Config {
+    Config {
+        media: new.media,
+        media_paths: new.media_paths,
+        channels: new.channels,
+        publish_paths: new.publish_paths,
+        relays: new.relays,
+        access: new.access,
+        ..running.clone()
+    }
+}
+
+impl RunningServer {
+    /// Reads the configuration again from `source` and applies it (see
+    /// [`reload`](Self::reload)): what SIGHUP does, and what an API call
+    /// to reload should do.
+    ///
+    /// Errors: as [`ConfigSource::load`] and [`reload`](Self::reload);
+    /// the running configuration stays.
+    pub fn reload_from(&self, source: &ConfigSource) -> Result<ReloadSummary, ReloadError> {
+        let settings = source.load()?;
+        self.reload(settings.config)
+    }
+
+    /// Applies `new` to the running server: paths added start serving
+    /// (files, folders, channels, relays, publish paths); paths removed,
+    /// or whose source changed, end their sessions with RTCP BYE (their
+    /// publishers' connections closed) before the new source starts; the
+    /// access rules apply to requests from now on; a changed `media`
+    /// serves new requests. Settings only a restart can change are
+    /// listed in the summary and stay as they are.
+    ///
+    /// Errors: a new file, folder or channel that cannot be opened;
+    /// nothing is changed then.
+    pub fn reload(&self, new: Config) -> Result<ReloadSummary, ReloadError> {
+        let shared = &self.shared;
+        let running = lock(&shared.config).clone();
+        let mut summary = ReloadSummary {
+            restart_needed: restart_needed(&running, &new),
+            ..ReloadSummary::default()
+        };
+        let new = applicable(&running, new);
+        let (before, after) = (sources(&running), sources(&new));
+        summary.removed = before
+            .iter()
+            .filter(|(mount, source)| after.get(*mount) != Some(source))
+            .map(|(mount, _)| mount.clone())
+            .collect();
+        summary.added = after
+            .iter()
+            .filter(|(mount, source)| before.get(*mount) != Some(source))
+            .map(|(mount, _)| mount.clone())
+            .collect();
+        summary.media_changed = running.media != new.media;
+        summary.access_changed = running.access != new.access;
+        // Everything that can fail is opened before anything changes.
+        let added_channels: Vec<_> = new
+            .channels
+            .iter()
+            .filter(|c| summary.added.contains(&c.mount))
+            .cloned()
+            .collect();
+        let channels = open_channels(&added_channels).map_err(ReloadError::Media)?;
+        let root = match &new.media {
+            Some(path) => Catalog::from_path(path).map_err(|e| {
+                ReloadError::Media(anyhow::anyhow!("opening {}: {e}", path.display()))
+            })?,
+            None => Catalog::bundled_sample()
+                .map_err(|e| ReloadError::Media(anyhow::anyhow!("the bundled sample: {e}")))?,
+        };
+        let media = media_mounts(root, &new.media_paths).map_err(ReloadError::Media)?;
+
+        let routes = super::Routes::of(&new, &shared.camera_mounts);
+        let removed = summary.removed.clone();
+        let actions = shared.with_handler(|handler, viewers| {
+            handler.set_access(new.access.clone());
+            handler.set_paths(routes.publish_paths.clone(), routes.source_paths.clone());
+            handler.end_sessions_under(&removed, viewers)
+        });
+        session_task::run_actions(shared, actions, None);
+        for mount in &summary.removed {
+            if matches!(
+                before.get(mount),
+                Some(PathSource::Channel(_) | PathSource::Relay(_))
+            ) {
+                super::stop_source(shared, mount);
+            }
+        }
+        *lock(&shared.routes) = routes;
+        *lock(&shared.media) = Arc::new(media);
+        for (mount, media) in channels {
+            super::start_channel(shared, mount, media);
+        }
+        for relay in new
+            .relays
+            .iter()
+            .filter(|r| summary.added.contains(&r.mount))
+        {
+            super::start_relay(shared, relay);
+        }
+        *lock(&shared.config) = new;
+        Ok(summary)
+    }
+}
