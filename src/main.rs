@@ -7,9 +7,9 @@ use clap::CommandFactory;
 use rtpcast::config::Config;
 use rtpcast::server::camera::Camera;
 use rtpcast::server::catalog::Catalog;
-use rtpcast::server::reload::ConfigSource;
+use rtpcast::server::reload::{ConfigSource, ReloadError};
 use rtpcast::server::RunningServer;
-use rtpcast::settings::Args;
+use rtpcast::settings::{Args, Settings};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// The configured cameras, each with its device.
@@ -90,7 +90,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(&source, settings.config)) {
+    match runtime.block_on(serve(&source, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("Error: {error:#}");
@@ -100,7 +100,8 @@ fn main() -> ExitCode {
 }
 
 /// Serves `config` until SIGTERM or SIGINT, reloading on SIGHUP.
-async fn serve(source: &ConfigSource, config: Config) -> anyhow::Result<()> {
+async fn serve(source: &ConfigSource, settings: Settings) -> anyhow::Result<()> {
+    let Settings { config, log_level } = settings;
     let catalog = match &config.media {
         Some(path) => {
             Catalog::from_path(path).with_context(|| format!("opening {}", path.display()))?
@@ -147,7 +148,7 @@ async fn serve(source: &ConfigSource, config: Config) -> anyhow::Result<()> {
                 break;
             }
             _ = terminate.recv() => break,
-            _ = hangup.recv() => reload(&server, source),
+            _ = hangup.recv() => reload(&server, source, &log_level),
         }
     }
     tracing::info!(within = ?rtpcast::server::SHUTDOWN_WITHIN, "shutting down");
@@ -158,13 +159,24 @@ async fn serve(source: &ConfigSource, config: Config) -> anyhow::Result<()> {
 }
 
 /// SIGHUP: the file read again and applied, or refused with the running
-/// configuration kept.
-fn reload(server: &RunningServer, source: &ConfigSource) {
+/// configuration kept. `log_level` is the filter in force, which only a
+/// restart changes.
+fn reload(server: &RunningServer, source: &ConfigSource, log_level: &str) {
     let Some(file) = source.file() else {
         tracing::warn!("SIGHUP: no --config file to reload; nothing changed");
         return;
     };
-    match server.reload_from(source) {
+    let applied = source
+        .load()
+        .map_err(ReloadError::from)
+        .and_then(|settings| {
+            let mut summary = server.reload(settings.config)?;
+            if settings.log_level != log_level {
+                summary.restart_needed.push("log_level");
+            }
+            Ok(summary)
+        });
+    match applied {
         Ok(summary) => {
             tracing::info!(file = %file.display(), "configuration reloaded: {summary}");
             if !summary.restart_needed.is_empty() {

@@ -808,7 +808,9 @@ fn check_mounts(config: &Config) -> Result<(), SettingsError> {
         if !mounts.insert(mount) {
             return Err(cli_error(
                 "",
-                format!("{mount} has two sources (the command line's and the file's, or twice on the command line)"),
+                format!(
+                    "{mount} is given twice (as a file, a folder, a channel, a relay or a camera)"
+                ),
             ));
         }
     }

@@ -114,7 +114,9 @@ impl fmt::Display for ReloadSummary {
     }
 }
 
-/// Why a reload was refused; the running configuration stays.
+/// Why a reload was refused; the running configuration stays. A
+/// [`SettingsError`] converts, so `server.reload(source.load()?.config)`
+/// reads in a function returning it.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     /// The file or the command line has a setting refused.
@@ -215,18 +217,8 @@ fn applicable(running: &Config, new: Config) -> Config {
 }
 
 impl RunningServer {
-    /// Reads the configuration again from `source` and applies it (see
-    /// [`reload`](Self::reload)): what SIGHUP does, and what an API call
-    /// to reload should do.
-    ///
-    /// Errors: as [`ConfigSource::load`] and [`reload`](Self::reload);
-    /// the running configuration stays.
-    pub fn reload_from(&self, source: &ConfigSource) -> Result<ReloadSummary, ReloadError> {
-        let settings = source.load()?;
-        self.reload(settings.config)
-    }
-
-    /// Applies `new` to the running server: paths added start serving
+    /// Applies `new` (from [`ConfigSource::load`] on SIGHUP or an API
+    /// call) to the running server: paths added start serving
     /// (files, folders, channels, relays, publish paths); paths removed,
     /// or whose source changed, end their sessions with RTCP BYE (their
     /// publishers' connections closed) before the new source starts; the

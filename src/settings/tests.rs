@@ -285,7 +285,7 @@ fn two_sources_at_one_path_are_refused() {
         "[[path]]\nname = \"/tv\"\nfile = \"b.mp4\"\n",
     )
     .unwrap_err();
-    assert!(error.message.contains("/tv has two sources"), "{error}");
+    assert!(error.message.contains("/tv is given twice"), "{error}");
 }
 
 #[test]

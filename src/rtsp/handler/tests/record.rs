@@ -787,3 +787,72 @@ fn interleaved_publishers_get_free_channels_and_keep_their_connection() {
         ]
     );
 }
+
+#[test]
+fn removed_paths_end_their_sessions_and_close_their_publishers() {
+    let now = Instant::now();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let mut h = handler();
+    let (publisher, _) = publishing(&mut h, &c, now);
+    let viewer = setup_both(&mut h, &ctx(2, [127, 0, 0, 2]), now);
+    assert_eq!(h.session_count(), 2);
+    let untouched = h
+        .handler
+        .end_sessions_under(&["/lively".into(), "/live/cam/x".into()], &mut h.viewers);
+    assert!(untouched.is_empty(), "{untouched:?}");
+    let ended = h
+        .handler
+        .end_sessions_under(&["/live".into()], &mut h.viewers);
+    assert_eq!(
+        unpublished(&ended),
+        [(publisher, "/live/cam".into(), true)],
+        "the publisher under the path is told by its connection closing"
+    );
+    assert_eq!(h.session_count(), 1, "the viewer of /sample stays");
+    let ended = h
+        .handler
+        .end_sessions_under(&["/sample".into()], &mut h.viewers);
+    assert_eq!(
+        ended,
+        [Action::Wake {
+            session_id: viewer.clone()
+        }]
+    );
+    assert_eq!(h.session_count(), 0);
+}
+
+#[test]
+fn shutdown_closes_publishers_connections() {
+    let now = Instant::now();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let mut h = handler();
+    let (publisher, _) = publishing(&mut h, &c, now);
+    let actions = h.teardown_all();
+    assert_eq!(
+        unpublished(&actions),
+        [(publisher, "/live/cam".into(), true)]
+    );
+}
+
+#[test]
+fn set_paths_moves_where_publishers_are_taken() {
+    let now = Instant::now();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let mut h = handler();
+    h.handler.set_paths(vec!["/studio".into()], Vec::new());
+    assert_eq!(status(&announce(&mut h, &c, LIVE, &ffmpeg_sdp(), now)), 403);
+    let studio = LIVE.replace("/live/", "/studio/");
+    assert_eq!(
+        status(&announce(&mut h, &c, &studio, &ffmpeg_sdp(), now)),
+        200
+    );
+}
+
+#[test]
+fn a_path_holds_itself_and_whole_segments_below() {
+    assert!(is_at_or_below("/live", "/live"));
+    assert!(is_at_or_below("/live/cam", "/live"));
+    assert!(!is_at_or_below("/lively", "/live"));
+    assert!(!is_at_or_below("/live", "/live/cam"));
+    assert!(is_at_or_below("/anything", "/"));
+}
