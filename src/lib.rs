@@ -6,6 +6,11 @@
 //! between sockets, files and that core; `clippy.toml` keeps clocks, files,
 //! sockets, locks and OS randomness out of everything else.
 //!
+//! Where a setting comes from: [`settings`] merges the command line and
+//! the TOML configuration file into a [`config::Config`], with file, line
+//! and key in every error; [`server::reload`] reads the file again and
+//! applies it to a running server.
+//!
 //! Where a byte comes from:
 //!
 //! - [`rtsp`]: requests framed ([`rtsp::framing`]), answered by

@@ -160,7 +160,7 @@ fn sources(config: &Config) -> BTreeMap<String, PathSource> {
 /// The file keys of settings that differ between `running` and `new` and
 /// cannot change while the server runs.
 fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 14] = [
+    let checks: [(&'static str, bool); 12] = [
         ("bind", running.bind != new.bind),
         ("rtsp_port", running.rtsp_port != new.rtsp_port),
         ("rtp_port", running.rtp_port != new.rtp_port),
@@ -186,14 +186,6 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
         (
             "max_connections_per_address",
             running.max_connections_per_address != new.max_connections_per_address,
-        ),
-        (
-            "session timeout",
-            running.session_timeout_secs != new.session_timeout_secs,
-        ),
-        (
-            "max sessions per connection",
-            running.max_sessions_per_connection != new.max_sessions_per_connection,
         ),
         ("path.camera", running.cameras != new.cameras),
     ];
@@ -296,5 +288,55 @@ impl RunningServer {
         }
         *lock(&shared.config) = new;
         Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ChannelConfig, Limit};
+
+    #[test]
+    fn settings_needing_a_restart_are_listed_and_kept() {
+        let running = Config::default();
+        let mut new = Config {
+            rtsp_port: 8554,
+            multicast: None,
+            max_sessions: Limit::at_most(5),
+            ..Config::default()
+        };
+        new.channels.push(ChannelConfig {
+            mount: "/tv".into(),
+            file: "tv.mp4".into(),
+        });
+        assert_eq!(
+            restart_needed(&running, &new),
+            [
+                "rtsp_port",
+                "multicast_range, multicast_port, multicast_ttl",
+                "max_sessions"
+            ]
+        );
+        let applied = applicable(&running, new);
+        assert_eq!(applied.rtsp_port, running.rtsp_port);
+        assert_eq!(applied.multicast, running.multicast);
+        assert_eq!(applied.max_sessions, running.max_sessions);
+        assert_eq!(applied.channels.len(), 1, "paths apply");
+        assert!(restart_needed(&running, &applied).is_empty());
+    }
+
+    #[test]
+    fn a_path_whose_source_changes_is_removed_and_added() {
+        let mut before = Config::default();
+        before.channels.push(ChannelConfig {
+            mount: "/tv".into(),
+            file: "a.mp4".into(),
+        });
+        let mut after = before.clone();
+        after.channels[0].file = "b.mp4".into();
+        let (before, after) = (sources(&before), sources(&after));
+        assert_ne!(before.get("/tv"), after.get("/tv"));
+        assert_eq!(before.get("/live"), Some(&PathSource::Publishers));
+        assert_eq!(before.get("/live"), after.get("/live"));
     }
 }
