@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use rtpcast::config::{
-    ChannelConfig, Config, Limit, MulticastConfig, RelayConfig, RelayPull, DEFAULT_MAX_PER_ADDRESS,
-    DEFAULT_MAX_SESSIONS,
+    ChannelConfig, Config, Limit, MulticastConfig, RelayConfig, RelayPull, TlsConfig,
+    DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS, DEFAULT_RTSPS_PORT,
 };
 use rtpcast::rtsp::handler::PORTS_PER_GROUP;
 use rtpcast::server::camera::Camera;
@@ -113,10 +113,36 @@ struct Args {
     /// answered 503 Service Unavailable and closed. 0: no limit.
     #[arg(long, default_value_t = DEFAULT_MAX_PER_ADDRESS)]
     max_connections_per_address: usize,
+    /// Serve RTSPS (RTSP over TLS) on --rtsps-port with this PEM
+    /// certificate chain (server certificate first); needs --tls-key.
+    /// Media goes interleaved in the TLS connection: UDP SETUPs there are
+    /// answered 461.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// RTSPS TCP port (322 is registered for rtsps; binding a port below
+    /// 1024 needs root or CAP_NET_BIND_SERVICE).
+    #[arg(long, default_value_t = DEFAULT_RTSPS_PORT)]
+    rtsps_port: u16,
     /// Log filter: error, warn, info, debug, trace, or a tracing
     /// directive such as `rtpcast=debug`.
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Log lines as readable text, or as JSON objects, one per line, for
+    /// log collectors.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One readable line per event, coloured at a terminal.
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON formatter).
+    Json,
 }
 
 /// `--multicast-range` and the port and TTL options as a configuration.
@@ -265,12 +291,21 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .with_context(|| format!("invalid --log-level {:?}", args.log_level))?;
-    // Colour only for a person at a terminal, not in log files or journald.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .init();
+    match args.log_format {
+        LogFormat::Text => {
+            // Colour only for a person at a terminal, not in log files or
+            // journald.
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(ansi)
+                .init();
+        }
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+    }
     let camera = camera(&args)?;
     let config = Config {
         bind: args.bind,
@@ -296,6 +331,14 @@ async fn main() -> anyhow::Result<()> {
         max_sessions: Limit::at_most(args.max_sessions),
         max_sessions_per_address: Limit::at_most(args.max_sessions_per_address),
         max_connections_per_address: Limit::at_most(args.max_connections_per_address),
+        tls: args
+            .tls_cert
+            .zip(args.tls_key)
+            .map(|(certificate, key)| TlsConfig {
+                certificate,
+                key,
+                rtsps_port: args.rtsps_port,
+            }),
         ..Config::default()
     };
     let catalog = match &config.media {
@@ -319,6 +362,9 @@ async fn main() -> anyhow::Result<()> {
         // Escaped as a URL, so a name with spaces can be pasted into a client.
         let path = percent_encoding::utf8_percent_encode(&mount, URL_PATH);
         tracing::info!("serving rtsp://{host}:{}{path}", server.rtsp_addr.port());
+        if let Some(rtsps) = server.rtsps_addr {
+            tracing::info!("serving rtsps://{host}:{}{path}", rtsps.port());
+        }
     }
     for path in &config.publish_paths {
         let path = percent_encoding::utf8_percent_encode(path, URL_PATH);
@@ -333,6 +379,9 @@ async fn main() -> anyhow::Result<()> {
         server.rtp_port,
         server.rtp_port + 1
     );
+    if let Some(rtsps) = server.rtsps_addr {
+        tracing::info!("RTSPS (TLS, interleaved media only) on {rtsps}");
+    }
     // Ctrl-C at a terminal, SIGTERM from `docker stop` or systemd: either
     // ends every session with BYE.
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

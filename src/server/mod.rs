@@ -1,5 +1,5 @@
-//! The tokio layer: the RTSP listener, one task per connection, one task
-//! per playing session, the shared UDP port pair and the session reaper.
+//! The tokio layer: the RTSP and RTSPS listeners, one task per connection,
+//! one task per playing session, the shared UDP port pair and the session reaper.
 //! It moves bytes between sockets and the sans-IO core and decides nothing.
 //!
 //! The one place clocks, files, sockets, locks and OS randomness are used
@@ -15,6 +15,7 @@ pub mod media_file;
 mod publisher_table;
 mod relay_task;
 mod session_task;
+pub mod tls;
 pub mod udp;
 #[cfg(feature = "v4l")]
 pub mod v4l2;
@@ -22,13 +23,15 @@ mod viewer_table;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Limit};
 use crate::rtsp::handler::Viewers;
@@ -65,8 +68,12 @@ struct Shared {
     source_paths: Vec<String>,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
     connections_per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
-    /// Connections one client address may hold at once (CVE-2021-39283).
+    /// Connections one client address may hold at once (CVE-2021-39283),
+    /// RTSP and RTSPS together.
     max_connections_per_address: Limit,
+    /// The last connection id given, over both listeners: sessions are
+    /// owned by connection id, so ids must not repeat across them.
+    last_connection: AtomicU64,
 }
 
 impl Shared {
@@ -135,6 +142,8 @@ impl Viewers for HandlerViewers<'_> {
 pub struct RunningServer {
     /// Where RTSP is listening.
     pub rtsp_addr: SocketAddr,
+    /// Where RTSPS is listening, when TLS is configured.
+    pub rtsps_addr: Option<SocketAddr>,
     /// The server RTP port (RTCP is the next one).
     pub rtp_port: u16,
     shared: Arc<Shared>,
@@ -209,9 +218,9 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
 /// Like [`start`], also streaming `cameras`, each at its mount.
 ///
 /// Errors: a port that cannot be bound, a channel's file that cannot be
-/// opened, or a mount given twice (channels, relays and cameras
-/// together). A camera that cannot be opened is no error: its task keeps
-/// trying.
+/// opened, a TLS certificate or key that cannot be used, or a mount given
+/// twice (channels, relays and cameras together). A camera that cannot be
+/// opened is no error: its task keeps trying.
 pub async fn start_with_cameras(
     config: &Config,
     catalog: Catalog,
@@ -220,6 +229,18 @@ pub async fn start_with_cameras(
     let listener = TcpListener::bind((config.bind, config.rtsp_port))
         .await
         .with_context(|| format!("binding RTSP port {}:{}", config.bind, config.rtsp_port))?;
+    let rtsps = match &config.tls {
+        Some(tls) => {
+            let server_config = tls::load_server_config(&tls.certificate, &tls.key)?;
+            let listener = TcpListener::bind((config.bind, tls.rtsps_port))
+                .await
+                .with_context(|| {
+                    format!("binding RTSPS port {}:{}", config.bind, tls.rtsps_port)
+                })?;
+            Some((listener, TlsAcceptor::from(Arc::new(server_config))))
+        }
+        None => None,
+    };
     let udp = UdpPair::bind(config.bind, config.rtp_port)
         .await
         .with_context(|| {
@@ -303,15 +324,25 @@ pub async fn start_with_cameras(
         wakers: Mutex::new(HashMap::new()),
         connections_per_ip: Mutex::new(HashMap::new()),
         max_connections_per_address: config.max_connections_per_address,
+        last_connection: AtomicU64::new(0),
     });
     let rtsp_addr = listener.local_addr()?;
     let shared_for_handle = shared.clone();
-    let mut tasks = vec![
-        tokio::spawn(accept_loop(listener, shared.clone())),
+    let mut tasks = vec![tokio::spawn(accept_loop(listener, shared.clone(), None))];
+    let mut rtsps_addr = None;
+    if let Some((listener, acceptor)) = rtsps {
+        rtsps_addr = Some(listener.local_addr()?);
+        tasks.push(tokio::spawn(accept_loop(
+            listener,
+            shared.clone(),
+            Some(acceptor),
+        )));
+    }
+    tasks.extend([
         tokio::spawn(rtcp_receive_loop(shared.clone())),
         tokio::spawn(rtp_receive_loop(shared.clone())),
         tokio::spawn(reaper_loop(shared)),
-    ];
+    ]);
     for (mount, media) in channels {
         tasks.push(tokio::spawn(channel_task::run(
             live.clone(),
@@ -332,14 +363,18 @@ pub async fn start_with_cameras(
     }
     Ok(RunningServer {
         rtsp_addr,
+        rtsps_addr,
         rtp_port,
         shared: shared_for_handle,
         tasks,
     })
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let mut next_id = 0u64;
+/// Accepts connections on one listener: plain RTSP, or RTSPS when `tls`
+/// is given, each served by a task of its own within the per-address
+/// connection limit.
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
+    let handshakes = Arc::new(Semaphore::new(tls::MAX_HANDSHAKES));
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -361,22 +396,75 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     limit = %shared.max_connections_per_address,
                     "too many connections from this address (--max-connections-per-address); refusing"
                 );
-                tokio::spawn(refuse_connection(socket));
+                // A TLS client could not read a plain answer: it is just
+                // closed.
+                if tls.is_none() {
+                    tokio::spawn(refuse_connection(socket));
+                }
                 continue;
             }
             *count += 1;
         }
-        next_id += 1;
         let slot = ConnectionSlot {
             shared: shared.clone(),
             ip: peer.ip(),
         };
+        let id = shared.last_connection.fetch_add(1, Ordering::Relaxed) + 1;
+        let Some(local) = connection::prepare(&socket, peer) else {
+            continue;
+        };
         let shared = shared.clone();
-        let id = next_id;
-        tokio::spawn(async move {
-            connection::serve(shared, socket, peer, id).await;
-            drop(slot);
-        });
+        match &tls {
+            None => {
+                tokio::spawn(async move {
+                    connection::serve(shared, socket, peer, local, id, false).await;
+                    drop(slot);
+                });
+            }
+            Some(acceptor) => {
+                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                    tracing::warn!(
+                        %peer,
+                        limit = tls::MAX_HANDSHAKES,
+                        "too many TLS handshakes in progress; closing"
+                    );
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let stream = handshake(&acceptor, socket, peer).await;
+                    drop(permit);
+                    if let Some(stream) = stream {
+                        connection::serve(shared, stream, peer, local, id, true).await;
+                    }
+                    drop(slot);
+                });
+            }
+        }
+    }
+}
+
+/// The TLS session over `socket`, or `None` (logged) when the client
+/// fails or stalls its handshake: it affects no other connection.
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    socket: TcpStream,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            tracing::info!(%peer, %error, "TLS handshake failed; closing");
+            None
+        }
+        Err(_) => {
+            tracing::info!(
+                %peer,
+                timeout_s = tls::HANDSHAKE_TIMEOUT.as_secs(),
+                "TLS handshake not finished in time; closing"
+            );
+            None
+        }
     }
 }
 
