@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncBufReadExt;
+use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 
 async fn free_tcp_port() -> u16 {
@@ -22,14 +22,22 @@ async fn free_tcp_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// Starts the binary on free loopback ports with `args`, waits until it
-/// accepts RTSP connections; killed on drop.
-async fn start(args: &[&str]) -> (Child, SocketAddr) {
+/// A running `rtpcast`, killed on drop, and what it has logged so far.
+struct Server {
+    child: Child,
+    stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    log: String,
+}
+
+/// Starts the binary on free loopback ports with `args` and waits until
+/// it has logged its last start-up line, which names `ready`; returns it
+/// and its RTSP address.
+async fn start(args: &[&str], ready: &str) -> (Server, SocketAddr) {
     let rtsp_port = free_tcp_port().await;
-    let (rtp, _rtcp) = udp_pair().await;
+    let (rtp, rtcp) = udp_pair().await;
     let rtp_port = rtp.local_addr().unwrap().port();
-    drop((rtp, _rtcp));
-    let child = Command::new(env!("CARGO_BIN_EXE_rtpcast"))
+    drop((rtp, rtcp));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rtpcast"))
         .args(["--bind", "127.0.0.1"])
         .args(["--rtsp-port", &rtsp_port.to_string()])
         .args(["--rtp-port", &rtp_port.to_string()])
@@ -39,34 +47,48 @@ async fn start(args: &[&str]) -> (Child, SocketAddr) {
         .kill_on_drop(true)
         .spawn()
         .expect("rtpcast starts");
-    let rtsp = SocketAddr::from(([127, 0, 0, 1], rtsp_port));
-    for _ in 0..100 {
-        if TcpStream::connect(rtsp).await.is_ok() {
-            return (child, rtsp);
+    let stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut server = Server {
+        child,
+        stdout,
+        log: String::new(),
+    };
+    let started = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = server.stdout.next_line().await.unwrap() {
+            server.log.push_str(&line);
+            server.log.push('\n');
+            if line.contains(ready) {
+                return true;
+            }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("rtpcast did not listen on {rtsp}");
+        false
+    })
+    .await;
+    assert!(
+        started == Ok(true),
+        "rtpcast did not log {ready:?}:\n{}",
+        server.log
+    );
+    // The SIGTERM handler is installed right after the last start-up line.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    (server, SocketAddr::from(([127, 0, 0, 1], rtsp_port)))
 }
 
 /// Stops the server with SIGTERM and returns its standard output.
-async fn stop(mut child: Child) -> String {
-    let pid = child.id().expect("running") as libc::pid_t;
+async fn stop(mut server: Server) -> String {
+    let pid = server.child.id().expect("running") as libc::pid_t;
     // SAFETY: kill(2) on our own child's pid has no memory effects.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    tokio::time::timeout(Duration::from_secs(5), child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(5), server.child.wait())
         .await
         .expect("exits within 5 s of SIGTERM")
         .expect("exit status");
-    let mut log = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .await
-        .unwrap();
-    log
+    assert!(status.success(), "{status}");
+    while let Some(line) = server.stdout.next_line().await.unwrap() {
+        server.log.push_str(&line);
+        server.log.push('\n');
+    }
+    server.log
 }
 
 /// Every line of `log` as a JSON object; panics at a line that is not one.
@@ -92,7 +114,7 @@ fn events<'a>(lines: &'a [Value], message: &str) -> Vec<&'a Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_have_one_line_per_session_start_and_end_with_totals() {
-    let (server, rtsp) = start(&["--log-format", "json"]).await;
+    let (server, rtsp) = start(&["--log-format", "json"], "RTSP on").await;
     let base = format!("rtsp://{rtsp}/sample");
 
     // A UDP viewer that plays a second and tears down.
@@ -178,7 +200,7 @@ async fn json_logs_have_one_line_per_session_start_and_end_with_totals() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_logs_stay_the_default() {
-    let (server, _) = start(&[]).await;
+    let (server, _) = start(&[], "RTSP on").await;
     let log = stop(server).await;
     let first = log.lines().next().expect("a log line");
     assert!(serde_json::from_str::<Value>(first).is_err(), "{first}");
@@ -196,16 +218,19 @@ async fn rtsps_urls_are_logged_at_start_up_and_bad_tls_files_stop_it() {
     let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
 
     let rtsps_port = free_tcp_port().await.to_string();
-    let (server, _) = start(&[
-        "--log-format",
-        "json",
-        "--tls-cert",
-        cert,
-        "--tls-key",
-        key,
-        "--rtsps-port",
-        &rtsps_port,
-    ])
+    let (server, _) = start(
+        &[
+            "--log-format",
+            "json",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+            "--rtsps-port",
+            &rtsps_port,
+        ],
+        "RTSPS (TLS",
+    )
     .await;
     let log = stop(server).await;
     let messages: Vec<String> = json_lines(&log)
@@ -242,4 +267,141 @@ async fn rtsps_urls_are_logged_at_start_up_and_bad_tls_files_stop_it() {
         assert!(!output.status.success(), "{args:?} started");
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
+}
+
+/// The Dockerfile's instructions of its last stage (the image), each as
+/// (keyword, arguments) with continuation lines joined and comments left
+/// out.
+fn image_instructions() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile"))
+        .expect("Dockerfile");
+    let mut instructions = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || (line.is_empty() && current.is_empty()) {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(part) => current.push_str(part),
+            None => {
+                current.push_str(line);
+                let (keyword, arguments) = current.split_once(' ').unwrap_or((&current, ""));
+                instructions.push((keyword.to_ascii_uppercase(), arguments.trim().to_string()));
+                current.clear();
+            }
+        }
+    }
+    let last_stage = instructions
+        .iter()
+        .rposition(|(keyword, _)| keyword == "FROM")
+        .expect("a FROM");
+    instructions.split_off(last_stage)
+}
+
+fn arguments_of<'a>(instructions: &'a [(String, String)], keyword: &str) -> Vec<&'a str> {
+    instructions
+        .iter()
+        .filter(|(k, _)| k == keyword)
+        .map(|(_, arguments)| arguments.as_str())
+        .collect()
+}
+
+#[test]
+fn the_image_runs_unprivileged_exposes_every_port_and_checks_its_health() {
+    let image = image_instructions();
+    let user = *arguments_of(&image, "USER").last().expect("a USER");
+    let name = user.split(':').next().unwrap();
+    assert!(name != "root" && name != "0", "runs as {user}");
+
+    let exposed: Vec<&str> = arguments_of(&image, "EXPOSE")
+        .iter()
+        .flat_map(|ports| ports.split_whitespace())
+        .collect();
+    for port in ["5544/tcp", "322/tcp", "5005-5006/udp", "9997/tcp"] {
+        assert!(exposed.contains(&port), "{port} not in EXPOSE {exposed:?}");
+    }
+
+    let health = arguments_of(&image, "HEALTHCHECK");
+    let [health] = health[..] else {
+        panic!("one HEALTHCHECK expected: {health:?}");
+    };
+    assert!(
+        health.contains("\"http://127.0.0.1:9997/health\""),
+        "{health}"
+    );
+    // Its client is installed in the image.
+    let command = health.split("CMD").nth(1).expect("HEALTHCHECK CMD");
+    let tool = command
+        .trim()
+        .trim_start_matches("[\"")
+        .split('"')
+        .next()
+        .unwrap();
+    let runs = arguments_of(&image, "RUN").join(" ");
+    assert!(
+        runs.contains(&format!(" {tool} ")),
+        "{tool} is not installed: {runs}"
+    );
+    // 322 is below 1024: the unprivileged user binds it through the
+    // binary's file capability.
+    assert!(
+        runs.contains("setcap cap_net_bind_service=+ep /usr/local/bin/rtpcast"),
+        "{runs}"
+    );
+    assert_eq!(arguments_of(&image, "CMD"), ["[\"/media\"]"]);
+    assert_eq!(
+        arguments_of(&image, "ENTRYPOINT"),
+        ["[\"/usr/local/bin/rtpcast-entrypoint\"]"]
+    );
+}
+
+/// What `docker/entrypoint.sh ARGS` runs, with `RTPCAST_CONFIG` at
+/// `config`: a stand-in `rtpcast` first on the PATH prints its arguments.
+fn entrypoint_runs(config: &std::path::Path, args: &[&str]) -> String {
+    let bin = tempfile::tempdir().unwrap();
+    let fake = bin.path().join("rtpcast");
+    std::fs::write(&fake, "#!/bin/sh\necho \"$@\"\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = std::process::Command::new("sh")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/docker/entrypoint.sh"))
+        .args(args)
+        .env("PATH", path)
+        .env("RTPCAST_CONFIG", config)
+        .output()
+        .expect("sh runs");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+#[test]
+fn the_entrypoint_passes_the_config_file_only_when_it_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rtpcast.toml");
+    assert_eq!(entrypoint_runs(&config, &["/media"]), "/media");
+    std::fs::write(&config, "").unwrap();
+    assert_eq!(
+        entrypoint_runs(&config, &["--rtsps-port", "8322", "/media"]),
+        format!("--config {} --rtsps-port 8322 /media", config.display())
+    );
+}
+
+#[tokio::test]
+async fn hadolint_finds_nothing_in_the_dockerfile() {
+    if !require_tool("hadolint") {
+        return;
+    }
+    let dockerfile = concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile");
+    let run = run_tool("hadolint", &[dockerfile], Duration::from_secs(30)).await;
+    assert!(
+        run.status.success(),
+        "hadolint:\n{}{}",
+        run.stdout,
+        run.stderr
+    );
 }
