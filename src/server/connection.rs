@@ -104,21 +104,21 @@ pub(super) fn prepare(socket: &TcpStream, peer: SocketAddr) -> Option<SocketAddr
     Some(local)
 }
 
-/// Serves one connection, a socket [`prepare`]d or the TLS session over
-/// one (`secure`), until the client closes it or sends something
-/// unparseable.
-pub(super) async fn serve<S>(
+/// Serves one connection until the client closes it or sends something
+/// unparseable: the two halves of a socket [`prepare`]d (its own split,
+/// which takes no lock) or of the TLS session over one (`secure`).
+pub(super) async fn serve<R, W>(
     shared: Arc<Shared>,
-    stream: S,
+    (mut reader, mut writer): (R, W),
     peer: SocketAddr,
     local: SocketAddr,
     id: ConnectionId,
     secure: bool,
 ) where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
 {
     tracing::debug!(%peer, connection = id, secure, "connection opened");
-    let (mut reader, mut writer) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Outgoing>(WRITE_QUEUE);
     let writer_task = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {

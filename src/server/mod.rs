@@ -417,7 +417,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tls: Option<Tls
         match &tls {
             None => {
                 tokio::spawn(async move {
-                    connection::serve(shared, socket, peer, local, id, false).await;
+                    connection::serve(shared, socket.into_split(), peer, local, id, false).await;
                     drop(slot);
                 });
             }
@@ -435,7 +435,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tls: Option<Tls
                     let stream = handshake(&acceptor, socket, peer).await;
                     drop(permit);
                     if let Some(stream) = stream {
-                        connection::serve(shared, stream, peer, local, id, true).await;
+                        let halves = tokio::io::split(stream);
+                        connection::serve(shared, halves, peer, local, id, true).await;
                     }
                     drop(slot);
                 });
