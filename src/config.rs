@@ -260,6 +260,28 @@ pub struct Config {
     pub max_connections_per_address: Limit,
     /// Per-path access rules for reading and publishing.
     pub access: Vec<PathAccess>,
+    /// RTSPS (RTSP over TLS) on a port of its own; `None`: plain RTSP only.
+    pub tls: Option<TlsConfig>,
+}
+
+/// The port registered for `rtsps` (RFC 7826 §19.2 and §22.14): the
+/// default of [`TlsConfig::rtsps_port`].
+pub const DEFAULT_RTSPS_PORT: u16 = 322;
+
+/// RTSPS: RTSP over TLS (RFC 7826 §19.2) on its own port, beside plain
+/// RTSP. Media goes interleaved on the TLS connection (RFC 2326 §10.12):
+/// a UDP SETUP on it is answered 461, as those packets would travel
+/// unencrypted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, the server's certificate
+    /// first.
+    pub certificate: PathBuf,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or
+    /// SEC1).
+    pub key: PathBuf,
+    /// TCP port of RTSPS (0: any free port).
+    pub rtsps_port: u16,
 }
 
 /// Default of [`Config::max_sessions`].
@@ -300,6 +322,7 @@ impl Default for Config {
             max_sessions_per_address: Limit::at_most(DEFAULT_MAX_PER_ADDRESS),
             max_connections_per_address: Limit::at_most(DEFAULT_MAX_PER_ADDRESS),
             access: Vec::new(),
+            tls: None,
         }
     }
 }

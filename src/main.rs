@@ -9,7 +9,7 @@ use rtpcast::server::camera::Camera;
 use rtpcast::server::catalog::Catalog;
 use rtpcast::server::reload::{ConfigSource, ReloadError};
 use rtpcast::server::RunningServer;
-use rtpcast::settings::{Args, Settings};
+use rtpcast::settings::{Args, LogFormat, Settings};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// The configured cameras, each with its device.
@@ -77,12 +77,21 @@ fn main() -> ExitCode {
     };
     // Checked while merging: the filter parses.
     let filter = tracing_subscriber::EnvFilter::new(&settings.log_level);
-    // Colour only for a person at a terminal, not in log files or journald.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .init();
+    match settings.log_format {
+        LogFormat::Text => {
+            // Colour only for a person at a terminal, not in log files or
+            // journald.
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(ansi)
+                .init();
+        }
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -101,7 +110,9 @@ fn main() -> ExitCode {
 
 /// Serves `config` until SIGTERM or SIGINT, reloading on SIGHUP.
 async fn serve(source: &ConfigSource, settings: Settings) -> anyhow::Result<()> {
-    let Settings { config, log_level } = settings;
+    let Settings {
+        config, log_level, ..
+    } = settings;
     let catalog = match &config.media {
         Some(path) => {
             Catalog::from_path(path).with_context(|| format!("opening {}", path.display()))?
@@ -122,6 +133,9 @@ async fn serve(source: &ConfigSource, settings: Settings) -> anyhow::Result<()> 
         // Escaped as a URL, so a name with spaces can be pasted into a client.
         let path = percent_encoding::utf8_percent_encode(&mount, URL_PATH);
         tracing::info!("serving rtsp://{host}:{}{path}", server.rtsp_addr.port());
+        if let Some(rtsps) = server.rtsps_addr {
+            tracing::info!("serving rtsps://{host}:{}{path}", rtsps.port());
+        }
     }
     for path in &config.publish_paths {
         let path = percent_encoding::utf8_percent_encode(path, URL_PATH);
@@ -136,6 +150,9 @@ async fn serve(source: &ConfigSource, settings: Settings) -> anyhow::Result<()> 
         server.rtp_port,
         server.rtp_port + 1
     );
+    if let Some(rtsps) = server.rtsps_addr {
+        tracing::info!("RTSPS (TLS, interleaved media only) on {rtsps}");
+    }
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;

@@ -20,8 +20,8 @@ use clap::{ArgMatches, FromArgMatches, Parser};
 
 use crate::config::{
     AccessRule, CameraConfig, ChannelConfig, Config, Limit, MediaPathConfig, MulticastConfig,
-    PathAccess, RelayConfig, RelayPull, UserCredential, DEFAULT_MAX_PER_ADDRESS,
-    DEFAULT_MAX_SESSIONS,
+    PathAccess, RelayConfig, RelayPull, TlsConfig, UserCredential, DEFAULT_MAX_PER_ADDRESS,
+    DEFAULT_MAX_SESSIONS, DEFAULT_RTSPS_PORT,
 };
 use crate::rtsp::handler::PORTS_PER_GROUP;
 use crate::rtsp::url::normalize_mount;
@@ -140,10 +140,37 @@ pub struct Args {
     /// answered 503 Service Unavailable and closed. 0: no limit.
     #[arg(long, default_value_t = DEFAULT_MAX_PER_ADDRESS)]
     pub max_connections_per_address: usize,
+    /// Serve RTSPS (RTSP over TLS) on --rtsps-port with this PEM
+    /// certificate chain (server certificate first); needs --tls-key.
+    /// Media goes interleaved in the TLS connection: UDP SETUPs there are
+    /// answered 461.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// RTSPS TCP port (322 is registered for rtsps; binding a port below
+    /// 1024 needs root or CAP_NET_BIND_SERVICE).
+    #[arg(long, default_value_t = DEFAULT_RTSPS_PORT)]
+    pub rtsps_port: u16,
     /// Log filter: error, warn, info, debug, trace, or a tracing
     /// directive such as `rtpcast=debug`.
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Log lines as readable text, or as JSON objects, one per line, for
+    /// log collectors.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written (`--log-format`, `log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event, coloured at a terminal.
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON formatter).
+    Json,
 }
 
 /// `PATH=FILE` of `--channel`: a URL path (a leading `/` optional) and a
@@ -246,13 +273,15 @@ impl std::fmt::Display for SettingsError {
 impl std::error::Error for SettingsError {}
 
 /// Everything the command line and the file say: the server's
-/// configuration and the log filter.
+/// configuration and how to log.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The server's configuration.
     pub config: Config,
     /// The `tracing` filter directive, checked.
     pub log_level: String,
+    /// How log lines are written.
+    pub log_format: LogFormat,
 }
 
 /// The file being merged: its text's key tree, to locate errors.
@@ -353,6 +382,8 @@ pub fn merge(
             _ => cli_error("--log-level", message),
         });
     }
+    let log_format = pick(given("log_format"), args.log_format, options.log_format);
+    let tls = tls_config(&args, &given, &options, source.as_ref())?;
     let multicast_range = pick(
         given("multicast_range"),
         args.multicast_range.clone(),
@@ -453,11 +484,51 @@ pub fn merge(
             options.max_connections_per_address,
         )),
         access: paths.access,
+        tls,
         ..Config::default()
     };
     check_mounts(&config)?;
     check_files_exist(&config, &args, &given, source.as_ref(), &options, probe)?;
-    Ok(Settings { config, log_level })
+    Ok(Settings {
+        config,
+        log_level,
+        log_format,
+    })
+}
+
+/// RTSPS: the certificate and key from the command line when it gives
+/// them (clap requires both), else from the file (both or neither), the
+/// port picked like any option.
+///
+/// Errors: the file names one of `tls_cert` and `tls_key` without the
+/// other.
+fn tls_config(
+    args: &Args,
+    given: &dyn Fn(&str) -> bool,
+    options: &FileOptions,
+    source: Option<&Source<'_>>,
+) -> Result<Option<TlsConfig>, SettingsError> {
+    let rtsps_port = pick(given("rtsps_port"), args.rtsps_port, options.rtsps_port);
+    if let (Some(certificate), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        return Ok(Some(TlsConfig {
+            certificate: certificate.clone(),
+            key: key.clone(),
+            rtsps_port,
+        }));
+    }
+    let Some(source) = source else {
+        return Ok(None);
+    };
+    match (&options.tls_cert, &options.tls_key) {
+        (Some(certificate), Some(tls_key)) => Ok(Some(TlsConfig {
+            certificate: source.resolve(certificate),
+            key: source.resolve(tls_key),
+            rtsps_port,
+        })),
+        (Some(_), None) => Err(source.error(&[key("tls_cert")], "needs tls_key beside it")),
+        (None, Some(_)) => Err(source.error(&[key("tls_key")], "needs tls_cert beside it")),
+        (None, None) => Ok(None),
+    }
 }
 
 /// The command line's value when it was given there, else the file's,
@@ -843,6 +914,14 @@ fn check_files_exist(
             Some(source) if !given("media") => source.error(&[key("media")], message),
             _ => cli_error("MEDIA", message),
         })?;
+    }
+    if let Some(tls) = &config.tls {
+        for (option, path) in [("tls_cert", &tls.certificate), ("tls_key", &tls.key)] {
+            describe(path, &[PathKind::File]).map_err(|message| match source {
+                Some(source) if !given(option) => source.error(&[key(option)], message),
+                _ => cli_error(&format!("--{}", option.replace('_', "-")), message),
+            })?;
+        }
     }
     if given("channels") {
         for channel in &args.channels {

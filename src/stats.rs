@@ -42,6 +42,74 @@ pub struct SessionStats {
     pub tracks: Vec<(usize, TrackStats)>,
 }
 
+/// A session's counters summed over its tracks, as its end log line and
+/// totals elsewhere give them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionTotals {
+    /// RTP packets sent.
+    pub packets_sent: u64,
+    /// RTP payload bytes sent.
+    pub bytes_sent: u64,
+    /// Access units skipped because the viewer could not keep up.
+    pub units_skipped: u64,
+    /// Packets lost as the receiver reports say, summed over tracks
+    /// (RFC 3550 §6.4.1 cumulative lost; negative with duplicates).
+    pub packets_lost: i64,
+    /// Receiver reports received, all tracks together; 0 means the loss
+    /// is unknown rather than none.
+    pub reports: u64,
+}
+
+impl SessionTotals {
+    /// The sums of `tracks` (as [`SessionStats::tracks`] holds them).
+    pub fn of(tracks: &[(usize, TrackStats)]) -> SessionTotals {
+        tracks
+            .iter()
+            .fold(SessionTotals::default(), |sum, (_, track)| SessionTotals {
+                packets_sent: sum.packets_sent + track.packets_sent,
+                bytes_sent: sum.bytes_sent + track.bytes_sent,
+                units_skipped: sum.units_skipped + track.units_skipped,
+                packets_lost: sum.packets_lost + i64::from(track.cumulative_lost),
+                reports: sum.reports + track.reports,
+            })
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The client sent TEARDOWN (RFC 2326 §10.7).
+    Teardown,
+    /// Nothing was heard from the client within the session timeout
+    /// (RFC 2326 §12.37).
+    Timeout,
+    /// The RTSP connection carrying its media (interleaved) or its
+    /// publisher closed.
+    ConnectionClosed,
+    /// The server stopped.
+    Shutdown,
+    /// Another publisher took its path over.
+    TakenOver,
+    /// A multicast group's sender: the group's last viewer left.
+    LastViewerLeft,
+    /// Its path was removed from the configuration (a reload).
+    PathRemoved,
+}
+
+impl std::fmt::Display for SessionEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SessionEnd::Teardown => "teardown",
+            SessionEnd::Timeout => "timeout",
+            SessionEnd::ConnectionClosed => "connection closed",
+            SessionEnd::Shutdown => "server shutdown",
+            SessionEnd::TakenOver => "taken over by another publisher",
+            SessionEnd::LastViewerLeft => "last viewer left",
+            SessionEnd::PathRemoved => "path removed",
+        })
+    }
+}
+
 /// A publisher's counters, as a plain copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublisherStats {
@@ -62,4 +130,40 @@ pub struct LivePathStats {
     pub viewers: usize,
     /// The stream's counters.
     pub stream: crate::live::stream::LiveStreamStats,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_sum_every_track() {
+        let video = TrackStats {
+            packets_sent: 1000,
+            bytes_sent: 1_300_000,
+            units_skipped: 3,
+            reports: 4,
+            cumulative_lost: 7,
+            ..TrackStats::default()
+        };
+        let audio = TrackStats {
+            packets_sent: 200,
+            bytes_sent: 60_000,
+            reports: 4,
+            // Duplicates counted by the receiver (RFC 3550 §6.4.1).
+            cumulative_lost: -1,
+            ..TrackStats::default()
+        };
+        assert_eq!(
+            SessionTotals::of(&[(0, video), (1, audio)]),
+            SessionTotals {
+                packets_sent: 1200,
+                bytes_sent: 1_360_000,
+                units_skipped: 3,
+                packets_lost: 6,
+                reports: 8,
+            }
+        );
+        assert_eq!(SessionTotals::of(&[]), SessionTotals::default());
+    }
 }

@@ -185,6 +185,7 @@ impl Sim {
             peer: SocketAddr::from(([10, 1, 0, 1 + client as u8], 40_000)),
             local: SocketAddr::from(([10, 0, 0, 1], 5544)),
             received: self.base + at,
+            secure: false,
         }
     }
 

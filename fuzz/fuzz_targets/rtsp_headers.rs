@@ -36,6 +36,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(parsed) = rtsp_types::Url::parse(&format!("rtsp://h{text}")) {
         let target = url::target(&parsed);
         assert_eq!(url::normalize_mount(&target.mount), target.mount, "{text:?}");
-        let _ = url::content_base(&parsed, &target.mount);
+        let _ = url::content_base(&parsed, &target.mount, false);
+        let _ = url::content_base(&parsed, &target.mount, true);
     }
 });

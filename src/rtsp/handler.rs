@@ -16,6 +16,7 @@ use super::url::{self, Target};
 use crate::config::{Limit, MulticastConfig};
 use crate::sdp;
 use crate::source::{Presentation, ResolveError};
+use crate::stats::SessionEnd;
 use crate::viewer::{PlayStart, StreamStart, TrackSender, Viewer, DEFAULT_LIVE_QUEUE_BYTES};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -75,6 +76,9 @@ pub struct RequestContext {
     pub local: SocketAddr,
     /// When the request arrived: the handler's `now`.
     pub received: Instant,
+    /// The connection is RTSPS (TLS): URLs answered say `rtsps://`, and
+    /// media may only go interleaved on it.
+    pub secure: bool,
 }
 
 /// The viewers of the sessions, kept by the I/O layer behind whatever
@@ -127,6 +131,14 @@ pub enum Action {
     Spawn {
         /// The session id.
         session_id: String,
+        /// The client it plays to; `None` for a multicast group's sender,
+        /// which plays to the group.
+        client: Option<SocketAddr>,
+        /// The URL path it plays.
+        mount: String,
+        /// How its first track is delivered: the Transport header
+        /// answered (RFC 2326 §12.39).
+        transport: String,
     },
     /// A session's schedule changed (play, pause, teardown): poll it again.
     Wake {
@@ -309,8 +321,8 @@ impl RtspHandler {
         expired
             .into_iter()
             .filter_map(|id| {
-                tracing::info!(session = %id, "session timed out");
-                self.remove_session(&id, viewers)
+                tracing::debug!(session = %id, "session timed out");
+                self.remove_session(&id, viewers, SessionEnd::Timeout)
             })
             // A silent publisher may still hold its connection open.
             .map(close_publishers)
@@ -336,8 +348,8 @@ impl RtspHandler {
             .collect();
         gone.into_iter()
             .filter_map(|id| {
-                tracing::info!(session = %id, connection, "session ended with its connection");
-                self.remove_session(&id, viewers)
+                tracing::debug!(session = %id, connection, "session ended with its connection");
+                self.remove_session(&id, viewers, SessionEnd::ConnectionClosed)
             })
             .collect()
     }
@@ -358,8 +370,8 @@ impl RtspHandler {
             .collect();
         ids.iter()
             .filter_map(|id| {
-                tracing::info!(session = %id, "session ended: its path was removed");
-                self.remove_session(id, viewers)
+                tracing::debug!(session = %id, "session ended: its path was removed");
+                self.remove_session(id, viewers, SessionEnd::PathRemoved)
             })
             .map(close_publishers)
             .collect()
@@ -370,14 +382,19 @@ impl RtspHandler {
     pub fn teardown_all(&mut self, viewers: &mut impl Viewers) -> Vec<Action> {
         let ids: Vec<String> = self.sessions.keys().cloned().collect();
         ids.iter()
-            .filter_map(|id| self.remove_session(id, viewers))
+            .filter_map(|id| self.remove_session(id, viewers, SessionEnd::Shutdown))
             .map(close_publishers)
             .collect()
     }
 
-    /// Ends a session: its viewer says BYE and its task ends, which frees
-    /// the viewer and its RTCP routes in the I/O layer.
-    fn remove_session(&mut self, id: &str, viewers: &mut impl Viewers) -> Option<Action> {
+    /// Ends a session for `reason`: its viewer says BYE and its task
+    /// ends, which frees the viewer and its RTCP routes in the I/O layer.
+    fn remove_session(
+        &mut self,
+        id: &str,
+        viewers: &mut impl Viewers,
+        reason: SessionEnd,
+    ) -> Option<Action> {
         let session = self.sessions.remove(id)?;
         if session.multicast {
             return self.leave_multicast(&session, viewers);
@@ -391,7 +408,7 @@ impl RtspHandler {
                 close_connection: false,
             });
         }
-        viewers.with(id, Viewer::teardown);
+        viewers.with(id, |viewer| viewer.close(reason));
         Some(Action::Wake {
             session_id: session.id,
         })
@@ -414,7 +431,10 @@ impl RtspHandler {
             self.sdp_session_id,
         );
         Ok(ok(cseq)
-            .header(headers::CONTENT_BASE, url::content_base(url, &mount))
+            .header(
+                headers::CONTENT_BASE,
+                url::content_base(url, &mount, ctx.secure),
+            )
             .header(headers::CONTENT_TYPE, "application/sdp")
             .build(body.into_bytes()))
     }
@@ -515,10 +535,13 @@ impl RtspHandler {
                     }
                 };
                 viewer.set_up_track(output);
-                let id = self.open_session(ctx, mount, media, SessionKind::Viewer)?;
+                let id = self.open_session(ctx, mount.clone(), media, SessionKind::Viewer)?;
                 viewers.insert(&id, viewer);
                 actions.push(Action::Spawn {
                     session_id: id.clone(),
+                    client: Some(ctx.peer),
+                    mount,
+                    transport: negotiated.reply.clone(),
                 });
                 id
             }
@@ -567,7 +590,7 @@ impl RtspHandler {
         let end = range.end.filter(|&end| end < duration - 0.001);
         if session.multicast {
             let started = self.play_multicast(&id, ctx.received, viewers, actions)?;
-            return Ok(self.played(&id, url, started, None, cseq, rate_headers));
+            return Ok(self.played(&id, url, ctx, started, None, cseq, rate_headers));
         }
         let sending = viewers.with(&id, |v| v.is_playing()).unwrap_or(false);
         if session.media.is_live() && !sending && !viewers.join_live(&id) {
@@ -591,15 +614,17 @@ impl RtspHandler {
                 session_id: id.clone(),
             });
         }
-        Ok(self.played(&id, url, started, end, cseq, rate_headers))
+        Ok(self.played(&id, url, ctx, started, end, cseq, rate_headers))
     }
 
     /// The answer to a PLAY that started or continued at `started`
     /// (RFC 2326 §10.5: Range, RTP-Info of the session's tracks).
+    #[allow(clippy::too_many_arguments)]
     fn played(
         &mut self,
         id: &str,
         url: &Url,
+        ctx: &RequestContext,
         started: PlayStart,
         end: Option<f64>,
         cseq: &str,
@@ -610,7 +635,7 @@ impl RtspHandler {
             return Refusal::SessionNotFound.response(None);
         };
         session.state = SessionState::Playing;
-        let base = url::presentation_url(url, &session.mount);
+        let base = url::presentation_url(url, &session.mount, ctx.secure);
         let rtp_info = started
             .tracks
             .iter()
@@ -682,8 +707,8 @@ impl RtspHandler {
     ) -> Result<Response<Vec<u8>>, Refusal> {
         let id = session_id(request).ok_or(Refusal::NoSessionHeader)?;
         self.owned_session(&id, ctx, &Method::Teardown)?;
-        tracing::info!(session = %id, peer = %ctx.peer, "session torn down");
-        actions.extend(self.remove_session(&id, viewers));
+        tracing::debug!(session = %id, peer = %ctx.peer, "session torn down");
+        actions.extend(self.remove_session(&id, viewers, SessionEnd::Teardown));
         Ok(ok(cseq).build(Vec::new()))
     }
 
@@ -806,13 +831,29 @@ impl RtspHandler {
         let header = request
             .header(&headers::TRANSPORT)
             .ok_or_else(|| Refusal::UnsupportedTransport("no Transport header".into()))?;
+        // Over RTSPS only the interleaved transport keeps media encrypted:
+        // UDP (unicast or multicast) would send it in the clear beside a
+        // TLS connection the client chose for privacy, so those
+        // alternatives are dropped and a SETUP offering nothing else is
+        // answered 461.
+        let offered = if ctx.secure {
+            transport::interleaved_only(header.as_str())
+        } else {
+            header.as_str().to_string()
+        };
+        if offered.is_empty() {
+            return Err(Refusal::UnsupportedTransport(
+                "UDP over RTSPS would send the media unencrypted; use the interleaved (TCP) transport"
+                    .into(),
+            ));
+        }
         let used = self.channels_in_use(ctx.connection, existing, track);
         let free_channel = (0..=254u8)
             .step_by(2)
             .find(|c| !used.contains(c) && !used.contains(&(c + 1)))
             .unwrap_or(u8::MAX);
         let negotiated = transport::negotiate(
-            header.as_str(),
+            &offered,
             ctx.peer.ip(),
             self.settings.server_rtp_port,
             free_channel,
@@ -846,7 +887,13 @@ impl RtspHandler {
         while self.sessions.contains_key(&id) {
             id = Session::new_id(&mut self.rng);
         }
-        tracing::info!(session = %id, peer = %ctx.peer, %mount, ?kind, "session created");
+        // A viewer's session logs its start (and end, with its totals)
+        // from its task, where its transport and counters are known.
+        if kind == SessionKind::Viewer {
+            tracing::debug!(session = %id, peer = %ctx.peer, %mount, ?kind, "session created");
+        } else {
+            tracing::info!(session = %id, peer = %ctx.peer, %mount, ?kind, "session created");
+        }
         self.sessions.insert(
             id.clone(),
             Session {

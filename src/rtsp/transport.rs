@@ -280,6 +280,21 @@ fn pair<T: TryFrom<u32>>(value: &str, what: &str, min: u32) -> Result<(T, T), Tr
     Ok((narrow(first)?, narrow(second)?))
 }
 
+/// The alternatives of a Transport header (RFC 2326 §12.39) that carry
+/// media on the RTSP connection itself (`RTP/AVP/TCP`), in the client's
+/// order; empty when it offers none. An RTSPS connection serves only
+/// these: anything else would send the media outside the TLS session.
+pub fn interleaved_only(header: &str) -> String {
+    split_outside_quotes(header, ',')
+        .filter(|alternative| {
+            let protocol = alternative.split(';').next().unwrap_or_default().trim();
+            protocol.eq_ignore_ascii_case("RTP/AVP/TCP")
+        })
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Splits on `sep` except inside double quotes, where RFC 2326 §12.39
 /// allows a comma-separated `mode` list.
 fn split_outside_quotes(s: &str, sep: char) -> impl Iterator<Item = &str> {
@@ -318,6 +333,23 @@ mod tests {
             Ok(n) => panic!("{header:?} accepted: {n:?}"),
             Err(e) => e,
         }
+    }
+
+    #[test]
+    fn only_interleaved_alternatives_are_kept_for_rtsps() {
+        assert_eq!(
+            interleaved_only(
+                "RTP/AVP;unicast;client_port=5000-5001, rtp/avp/tcp;interleaved=0-1,\
+                 RTP/AVP/UDP;multicast,RTP/AVP/TCP;unicast;mode=\"PLAY,RECORD\""
+            ),
+            "rtp/avp/tcp;interleaved=0-1,RTP/AVP/TCP;unicast;mode=\"PLAY,RECORD\""
+        );
+        assert_eq!(
+            interleaved_only("RTP/AVP;unicast;client_port=5000-5001"),
+            ""
+        );
+        assert_eq!(interleaved_only("RTP/AVP/TCPX;interleaved=0-1"), "");
+        assert_eq!(interleaved_only(""), "");
     }
 
     #[test]

@@ -58,17 +58,25 @@ pub fn normalize_mount(path: &str) -> String {
 
 /// Content-Base for DESCRIBE (RFC 2326 §12.11): the presentation URL
 /// with a trailing slash so relative `a=control` values join under it.
-pub fn content_base(url: &Url, mount: &str) -> String {
-    format!("{}/", presentation_url(url, mount))
+/// `secure`: asked over RTSPS (see [`presentation_url`]).
+pub fn content_base(url: &Url, mount: &str, secure: bool) -> String {
+    format!("{}/", presentation_url(url, mount, secure))
 }
 
 /// The URL of the presentation at `mount` as the client addressed the
 /// server, without credentials, query, fragment or trailing slash. The
 /// query is dropped because relative `a=control` values resolve against
 /// the path (RFC 3986 §5.2), and a query left in a base would make them
-/// replace the presentation's last segment.
-pub fn presentation_url(url: &Url, mount: &str) -> String {
+/// replace the presentation's last segment. Asked over RTSPS (`secure`),
+/// the scheme is `rtsps` whatever the client wrote, so the URLs it
+/// builds from ours stay on TLS (RFC 7826 §19.2).
+pub fn presentation_url(url: &Url, mount: &str, secure: bool) -> String {
     let mut base = url.clone();
+    if secure {
+        // Fails only for special schemes (http…), which no RTSP client
+        // sends: the URL is then answered as it came.
+        let _ = base.set_scheme("rtsps");
+    }
     base.set_query(None);
     base.set_fragment(None);
     // Fails only for URLs that cannot carry credentials: nothing to strip.
@@ -170,12 +178,27 @@ mod tests {
         let url =
             Url::parse("rtsp://user:pw@h:8554//clip.mp4/trackID=1?token=x#f").expect("test URL");
         assert_eq!(
-            presentation_url(&url, "/clip.mp4"),
+            presentation_url(&url, "/clip.mp4", false),
             "rtsp://h:8554/clip.mp4"
         );
-        assert_eq!(content_base(&url, "/clip.mp4"), "rtsp://h:8554/clip.mp4/");
+        assert_eq!(
+            content_base(&url, "/clip.mp4", false),
+            "rtsp://h:8554/clip.mp4/"
+        );
         let root = Url::parse("rtsp://h/?token=x").expect("test URL");
-        assert_eq!(presentation_url(&root, "/"), "rtsp://h");
-        assert_eq!(content_base(&root, "/"), "rtsp://h/");
+        assert_eq!(presentation_url(&root, "/", false), "rtsp://h");
+        assert_eq!(content_base(&root, "/", false), "rtsp://h/");
+    }
+
+    #[test]
+    fn urls_answered_over_rtsps_say_rtsps() {
+        let asked = Url::parse("rtsps://u:p@h:322/clip.mp4?t=1").expect("test URL");
+        assert_eq!(
+            content_base(&asked, "/clip.mp4", true),
+            "rtsps://h:322/clip.mp4/"
+        );
+        // A client that wrote rtsp:// on the TLS port still gets rtsps://.
+        let plain = Url::parse("rtsp://h:322/").expect("test URL");
+        assert_eq!(presentation_url(&plain, "/", true), "rtsps://h:322");
     }
 }

@@ -1,5 +1,5 @@
-//! One RTSP TCP connection: read, frame, hand requests to the handler,
-//! write responses and interleaved media.
+//! One RTSP connection, plain TCP or TLS (RTSPS): read, frame, hand
+//! requests to the handler, write responses and interleaved media.
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -49,11 +48,16 @@ pub(super) enum Outgoing {
     Close,
 }
 
-/// Writes `frame` whole, header and payload pieces gathered per call.
-async fn write_frame(writer: &mut OwnedWriteHalf, frame: &Outgoing) -> std::io::Result<()> {
+/// Writes `frame` whole, header and payload pieces gathered per call, and
+/// flushes: TLS may keep encrypted bytes back until asked (a plain socket
+/// keeps nothing).
+async fn write_frame(
+    writer: &mut (impl AsyncWrite + Unpin),
+    frame: &Outgoing,
+) -> std::io::Result<()> {
     match frame {
-        Outgoing::Bytes(bytes) => writer.write_all(bytes).await,
-        Outgoing::Close => Ok(()),
+        Outgoing::Bytes(bytes) => writer.write_all(bytes).await?,
+        Outgoing::Close => {}
         Outgoing::Rtp(packets) => {
             let mut slices: Vec<IoSlice<'_>> = packets.pieces().map(IoSlice::new).collect();
             let mut slices = &mut slices[..];
@@ -64,9 +68,9 @@ async fn write_frame(writer: &mut OwnedWriteHalf, frame: &Outgoing) -> std::io::
                 }
                 IoSlice::advance_slices(&mut slices, written);
             }
-            Ok(())
         }
     }
+    writer.flush().await
 }
 
 /// Whether a request for `mount`, which no source feeds now, waits for a
@@ -82,26 +86,38 @@ fn tune(socket: &TcpStream) -> std::io::Result<()> {
     socket2::SockRef::from(socket).set_tcp_notsent_lowat(UNSENT_LIMIT)
 }
 
-/// Serves one connection until the client closes it or sends something
-/// unparseable.
-pub(super) async fn serve(
-    shared: Arc<Shared>,
-    socket: TcpStream,
-    peer: SocketAddr,
-    id: ConnectionId,
-) {
+/// Readies a freshly accepted socket (plain or before its TLS handshake):
+/// tunes it and returns the server's address on it; `None` when the
+/// connection is already gone.
+pub(super) fn prepare(socket: &TcpStream, peer: SocketAddr) -> Option<SocketAddr> {
     let local = match socket.local_addr() {
         Ok(local) => local,
         Err(error) => {
             tracing::debug!(%peer, %error, "connection lost before serving");
-            return;
+            return None;
         }
     };
-    if let Err(error) = tune(&socket) {
+    if let Err(error) = tune(socket) {
         tracing::debug!(%peer, %error, "cannot tune the connection's socket");
     }
-    tracing::debug!(%peer, connection = id, "connection opened");
-    let (mut reader, mut writer) = socket.into_split();
+    Some(local)
+}
+
+/// Serves one connection until the client closes it or sends something
+/// unparseable: the two halves of a socket [`prepare`]d (its own split,
+/// which takes no lock) or of the TLS session over one (`secure`).
+pub(super) async fn serve<R, W>(
+    shared: Arc<Shared>,
+    (mut reader, mut writer): (R, W),
+    peer: SocketAddr,
+    local: SocketAddr,
+    id: ConnectionId,
+    secure: bool,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    tracing::debug!(%peer, connection = id, secure, "connection opened");
     let (tx, mut rx) = mpsc::channel::<Outgoing>(WRITE_QUEUE);
     super::lock(&shared.writers).insert(id, tx.downgrade());
     let writer_shared = shared.clone();
@@ -120,6 +136,7 @@ pub(super) async fn serve(
         peer,
         local,
         received: Instant::now(),
+        secure,
     };
     let mut framer = RtspFramer::new();
     let mut buf = vec![0u8; 16 * 1024];

@@ -1,5 +1,5 @@
-//! The tokio layer: the RTSP listener, one task per connection, one task
-//! per playing session, the shared UDP port pair and the session reaper.
+//! The tokio layer: the RTSP and RTSPS listeners, one task per connection,
+//! one task per playing session, the shared UDP port pair and the session reaper.
 //! It moves bytes between sockets and the sans-IO core and decides nothing.
 //!
 //! The one place clocks, files, sockets, locks and OS randomness are used
@@ -16,6 +16,7 @@ mod publisher_table;
 mod relay_task;
 pub mod reload;
 mod session_task;
+pub mod tls;
 pub mod udp;
 #[cfg(feature = "v4l")]
 pub mod v4l2;
@@ -23,13 +24,15 @@ mod viewer_table;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Limit};
 use crate::media::mp4::Mp4Media;
@@ -70,7 +73,8 @@ struct Shared {
     routes: Mutex<Routes>,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
     connections_per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
-    /// Connections one client address may hold at once (CVE-2021-39283).
+    /// Connections one client address may hold at once (CVE-2021-39283),
+    /// RTSP and RTSPS together.
     max_connections_per_address: Limit,
     /// Every open connection's writer, so shutdown can close them after
     /// what they have queued.
@@ -82,6 +86,9 @@ struct Shared {
     /// The configuration being served, settings that need a restart as
     /// started.
     config: Mutex<Config>,
+    /// The last connection id given, over both listeners: sessions are
+    /// owned by connection id, so ids must not repeat across them.
+    last_connection: AtomicU64,
 }
 
 /// Which paths take publishers, and which configured sources feed.
@@ -191,6 +198,8 @@ impl Viewers for HandlerViewers<'_> {
 pub struct RunningServer {
     /// Where RTSP is listening.
     pub rtsp_addr: SocketAddr,
+    /// Where RTSPS is listening, when TLS is configured.
+    pub rtsps_addr: Option<SocketAddr>,
     /// The server RTP port (RTCP is the next one).
     pub rtp_port: u16,
     shared: Arc<Shared>,
@@ -326,9 +335,9 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
 /// Like [`start`], also streaming `cameras`, each at its mount.
 ///
 /// Errors: a port that cannot be bound, a channel's file that cannot be
-/// opened, or a mount given twice (channels, relays and cameras
-/// together). A camera that cannot be opened is no error: its task keeps
-/// trying.
+/// opened, a TLS certificate or key that cannot be used, or a mount given
+/// twice (channels, relays and cameras together). A camera that cannot be
+/// opened is no error: its task keeps trying.
 pub async fn start_with_cameras(
     config: &Config,
     catalog: Catalog,
@@ -337,6 +346,18 @@ pub async fn start_with_cameras(
     let listener = TcpListener::bind((config.bind, config.rtsp_port))
         .await
         .with_context(|| format!("binding RTSP port {}:{}", config.bind, config.rtsp_port))?;
+    let rtsps = match &config.tls {
+        Some(tls) => {
+            let server_config = tls::load_server_config(&tls.certificate, &tls.key)?;
+            let listener = TcpListener::bind((config.bind, tls.rtsps_port))
+                .await
+                .with_context(|| {
+                    format!("binding RTSPS port {}:{}", config.bind, tls.rtsps_port)
+                })?;
+            Some((listener, TlsAcceptor::from(Arc::new(server_config))))
+        }
+        None => None,
+    };
     let udp = UdpPair::bind(config.bind, config.rtp_port)
         .await
         .with_context(|| {
@@ -406,14 +427,24 @@ pub async fn start_with_cameras(
         sources: Mutex::new(HashMap::new()),
         camera_mounts,
         config: Mutex::new(config.clone()),
+        last_connection: AtomicU64::new(0),
     });
     let rtsp_addr = listener.local_addr()?;
-    let tasks = vec![
-        tokio::spawn(accept_loop(listener, shared.clone())),
+    let mut tasks = vec![tokio::spawn(accept_loop(listener, shared.clone(), None))];
+    let mut rtsps_addr = None;
+    if let Some((listener, acceptor)) = rtsps {
+        rtsps_addr = Some(listener.local_addr()?);
+        tasks.push(tokio::spawn(accept_loop(
+            listener,
+            shared.clone(),
+            Some(acceptor),
+        )));
+    }
+    tasks.extend([
         tokio::spawn(rtcp_receive_loop(shared.clone())),
         tokio::spawn(rtp_receive_loop(shared.clone())),
         tokio::spawn(reaper_loop(shared.clone())),
-    ];
+    ]);
     for (mount, media) in channels {
         start_channel(&shared, mount, media);
     }
@@ -427,6 +458,7 @@ pub async fn start_with_cameras(
     }
     Ok(RunningServer {
         rtsp_addr,
+        rtsps_addr,
         rtp_port,
         shared,
         tasks,
@@ -499,8 +531,11 @@ fn stop_source(shared: &Shared, mount: &str) {
     shared.live.remove_mount(mount);
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let mut next_id = 0u64;
+/// Accepts connections on one listener: plain RTSP, or RTSPS when `tls`
+/// is given, each served by a task of its own within the per-address
+/// connection limit.
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
+    let handshakes = Arc::new(Semaphore::new(tls::MAX_HANDSHAKES));
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -522,22 +557,76 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     limit = %shared.max_connections_per_address,
                     "too many connections from this address (--max-connections-per-address); refusing"
                 );
-                tokio::spawn(refuse_connection(socket));
+                // A TLS client could not read a plain answer: it is just
+                // closed.
+                if tls.is_none() {
+                    tokio::spawn(refuse_connection(socket));
+                }
                 continue;
             }
             *count += 1;
         }
-        next_id += 1;
         let slot = ConnectionSlot {
             shared: shared.clone(),
             ip: peer.ip(),
         };
+        let id = shared.last_connection.fetch_add(1, Ordering::Relaxed) + 1;
+        let Some(local) = connection::prepare(&socket, peer) else {
+            continue;
+        };
         let shared = shared.clone();
-        let id = next_id;
-        tokio::spawn(async move {
-            connection::serve(shared, socket, peer, id).await;
-            drop(slot);
-        });
+        match &tls {
+            None => {
+                tokio::spawn(async move {
+                    connection::serve(shared, socket.into_split(), peer, local, id, false).await;
+                    drop(slot);
+                });
+            }
+            Some(acceptor) => {
+                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                    tracing::warn!(
+                        %peer,
+                        limit = tls::MAX_HANDSHAKES,
+                        "too many TLS handshakes in progress; closing"
+                    );
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let stream = handshake(&acceptor, socket, peer).await;
+                    drop(permit);
+                    if let Some(stream) = stream {
+                        let halves = tokio::io::split(stream);
+                        connection::serve(shared, halves, peer, local, id, true).await;
+                    }
+                    drop(slot);
+                });
+            }
+        }
+    }
+}
+
+/// The TLS session over `socket`, or `None` (logged) when the client
+/// fails or stalls its handshake: it affects no other connection.
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    socket: TcpStream,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            tracing::info!(%peer, %error, "TLS handshake failed; closing");
+            None
+        }
+        Err(_) => {
+            tracing::info!(
+                %peer,
+                timeout_s = tls::HANDSHAKE_TIMEOUT.as_secs(),
+                "TLS handshake not finished in time; closing"
+            );
+            None
+        }
     }
 }
 

@@ -160,7 +160,7 @@ fn sources(config: &Config) -> BTreeMap<String, PathSource> {
 /// The file keys of settings that differ between `running` and `new` and
 /// cannot change while the server runs.
 fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 12] = [
+    let checks: [(&'static str, bool); 13] = [
         ("bind", running.bind != new.bind),
         ("rtsp_port", running.rtsp_port != new.rtsp_port),
         ("rtp_port", running.rtp_port != new.rtp_port),
@@ -188,6 +188,7 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
             running.max_connections_per_address != new.max_connections_per_address,
         ),
         ("path.camera", running.cameras != new.cameras),
+        ("tls_cert, tls_key, rtsps_port", running.tls != new.tls),
     ];
     checks
         .into_iter()
@@ -303,6 +304,11 @@ mod tests {
             rtsp_port: 8554,
             multicast: None,
             max_sessions: Limit::at_most(5),
+            tls: Some(crate::config::TlsConfig {
+                certificate: "cert.pem".into(),
+                key: "key.pem".into(),
+                rtsps_port: 322,
+            }),
             ..Config::default()
         };
         new.channels.push(ChannelConfig {
@@ -314,13 +320,15 @@ mod tests {
             [
                 "rtsp_port",
                 "multicast_range, multicast_port, multicast_ttl",
-                "max_sessions"
+                "max_sessions",
+                "tls_cert, tls_key, rtsps_port"
             ]
         );
         let applied = applicable(&running, new);
         assert_eq!(applied.rtsp_port, running.rtsp_port);
         assert_eq!(applied.multicast, running.multicast);
         assert_eq!(applied.max_sessions, running.max_sessions);
+        assert_eq!(applied.tls, None);
         assert_eq!(applied.channels.len(), 1, "paths apply");
         assert!(restart_needed(&running, &applied).is_empty());
     }

@@ -3,6 +3,7 @@
 //! viewer's lock is held only while the pure core computes: never across a
 //! file read or a send, so RTSP requests never wait behind either.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,7 +21,7 @@ use crate::media::SampleRef;
 use crate::rtp::{interleaved_prefix, Delivery, PacketBatch};
 use crate::rtsp::handler::{Action, PublishedTrack};
 use crate::rtsp::session::ConnectionId;
-use crate::stats::SessionStats;
+use crate::stats::{SessionEnd, SessionStats, SessionTotals, TrackStats};
 use crate::viewer::{Transmit, Viewer};
 
 /// Free writer slots below which an interleaved viewer's video is skipped
@@ -42,10 +43,23 @@ pub(super) fn run_actions(
 ) {
     for action in actions {
         match action {
-            Action::Spawn { session_id } => {
+            Action::Spawn {
+                session_id,
+                client,
+                mount,
+                transport,
+            } => {
                 let Some(viewer) = shared.viewers.get(&session_id) else {
                     continue;
                 };
+                tracing::info!(
+                    session = %session_id,
+                    client = client.map(tracing::field::display),
+                    path = %mount,
+                    %transport,
+                    "session started"
+                );
+                let started = Instant::now();
                 let notify = Arc::new(Notify::new());
                 shared.wakers().insert(session_id.clone(), notify.clone());
                 let shared = shared.clone();
@@ -55,6 +69,18 @@ pub(super) fn run_actions(
                 let live_path = lock(&viewer).live_path().map(str::to_string);
                 tokio::spawn(async move {
                     drive(&shared, &session_id, &viewer, &notify, connection).await;
+                    let (tracks, reason) = {
+                        let viewer = lock(&viewer);
+                        (viewer.stats(), viewer.end_reason())
+                    };
+                    log_end(
+                        &session_id,
+                        client,
+                        &mount,
+                        reason,
+                        started.elapsed(),
+                        &tracks,
+                    );
                     if let Some(path) = live_path.and_then(|mount| shared.live.get(&mount)) {
                         path.leave(&session_id);
                     }
@@ -86,6 +112,48 @@ pub(super) fn run_actions(
             } => shared.viewers.route(&session_id, sources),
         }
     }
+}
+
+/// The one line a viewer's session ends with: why, after how long, and
+/// what it sent and lost, in total and per track.
+fn log_end(
+    session_id: &str,
+    client: Option<SocketAddr>,
+    mount: &str,
+    reason: Option<SessionEnd>,
+    duration: Duration,
+    tracks: &[(usize, TrackStats)],
+) {
+    let totals = SessionTotals::of(tracks);
+    tracing::info!(
+        session = %session_id,
+        client = client.map(tracing::field::display),
+        path = %mount,
+        reason = reason.map(tracing::field::display),
+        duration_s = (duration.as_secs_f64() * 1000.0).round() / 1000.0,
+        packets_sent = totals.packets_sent,
+        bytes_sent = totals.bytes_sent,
+        units_skipped = totals.units_skipped,
+        packets_lost = totals.packets_lost,
+        receiver_reports = totals.reports,
+        tracks = %describe_tracks(tracks),
+        "session ended"
+    );
+}
+
+/// Per-track counters for a log line: `track 0: 1200 packets, 1500000
+/// bytes, 0 skipped, 3 lost (4 reports); track 1: …`.
+fn describe_tracks(tracks: &[(usize, TrackStats)]) -> String {
+    tracks
+        .iter()
+        .map(|(index, t)| {
+            format!(
+                "track {index}: {} packets, {} bytes, {} skipped, {} lost ({} reports)",
+                t.packets_sent, t.bytes_sent, t.units_skipped, t.cumulative_lost, t.reports
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Makes `mount` a live path fed by the publisher of `session_id`, and
@@ -363,6 +431,27 @@ mod tests {
             track,
             batch,
         }
+    }
+
+    #[test]
+    fn track_counters_are_described_per_track() {
+        let video = TrackStats {
+            packets_sent: 1200,
+            bytes_sent: 1_500_000,
+            cumulative_lost: 3,
+            reports: 4,
+            ..TrackStats::default()
+        };
+        let audio = TrackStats {
+            packets_sent: 10,
+            units_skipped: 2,
+            ..TrackStats::default()
+        };
+        assert_eq!(
+            describe_tracks(&[(0, video), (1, audio)]),
+            "track 0: 1200 packets, 1500000 bytes, 0 skipped, 3 lost (4 reports); \
+             track 1: 10 packets, 0 bytes, 2 skipped, 0 lost (0 reports)"
+        );
     }
 
     #[tokio::test]

@@ -45,6 +45,14 @@ pub struct FileOptions {
     pub max_connections_per_address: Option<usize>,
     /// `--log-level`.
     pub log_level: Option<String>,
+    /// `--log-format`.
+    pub log_format: Option<crate::settings::LogFormat>,
+    /// `--tls-cert`, relative to the file's folder.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`, relative to the file's folder.
+    pub tls_key: Option<PathBuf>,
+    /// `--rtsps-port`.
+    pub rtsps_port: Option<u16>,
     /// `[[path]]` entries.
     #[serde(default, rename = "path")]
     pub paths: Vec<PathEntry>,

@@ -15,7 +15,7 @@ fn disk(path: &Path) -> PathKind {
     let text = path.to_string_lossy();
     if text.contains("missing") {
         PathKind::Missing
-    } else if text.ends_with(".mp4") {
+    } else if text.ends_with(".mp4") || text.ends_with(".pem") {
         PathKind::File
     } else {
         PathKind::Folder
@@ -339,6 +339,13 @@ fn the_example_file_loads_and_covers_every_key() {
     // Comment lines that happen to read as keys are not keys of the schema.
     let with_camera = load(&[], &uncommented).expect("the example with its camera loads");
     assert_eq!(with_camera.config.cameras.len(), 1);
+    let tls = with_camera
+        .config
+        .tls
+        .expect("the example's TLS lines load");
+    assert_eq!(tls.certificate, PathBuf::from("/etc/rtpcast/tls/cert.pem"));
+    assert_eq!(tls.rtsps_port, 322);
+    assert_eq!(config.tls, None, "commented out");
     let table: toml::Table = toml::from_str(&uncommented).unwrap();
     let mut keys: HashSet<String> = table.keys().cloned().collect();
     for path in table["path"].as_array().unwrap() {
@@ -367,6 +374,10 @@ fn the_example_file_loads_and_covers_every_key() {
         "max_sessions_per_address",
         "max_connections_per_address",
         "log_level",
+        "log_format",
+        "tls_cert",
+        "tls_key",
+        "rtsps_port",
         "path",
         "path.name",
         "path.file",
@@ -417,6 +428,10 @@ fn every_option_has_a_key() {
         "max_sessions_per_address",
         "max_connections_per_address",
         "log_level",
+        "log_format",
+        "tls_cert",
+        "tls_key",
+        "rtsps_port",
         "config",
     ];
     for argument in Args::command().get_arguments() {
@@ -429,4 +444,44 @@ fn every_option_has_a_key() {
         }
         assert!(keys.contains(&name.as_str()), "--{name} has no key listed");
     }
+}
+
+#[test]
+fn tls_comes_from_the_command_line_or_the_file_as_a_pair() {
+    let from_file = load(
+        &[],
+        "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nrtsps_port = 8322\nlog_format = \"json\"\n",
+    )
+    .unwrap();
+    let tls = from_file.config.tls.unwrap();
+    assert_eq!(tls.certificate, PathBuf::from("/etc/rtpcast/c.pem"));
+    assert_eq!(tls.key, PathBuf::from("/etc/rtpcast/k.pem"));
+    assert_eq!(tls.rtsps_port, 8322);
+    assert_eq!(from_file.log_format, LogFormat::Json);
+
+    let overridden = load(
+        &[
+            "--tls-cert",
+            "a.pem",
+            "--tls-key",
+            "b.pem",
+            "--log-format",
+            "text",
+        ],
+        "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nlog_format = \"json\"\n",
+    )
+    .unwrap();
+    let tls = overridden.config.tls.unwrap();
+    assert_eq!(tls.certificate, PathBuf::from("a.pem"));
+    assert_eq!(tls.rtsps_port, DEFAULT_RTSPS_PORT);
+    assert_eq!(overridden.log_format, LogFormat::Text);
+
+    let alone = refused("\n\ntls_key = \"k.pem\"\n");
+    assert_eq!((alone.line, alone.key.as_str()), (Some(3), "tls_key"));
+    assert!(alone.message.contains("tls_cert"), "{alone}");
+    let missing = refused("tls_cert = \"missing.pem\"\ntls_key = \"k.pem\"\n");
+    assert_eq!((missing.line, missing.key.as_str()), (Some(1), "tls_cert"));
+    let format = refused("log_format = \"xml\"\n");
+    assert_eq!(format.key, "log_format");
+    assert!(load(&[], "").unwrap().config.tls.is_none());
 }

@@ -33,7 +33,7 @@ use crate::media::SampleRef;
 use crate::rtcp::{self, ReportBlock, RtcpPacket};
 use crate::rtp::{Delivery, PacketBatch};
 use crate::source::playout::FilePlayout;
-use crate::stats::TrackStats;
+use crate::stats::{SessionEnd, TrackStats};
 pub use live_feed::DEFAULT_LIVE_QUEUE_BYTES;
 use live_feed::{LiveFeed, Offered};
 pub use sender::{StreamStart, TrackSender};
@@ -160,6 +160,8 @@ pub struct Viewer {
     /// and the bytes sent in it, so a joiner's GOP cache goes out at most
     /// [`BURST_BYTES`] per window.
     burst: Option<(Instant, usize)>,
+    /// Why the session was closed, once it has been.
+    end: Option<SessionEnd>,
 }
 
 impl Viewer {
@@ -195,6 +197,7 @@ impl Viewer {
             skipping: Vec::new(),
             last_heard: None,
             burst: None,
+            end: None,
         }
     }
 
@@ -458,6 +461,19 @@ impl Viewer {
             }
             self.state = State::Closed;
         }
+    }
+
+    /// Ends the viewer like [`teardown`](Self::teardown), for `reason`,
+    /// which [`end_reason`](Self::end_reason) tells from then on (the
+    /// first reason given stays).
+    pub fn close(&mut self, reason: SessionEnd) {
+        self.end.get_or_insert(reason);
+        self.teardown();
+    }
+
+    /// Why the viewer was [`close`](Self::close)d; `None` while open.
+    pub fn end_reason(&self) -> Option<SessionEnd> {
+        self.end
     }
 
     /// Takes in a compound RTCP packet (RFC 3550 §6.1) from the client,

@@ -791,6 +791,16 @@ fn finished_only_once_torn_down_and_its_byes_are_out() {
 }
 
 #[test]
+fn a_closed_viewer_keeps_its_first_end_reason() {
+    let mut stream = sample_stream(false);
+    assert_eq!(stream.end_reason(), None);
+    stream.close(crate::stats::SessionEnd::Timeout);
+    assert!(stream.is_finished());
+    stream.close(crate::stats::SessionEnd::Shutdown);
+    assert_eq!(stream.end_reason(), Some(crate::stats::SessionEnd::Timeout));
+}
+
+#[test]
 fn teardown_before_play_finishes_without_bye() {
     let mut stream = sample_stream(false);
     stream.teardown();

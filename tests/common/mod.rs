@@ -240,9 +240,14 @@ pub enum Incoming {
     },
 }
 
-/// A minimal RTSP client on one TCP connection.
+/// What an [`RtspClient`] talks over: a TCP socket or a TLS session.
+pub trait Connection: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Connection for T {}
+
+/// A minimal RTSP client on one connection.
 pub struct RtspClient {
-    stream: TcpStream,
+    stream: Box<dyn Connection>,
     buf: Vec<u8>,
     cseq: u32,
     /// Interleaved frames read while waiting for a response.
@@ -254,6 +259,11 @@ impl RtspClient {
     pub async fn connect(addr: SocketAddr) -> RtspClient {
         let stream = TcpStream::connect(addr).await.expect("RTSP connect");
         stream.set_nodelay(true).unwrap();
+        RtspClient::over(Box::new(stream))
+    }
+
+    /// A client on an open connection (a TLS session, for RTSPS).
+    pub fn over(stream: Box<dyn Connection>) -> RtspClient {
         RtspClient {
             stream,
             buf: Vec::new(),
@@ -265,6 +275,8 @@ impl RtspClient {
     /// Writes raw bytes.
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("RTSP write");
+        // TLS keeps encrypted bytes back until flushed.
+        self.stream.flush().await.expect("RTSP flush");
     }
 
     /// Sends a request with the next CSeq; returns that CSeq.

@@ -19,6 +19,7 @@ use crate::rtsp::session::Session;
 use crate::rtsp::transport::MulticastOffer;
 use crate::sdp;
 use crate::source::Presentation;
+use crate::stats::SessionEnd;
 use crate::viewer::{PlayStart, StreamStart, TrackSender, Viewer, DEFAULT_LIVE_QUEUE_BYTES};
 
 /// Ports one group's tracks use from its first: room for 8 tracks' RTP
@@ -118,6 +119,9 @@ impl RtspHandler {
             self.start_sender(&sender_id, &mount, &media, group, port, ctx, viewers);
             actions.push(Action::Spawn {
                 session_id: sender_id.clone(),
+                client: None,
+                mount: mount.clone(),
+                transport: format!("multicast {group}:{port}"),
             });
             tracing::info!(%mount, %group, port, "multicast group allocated");
             self.multicast_groups.insert(
@@ -234,7 +238,9 @@ impl RtspHandler {
         }
         let group = self.multicast_groups.remove(&session.mount)?;
         tracing::info!(mount = %session.mount, group = %group.group, "multicast group released");
-        viewers.with(&group.sender_id, Viewer::teardown);
+        viewers.with(&group.sender_id, |sender| {
+            sender.close(SessionEnd::LastViewerLeft);
+        });
         Some(Action::Wake {
             session_id: group.sender_id,
         })

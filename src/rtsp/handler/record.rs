@@ -18,6 +18,7 @@ use crate::rtsp::transport::{self, TransportMode};
 use crate::rtsp::url;
 use crate::sdp::announce::{parse_announcement, AnnounceError, AnnouncedTrack, Announcement};
 use crate::source::Presentation;
+use crate::stats::SessionEnd;
 
 /// A path held by a publisher.
 #[derive(Debug)]
@@ -117,7 +118,7 @@ impl RtspHandler {
             self.claims.remove(&mount);
             if let Some(id) = previous {
                 actions.extend(
-                    self.remove_session(&id, viewers)
+                    self.remove_session(&id, viewers, SessionEnd::TakenOver)
                         .map(|action| match action {
                             // Taken over from another connection: tell it.
                             Action::Unpublish {

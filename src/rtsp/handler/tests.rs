@@ -138,6 +138,7 @@ fn ctx(connection: ConnectionId, ip: [u8; 4]) -> RequestContext {
         peer: SocketAddr::from((ip, 40000)),
         local: SocketAddr::from(([127, 0, 0, 1], 5544)),
         received: Instant::now(),
+        secure: false,
     }
 }
 
@@ -1182,3 +1183,61 @@ fn a_path_a_configured_source_feeds_takes_no_publisher() {
 }
 
 mod record;
+
+#[test]
+fn rtsps_serves_interleaved_only_and_answers_rtsps_urls() {
+    let mut h = handler();
+    let c = RequestContext {
+        secure: true,
+        ..ctx(1, [127, 0, 0, 1])
+    };
+    let tls_base = "rtsps://127.0.0.1:322/sample";
+    let describe = h.handle(
+        &request(Method::Describe, tls_base, &[]),
+        &c,
+        Instant::now(),
+    );
+    assert_eq!(
+        header(&describe.response, "Content-Base"),
+        Some("rtsps://127.0.0.1:322/sample/")
+    );
+    // UDP would carry the media outside TLS: refused, nothing created.
+    for transport in ["RTP/AVP;unicast;client_port=6000-6001", "RTP/AVP;multicast"] {
+        let udp = setup(&mut h, &c, Some(0), transport, None);
+        assert_eq!(status(&udp), 461, "{transport}");
+        assert_eq!(h.session_count(), 0);
+    }
+    // Offered after UDP, the interleaved alternative is the one taken.
+    let tcp = setup(
+        &mut h,
+        &c,
+        Some(0),
+        "RTP/AVP;unicast;client_port=6000-6001,RTP/AVP/TCP;unicast;interleaved=0-1",
+        None,
+    );
+    assert_eq!(status(&tcp), 200);
+    assert_eq!(
+        header(&tcp.response, "Transport"),
+        Some("RTP/AVP/TCP;unicast;interleaved=0-1")
+    );
+    let id = session_of(&tcp);
+    let play = h.handle(
+        &request(Method::Play, &format!("{tls_base}/"), &[("Session", &id)]),
+        &c,
+        Instant::now(),
+    );
+    let rtp_info = header(&play.response, "RTP-Info").expect("RTP-Info");
+    assert!(
+        rtp_info.starts_with("url=rtsps://127.0.0.1:322/sample/trackID=0;"),
+        "{rtp_info}"
+    );
+    // The same UDP offer on a plain connection is served.
+    let plain = setup(
+        &mut h,
+        &ctx(2, [127, 0, 0, 2]),
+        Some(0),
+        "RTP/AVP;unicast;client_port=6000-6001",
+        None,
+    );
+    assert_eq!(status(&plain), 200);
+}
