@@ -45,6 +45,7 @@ pub mod codec;
 pub mod config;
 pub mod live;
 pub mod media;
+pub mod metrics;
 pub mod rtcp;
 pub mod rtp;
 pub mod rtsp;

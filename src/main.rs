@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use rtpcast::config::{
-    ChannelConfig, Config, Limit, MulticastConfig, RelayConfig, RelayPull, DEFAULT_MAX_PER_ADDRESS,
-    DEFAULT_MAX_SESSIONS,
+    AccessRule, ApiConfig, ChannelConfig, Config, Limit, MulticastConfig, RelayConfig, RelayPull,
+    DEFAULT_API_ADDR, DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS,
 };
 use rtpcast::rtsp::handler::PORTS_PER_GROUP;
 use rtpcast::server::camera::Camera;
@@ -113,6 +113,12 @@ struct Args {
     /// answered 503 Service Unavailable and closed. 0: no limit.
     #[arg(long, default_value_t = DEFAULT_MAX_PER_ADDRESS)]
     max_connections_per_address: usize,
+    /// Serve the HTTP API, Prometheus metrics (/metrics) and the live
+    /// status page (/) on ADDR:PORT; `--api-addr` alone listens on
+    /// 127.0.0.1:9997. Off when not given. Anyone who can reach it can
+    /// end sessions: keep it on localhost or a private network.
+    #[arg(long, value_name = "ADDR:PORT", num_args = 0..=1, default_missing_value = DEFAULT_API_ADDR)]
+    api_addr: Option<std::net::SocketAddr>,
     /// Log filter: error, warn, info, debug, trace, or a tracing
     /// directive such as `rtpcast=debug`.
     #[arg(long, default_value = "info")]
@@ -296,6 +302,12 @@ async fn main() -> anyhow::Result<()> {
         max_sessions: Limit::at_most(args.max_sessions),
         max_sessions_per_address: Limit::at_most(args.max_sessions_per_address),
         max_connections_per_address: Limit::at_most(args.max_connections_per_address),
+        // The access rule comes with the configuration file; from the
+        // command line the API is open to whoever reaches its address.
+        api: args.api_addr.map(|addr| ApiConfig {
+            addr,
+            access: AccessRule::default(),
+        }),
         ..Config::default()
     };
     let catalog = match &config.media {
@@ -333,6 +345,9 @@ async fn main() -> anyhow::Result<()> {
         server.rtp_port,
         server.rtp_port + 1
     );
+    if let Some(api) = server.api_addr {
+        tracing::info!("HTTP API, metrics and status page on http://{api}/");
+    }
     // Ctrl-C at a terminal, SIGTERM from `docker stop` or systemd: either
     // ends every session with BYE.
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -127,6 +127,11 @@ pub enum Action {
     Spawn {
         /// The session id.
         session_id: String,
+        /// The URL path it plays (without track part).
+        mount: String,
+        /// Who it sends to: the RTSP client's address, or the multicast
+        /// group's first RTP address for a group's sender.
+        client: SocketAddr,
     },
     /// A session's schedule changed (play, pause, teardown): poll it again.
     Wake {
@@ -142,6 +147,8 @@ pub enum Action {
         mount: String,
         /// The connection interleaved tracks arrive on.
         connection: ConnectionId,
+        /// The publisher's address on that connection.
+        client: SocketAddr,
         /// Its set-up tracks and where their packets come from.
         tracks: Vec<PublishedTrack>,
     },
@@ -343,6 +350,34 @@ impl RtspHandler {
             .collect()
     }
 
+    /// Ends one session at an operator's request (the HTTP API's kick): a
+    /// viewer says BYE (RFC 3550 §6.6) and its task ends, a publisher's
+    /// path ends and its connection closes; the last member of a multicast
+    /// group stops the group's sender. `None` when no such session exists.
+    pub fn end_session(&mut self, id: &str, viewers: &mut impl Viewers) -> Option<Vec<Action>> {
+        if !self.sessions.contains_key(id) {
+            return None;
+        }
+        tracing::info!(session = %id, "session ended by the operator");
+        let action = self.remove_session(id, viewers);
+        Some(
+            action
+                .into_iter()
+                .map(|action| match action {
+                    // A kicked publisher must stop sending, not just lose its path.
+                    Action::Unpublish {
+                        session_id, mount, ..
+                    } => Action::Unpublish {
+                        session_id,
+                        mount,
+                        close_connection: true,
+                    },
+                    other => other,
+                })
+                .collect(),
+        )
+    }
+
     /// Tears down every session (server shutdown).
     pub fn teardown_all(&mut self, viewers: &mut impl Viewers) -> Vec<Action> {
         let ids: Vec<String> = self.sessions.keys().cloned().collect();
@@ -491,10 +526,12 @@ impl RtspHandler {
                     }
                 };
                 viewer.set_up_track(output);
-                let id = self.open_session(ctx, mount, media, SessionKind::Viewer)?;
+                let id = self.open_session(ctx, mount.clone(), media, SessionKind::Viewer)?;
                 viewers.insert(&id, viewer);
                 actions.push(Action::Spawn {
                     session_id: id.clone(),
+                    mount,
+                    client: ctx.peer,
                 });
                 id
             }

@@ -187,6 +187,12 @@ impl Catalog {
         Ok(media)
     }
 
+    /// True when it serves a folder's files, false for one file (or the
+    /// bundled sample).
+    pub fn is_folder(&self) -> bool {
+        matches!(self.mounts, Mounts::Directory { .. })
+    }
+
     /// The URL paths media is mounted at, for the startup log. For a
     /// directory this walks it (bounded in depth and entries), so files
     /// added later are served but not listed.

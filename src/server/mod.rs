@@ -6,6 +6,7 @@
 //! (see `clippy.toml`, which keeps them out of everything else).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod api;
 pub mod camera;
 pub mod catalog;
 mod channel_task;
@@ -20,7 +21,7 @@ pub mod udp;
 pub mod v4l2;
 mod viewer_table;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,8 +35,9 @@ use crate::config::{Config, Limit};
 use crate::rtsp::handler::Viewers;
 use crate::rtsp::handler::{HandlerSettings, RtcpSource, RtspHandler};
 use crate::rtsp::refusal::Refusal;
-use crate::stats::{LivePathStats, PublisherStats, SessionStats};
+use crate::stats::{LivePathStats, PublisherStats, RequestCount, SessionStats};
 use crate::viewer::Viewer;
+pub use api::ReloadHook;
 use catalog::Catalog;
 use live_hub::LiveHub;
 use publisher_table::{PacketSource, PublisherTable};
@@ -67,6 +69,21 @@ struct Shared {
     connections_per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
     /// Connections one client address may hold at once (CVE-2021-39283).
     max_connections_per_address: Limit,
+    /// RTSP requests answered, by method label and status.
+    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    /// What `POST /api/v1/reload` calls; `None` answers 501.
+    reload: ReloadSlot,
+}
+
+/// The reload hook, settable after start.
+#[derive(Default)]
+struct ReloadSlot(Mutex<Option<ReloadHook>>);
+
+impl std::fmt::Debug for ReloadSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = self.0.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+        f.debug_struct("ReloadSlot").field("set", &set).finish()
+    }
 }
 
 impl Shared {
@@ -82,6 +99,33 @@ impl Shared {
     /// the map, which a panic cannot leave half-updated.
     fn wakers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Notify>>> {
         self.wakers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts one answered RTSP request for the metrics.
+    fn count_request(&self, method: &'static str, status: u16) {
+        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        *requests.entry((method, status)).or_insert(0) += 1;
+    }
+
+    /// The RTSP requests answered so far.
+    fn request_counts(&self) -> Vec<RequestCount> {
+        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        requests
+            .iter()
+            .map(|(&(method, status), &count)| RequestCount {
+                method,
+                status,
+                count,
+            })
+            .collect()
+    }
+
+    fn reload_hook(&self) -> Option<ReloadHook> {
+        self.reload
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn wake(&self, session_id: &str) {
@@ -137,6 +181,8 @@ pub struct RunningServer {
     pub rtsp_addr: SocketAddr,
     /// The server RTP port (RTCP is the next one).
     pub rtp_port: u16,
+    /// Where the HTTP API is listening, when it is on.
+    pub api_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -152,6 +198,17 @@ impl RunningServer {
             .shared
             .with_handler(|handler, viewers| handler.teardown_all(viewers));
         session_task::run_actions(&self.shared, actions, None);
+    }
+
+    /// Gives the HTTP API's `POST /api/v1/reload` what to call; without
+    /// one it answers 501 Not Implemented.
+    pub fn set_reload(&self, hook: ReloadHook) {
+        *self
+            .shared
+            .reload
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(hook);
     }
 
     /// The latest stats every session task published (at most a second
@@ -285,6 +342,30 @@ pub async fn start_with_cameras(
             "{mount} is given twice (as a channel, a relay or a camera)"
         );
     }
+    let api_listener = match &config.api {
+        Some(api) => Some(api::bind(api.addr).await?),
+        None => None,
+    };
+    let api_addr = api_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    let api_sources: HashMap<String, api::SourceKind> = config
+        .channels
+        .iter()
+        .map(|c| (c.mount.clone(), api::SourceKind::Channel))
+        .chain(
+            config
+                .relays
+                .iter()
+                .map(|r| (r.mount.clone(), api::SourceKind::Relay)),
+        )
+        .chain(
+            cameras
+                .iter()
+                .map(|c| (c.mount.clone(), api::SourceKind::Camera)),
+        )
+        .collect();
     let (relays, relay_tasks) = RelaySet::new(&config.relays);
     let live = Arc::new(LiveHub::default());
     let udp = Arc::new(udp);
@@ -303,6 +384,8 @@ pub async fn start_with_cameras(
         wakers: Mutex::new(HashMap::new()),
         connections_per_ip: Mutex::new(HashMap::new()),
         max_connections_per_address: config.max_connections_per_address,
+        requests: Mutex::new(BTreeMap::new()),
+        reload: ReloadSlot::default(),
     });
     let rtsp_addr = listener.local_addr()?;
     let shared_for_handle = shared.clone();
@@ -310,8 +393,16 @@ pub async fn start_with_cameras(
         tokio::spawn(accept_loop(listener, shared.clone())),
         tokio::spawn(rtcp_receive_loop(shared.clone())),
         tokio::spawn(rtp_receive_loop(shared.clone())),
-        tokio::spawn(reaper_loop(shared)),
+        tokio::spawn(reaper_loop(shared.clone())),
     ];
+    if let (Some(listener), Some(api)) = (api_listener, &config.api) {
+        tasks.push(tokio::spawn(api::serve(
+            listener,
+            shared,
+            api.access.clone(),
+            api_sources,
+        )));
+    }
     for (mount, media) in channels {
         tasks.push(tokio::spawn(channel_task::run(
             live.clone(),
@@ -333,6 +424,7 @@ pub async fn start_with_cameras(
     Ok(RunningServer {
         rtsp_addr,
         rtp_port,
+        api_addr,
         shared: shared_for_handle,
         tasks,
     })

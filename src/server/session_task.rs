@@ -3,6 +3,7 @@
 //! viewer's lock is held only while the pure core computes: never across a
 //! file read or a send, so RTSP requests never wait behind either.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,7 +21,7 @@ use crate::media::SampleRef;
 use crate::rtp::{interleaved_prefix, Delivery, PacketBatch};
 use crate::rtsp::handler::{Action, PublishedTrack};
 use crate::rtsp::session::ConnectionId;
-use crate::stats::SessionStats;
+use crate::stats::{SessionStats, TransportKind};
 use crate::viewer::{Transmit, Viewer};
 
 /// Free writer slots below which an interleaved viewer's video is skipped
@@ -42,7 +43,11 @@ pub(super) fn run_actions(
 ) {
     for action in actions {
         match action {
-            Action::Spawn { session_id } => {
+            Action::Spawn {
+                session_id,
+                mount,
+                client,
+            } => {
                 let Some(viewer) = shared.viewers.get(&session_id) else {
                     continue;
                 };
@@ -53,8 +58,17 @@ pub(super) fn run_actions(
                 // not keep that connection's writer (and socket) open.
                 let connection = connection.map(mpsc::Sender::downgrade);
                 let live_path = lock(&viewer).live_path().map(str::to_string);
+                let about = SessionAbout {
+                    session_id,
+                    path: mount,
+                    client,
+                };
                 tokio::spawn(async move {
-                    drive(&shared, &session_id, &viewer, &notify, connection).await;
+                    drive(&shared, &about, &viewer, &notify, connection).await;
+                    // Its last counters, counted into the ended sessions'
+                    // totals as it goes.
+                    shared.viewers.publish(about.stats(&lock(&viewer)));
+                    let session_id = about.session_id;
                     if let Some(path) = live_path.and_then(|mount| shared.live.get(&mount)) {
                         path.leave(&session_id);
                     }
@@ -68,8 +82,16 @@ pub(super) fn run_actions(
                 session_id,
                 mount,
                 connection: connection_id,
+                client,
                 tracks,
-            } => start_publisher(shared, session_id, mount, connection_id, tracks, connection),
+            } => start_publisher(
+                shared,
+                session_id,
+                mount,
+                (connection_id, client),
+                tracks,
+                connection,
+            ),
             Action::Unpublish {
                 session_id,
                 mount,
@@ -94,7 +116,7 @@ fn start_publisher(
     shared: &Arc<Shared>,
     session_id: String,
     mount: String,
-    connection_id: ConnectionId,
+    (connection_id, client): (ConnectionId, SocketAddr),
     tracks: Vec<PublishedTrack>,
     connection: Option<&mpsc::Sender<Outgoing>>,
 ) {
@@ -114,9 +136,31 @@ fn start_publisher(
         publisher,
         path,
         tracks.iter().map(|t| t.delivery).collect(),
-        connection_id,
+        (connection_id, client),
         connection.map(mpsc::Sender::downgrade),
     );
+}
+
+/// What a session task knows of its session besides its viewer.
+struct SessionAbout {
+    session_id: String,
+    path: String,
+    client: SocketAddr,
+}
+
+impl SessionAbout {
+    /// The session's snapshot, from its viewer's counters.
+    fn stats(&self, viewer: &Viewer) -> SessionStats {
+        SessionStats {
+            session_id: self.session_id.clone(),
+            path: self.path.clone(),
+            client: self.client,
+            transport: viewer.transport().unwrap_or(TransportKind::Udp),
+            state: viewer.play_state(),
+            tracks: viewer.stats(),
+            codecs: viewer.codecs(),
+        }
+    }
 }
 
 /// What one pass over the viewer produced, to act on without its lock.
@@ -147,7 +191,7 @@ enum Send {
 
 async fn drive(
     shared: &Shared,
-    session_id: &str,
+    about: &SessionAbout,
     viewer: &SharedViewer,
     notify: &Notify,
     connection: Option<mpsc::WeakSender<Outgoing>>,
@@ -160,10 +204,7 @@ async fn drive(
     loop {
         if Instant::now() >= next_stats {
             next_stats = Instant::now() + STATS_INTERVAL;
-            shared.viewers.publish(SessionStats {
-                session_id: session_id.to_string(),
-                tracks: lock(viewer).stats(),
-            });
+            shared.viewers.publish(about.stats(&lock(viewer)));
         }
         let writer = connection.as_ref().and_then(mpsc::WeakSender::upgrade);
         poll(viewer, writer.as_ref(), &mut spare, &mut pass);

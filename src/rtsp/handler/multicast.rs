@@ -118,6 +118,8 @@ impl RtspHandler {
             self.start_sender(&sender_id, &mount, &media, group, port, ctx, viewers);
             actions.push(Action::Spawn {
                 session_id: sender_id.clone(),
+                mount: mount.clone(),
+                client: std::net::SocketAddr::from((group, port)),
             });
             tracing::info!(%mount, %group, port, "multicast group allocated");
             self.multicast_groups.insert(
