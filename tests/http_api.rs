@@ -290,3 +290,74 @@ async fn reload_calls_the_hook_it_was_given() {
     let wrong_method = http(api, "GET", "/api/v1/reload").await;
     assert_eq!(wrong_method.status, 405);
 }
+
+#[tokio::test]
+async fn a_publisher_is_listed_with_its_path_and_can_be_ended() {
+    if !require_tool("ffmpeg") {
+        return;
+    }
+    let server = start_server_with(api_on_loopback(AccessRule::default())).await;
+    let api = server.api_addr.unwrap();
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/media/sample.mp4");
+    let mut publisher = tokio::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-re", "-i", sample])
+        .args(["-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp"])
+        .arg(url(&server, "/live/cam"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawning ffmpeg");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let cam = loop {
+        let paths = json(api, "/api/v1/paths").await;
+        let cam = paths
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["path"] == "/live/cam" && p["bitrate_bps"].is_number())
+            .cloned();
+        if let Some(cam) = cam {
+            break cam;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/live/cam never listed: {paths}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(cam["source"], "publisher");
+    assert_eq!(cam["codecs"], serde_json::json!(["H264", "AAC"]));
+    assert!(
+        cam["publisher"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{cam}"
+    );
+    let scrape = http(api, "GET", "/metrics").await.body;
+    assert_eq!(
+        metric_value(
+            &scrape,
+            "rtpcast_live_path_publishers",
+            "path=\"/live/cam\""
+        ),
+        Some(1.0)
+    );
+
+    let session = cam["publisher_session"].as_str().expect("its session id");
+    let ended = http(api, "DELETE", &format!("/api/v1/sessions/{session}")).await;
+    assert_eq!(ended.status, 204, "{}", ended.body);
+    // Its connection is closed: ffmpeg stops, long before the clip's end.
+    tokio::time::timeout(Duration::from_secs(5), publisher.wait())
+        .await
+        .expect("the ended publisher's ffmpeg stops")
+        .unwrap();
+    let paths = json(api, "/api/v1/paths").await;
+    assert!(
+        !paths
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["path"] == "/live/cam"),
+        "the path ended with its publisher: {paths}"
+    );
+}

@@ -274,6 +274,15 @@ pub async fn start_with_cameras(
     catalog: Catalog,
     cameras: Vec<camera::Camera>,
 ) -> anyhow::Result<RunningServer> {
+    // Bound first: once RTSP accepts connections, the API does too.
+    let api_listener = match &config.api {
+        Some(api) => Some(api::bind(api.addr).await?),
+        None => None,
+    };
+    let api_addr = api_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     let listener = TcpListener::bind((config.bind, config.rtsp_port))
         .await
         .with_context(|| format!("binding RTSP port {}:{}", config.bind, config.rtsp_port))?;
@@ -342,14 +351,6 @@ pub async fn start_with_cameras(
             "{mount} is given twice (as a channel, a relay or a camera)"
         );
     }
-    let api_listener = match &config.api {
-        Some(api) => Some(api::bind(api.addr).await?),
-        None => None,
-    };
-    let api_addr = api_listener
-        .as_ref()
-        .map(TcpListener::local_addr)
-        .transpose()?;
     let api_sources: HashMap<String, api::SourceKind> = config
         .channels
         .iter()

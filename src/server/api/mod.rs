@@ -228,6 +228,8 @@ struct PathView {
     bitrate_history_bps: Vec<Option<f64>>,
     /// The publisher's address, for a path fed by an RTSP publisher.
     publisher: Option<String>,
+    /// The publisher's session id (to end it with DELETE).
+    publisher_session: Option<String>,
     /// Sessions playing it (a multicast group's sender counts once).
     viewers: usize,
 }
@@ -268,6 +270,7 @@ async fn paths(State(api): State<Arc<Api>>) -> Json<Vec<PathView>> {
     for publisher in &publishers {
         if let Some(entry) = views.get_mut(&publisher.mount) {
             entry.publisher = Some(publisher.client.to_string());
+            entry.publisher_session = Some(publisher.session_id.clone());
         }
     }
     for session in &sessions {
@@ -296,6 +299,7 @@ fn new_view(path: &str, source: SourceKind) -> PathView {
         bitrate_bps: None,
         bitrate_history_bps: Vec::new(),
         publisher: None,
+        publisher_session: None,
         viewers: 0,
     }
 }
