@@ -23,6 +23,8 @@
 //!   RTP header ([`viewer::sender::TrackSender`], [`rtp`]) and keep what
 //!   its receiver reports say ([`stats`]).
 //! - [`rtcp`]: sender/receiver reports, SDES, BYE on the wire.
+//! - [`stats`] and [`metrics`]: the snapshots the I/O layer publishes, and
+//!   their Prometheus text for the HTTP API (`server/api`).
 //!
 //! The drive loop, as `server/` runs it (and `tests/virtual_clock.rs` with
 //! simulated time):

@@ -67,7 +67,8 @@ pub(super) fn run_actions(
                     drive(&shared, &about, &viewer, &notify, connection).await;
                     // Its last counters, counted into the ended sessions'
                     // totals as it goes.
-                    shared.viewers.publish(about.stats(&lock(&viewer)));
+                    let last = about.stats(&lock(&viewer));
+                    shared.viewers.publish(last);
                     let session_id = about.session_id;
                     if let Some(path) = live_path.and_then(|mount| shared.live.get(&mount)) {
                         path.leave(&session_id);
@@ -155,6 +156,8 @@ impl SessionAbout {
             session_id: self.session_id.clone(),
             path: self.path.clone(),
             client: self.client,
+            // Its task starts at its first SETUP: a track is always set
+            // up by then.
             transport: viewer.transport().unwrap_or(TransportKind::Udp),
             state: viewer.play_state(),
             tracks: viewer.stats(),
@@ -204,7 +207,9 @@ async fn drive(
     loop {
         if Instant::now() >= next_stats {
             next_stats = Instant::now() + STATS_INTERVAL;
-            shared.viewers.publish(about.stats(&lock(viewer)));
+            // The viewer's lock is released before the table's is taken.
+            let stats = about.stats(&lock(viewer));
+            shared.viewers.publish(stats);
         }
         let writer = connection.as_ref().and_then(mpsc::WeakSender::upgrade);
         poll(viewer, writer.as_ref(), &mut spare, &mut pass);

@@ -90,6 +90,13 @@ pub(super) async fn serve(
     access: AccessRule,
     sources: HashMap<String, SourceKind>,
 ) {
+    let local = listener.local_addr().ok();
+    if access.is_open() && local.is_some_and(|addr| !addr.ip().is_loopback()) {
+        tracing::warn!(
+            addr = ?local,
+            "the HTTP API is open to every address that reaches it, and can end sessions"
+        );
+    }
     if !access.users.is_empty() {
         tracing::warn!(
             "the API's access rule lists users, which this build cannot check yet: \
