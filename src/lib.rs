@@ -28,6 +28,8 @@
 //!   RTP header ([`viewer::sender::TrackSender`], [`rtp`]) and keep what
 //!   its receiver reports say ([`stats`]).
 //! - [`rtcp`]: sender/receiver reports, SDES, BYE on the wire.
+//! - [`stats`] and [`metrics`]: the snapshots the I/O layer publishes, and
+//!   their Prometheus text for the HTTP API (`server/api`).
 //!
 //! The drive loop, as `server/` runs it (and `tests/virtual_clock.rs` with
 //! simulated time):
@@ -50,6 +52,7 @@ pub mod codec;
 pub mod config;
 pub mod live;
 pub mod media;
+pub mod metrics;
 pub mod rtcp;
 pub mod rtp;
 pub mod rtsp;

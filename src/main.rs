@@ -7,7 +7,7 @@ use clap::CommandFactory;
 use rtpcast::config::Config;
 use rtpcast::server::camera::Camera;
 use rtpcast::server::catalog::Catalog;
-use rtpcast::server::reload::{ConfigSource, ReloadError};
+use rtpcast::server::reload::{log_reload, ConfigSource};
 use rtpcast::server::RunningServer;
 use rtpcast::settings::{Args, LogFormat, Settings};
 use tokio::signal::unix::{signal, SignalKind};
@@ -153,6 +153,10 @@ async fn serve(source: &ConfigSource, settings: Settings) -> anyhow::Result<()> 
     if let Some(rtsps) = server.rtsps_addr {
         tracing::info!("RTSPS (TLS, interleaved media only) on {rtsps}");
     }
+    if let Some(api) = server.api_addr {
+        tracing::info!("HTTP API, metrics and status page on http://{api}/");
+        server.enable_api_reload(source.clone(), log_level.clone());
+    }
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
@@ -179,33 +183,10 @@ async fn serve(source: &ConfigSource, settings: Settings) -> anyhow::Result<()> 
 /// configuration kept. `log_level` is the filter in force, which only a
 /// restart changes.
 fn reload(server: &RunningServer, source: &ConfigSource, log_level: &str) {
-    let Some(file) = source.file() else {
+    if source.file().is_none() {
         tracing::warn!("SIGHUP: no --config file to reload; nothing changed");
         return;
-    };
-    let applied = source
-        .load()
-        .map_err(ReloadError::from)
-        .and_then(|settings| {
-            let mut summary = server.reload(settings.config)?;
-            if settings.log_level != log_level {
-                summary.restart_needed.push("log_level");
-            }
-            Ok(summary)
-        });
-    match applied {
-        Ok(summary) => {
-            tracing::info!(file = %file.display(), "configuration reloaded: {summary}");
-            if !summary.restart_needed.is_empty() {
-                tracing::warn!(
-                    "changed settings need a restart and stay as they were: {}",
-                    summary.restart_needed.join(", ")
-                );
-            }
-        }
-        Err(error) => tracing::error!(
-            file = %file.display(),
-            "configuration not reloaded, the running one stays: {error}"
-        ),
     }
+    let outcome = server.reload_file(source, log_level);
+    log_reload(source.file(), &outcome);
 }

@@ -20,8 +20,8 @@ use clap::{ArgMatches, FromArgMatches, Parser};
 
 use crate::config::{
     AccessRule, CameraConfig, ChannelConfig, Config, Limit, MediaPathConfig, MulticastConfig,
-    PathAccess, RelayConfig, RelayPull, TlsConfig, UserCredential, DEFAULT_MAX_PER_ADDRESS,
-    DEFAULT_MAX_SESSIONS, DEFAULT_RTSPS_PORT,
+    PathAccess, RelayConfig, RelayPull, TlsConfig, UserCredential, DEFAULT_API_ADDR,
+    DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS, DEFAULT_RTSPS_PORT,
 };
 use crate::rtsp::handler::PORTS_PER_GROUP;
 use crate::rtsp::url::normalize_mount;
@@ -153,6 +153,13 @@ pub struct Args {
     /// 1024 needs root or CAP_NET_BIND_SERVICE).
     #[arg(long, default_value_t = DEFAULT_RTSPS_PORT)]
     pub rtsps_port: u16,
+    /// Serve the HTTP API, Prometheus metrics (/metrics) and the live
+    /// status page (/) on ADDR:PORT; `--api-addr` alone listens on
+    /// 127.0.0.1:9997. Off when not given. Anyone who can reach it can
+    /// end sessions: keep it on localhost or a private network, or give
+    /// it an `[api_access]` rule in the configuration file.
+    #[arg(long, value_name = "ADDR:PORT", num_args = 0..=1, default_missing_value = DEFAULT_API_ADDR)]
+    pub api_addr: Option<std::net::SocketAddr>,
     /// Log filter: error, warn, info, debug, trace, or a tracing
     /// directive such as `rtpcast=debug`.
     #[arg(long, default_value = "info")]
@@ -384,6 +391,19 @@ pub fn merge(
     }
     let log_format = pick(given("log_format"), args.log_format, options.log_format);
     let tls = tls_config(&args, &given, &options, source.as_ref())?;
+    let api_addr = if given("api_addr") {
+        args.api_addr
+    } else {
+        options.api_addr.or(args.api_addr)
+    };
+    let api_access = match (&source, &options.api_access) {
+        (Some(source), Some(entry)) => access_rule(entry, source, &[key("api_access")])?,
+        _ => AccessRule::default(),
+    };
+    let api = api_addr.map(|addr| crate::config::ApiConfig {
+        addr,
+        access: api_access,
+    });
     let multicast_range = pick(
         given("multicast_range"),
         args.multicast_range.clone(),
@@ -485,6 +505,7 @@ pub fn merge(
         )),
         access: paths.access,
         tls,
+        api,
         ..Config::default()
     };
     check_mounts(&config)?;

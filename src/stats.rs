@@ -3,7 +3,10 @@
 //! and metrics) take copies without touching the RTSP handler or any
 //! viewer.
 
+use std::net::SocketAddr;
 use std::time::Duration;
+
+use crate::rtp::Delivery;
 
 /// What the viewer's receiver reports (RFC 3550 §6.4.2) and our own
 /// counters say about one track: the inputs of rate adaptation and of the
@@ -33,13 +36,148 @@ pub struct TrackStats {
     pub round_trip: Option<Duration>,
 }
 
+/// How a session's media travels (RFC 2326 §12.39).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TransportKind {
+    /// RTP/AVP over UDP to the client's ports.
+    Udp,
+    /// Interleaved on the RTSP TCP connection (§10.12).
+    Tcp,
+    /// To a multicast group.
+    Multicast,
+}
+
+impl TransportKind {
+    /// The kind a track's delivery is.
+    pub fn of(delivery: &Delivery) -> Self {
+        match delivery {
+            Delivery::Udp { rtp, .. } if rtp.ip().is_multicast() => TransportKind::Multicast,
+            Delivery::Udp { .. } => TransportKind::Udp,
+            Delivery::Interleaved { .. } => TransportKind::Tcp,
+        }
+    }
+
+    /// Its name in the API and in metric labels: `udp`, `tcp`,
+    /// `multicast`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Udp => "udp",
+            TransportKind::Tcp => "tcp",
+            TransportKind::Multicast => "multicast",
+        }
+    }
+}
+
+/// Where a session's sending stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlayState {
+    /// Set up, not sending (before PLAY, or paused).
+    Ready,
+    /// Sending media.
+    Playing,
+    /// Everything was sent; its BYE follows.
+    Ended,
+    /// Torn down; sending its last BYE.
+    Closing,
+}
+
+impl PlayState {
+    /// Its name in the API: `ready`, `playing`, `ended`, `closing`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlayState::Ready => "ready",
+            PlayState::Playing => "playing",
+            PlayState::Ended => "ended",
+            PlayState::Closing => "closing",
+        }
+    }
+}
+
 /// One session's snapshot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionStats {
-    /// The RTSP session id (RFC 2326 §12.37).
+    /// The RTSP session id (RFC 2326 §12.37); a multicast group's sender,
+    /// shared by the group's sessions, is `multicast:<path>`.
     pub session_id: String,
+    /// The URL path it plays.
+    pub path: String,
+    /// The RTSP client's address; a multicast group's sender gives the
+    /// group's address.
+    pub client: SocketAddr,
+    /// How its media travels (that of its first track).
+    pub transport: TransportKind,
+    /// Where its sending stands.
+    pub state: PlayState,
     /// Per set-up track: its index in the media and its counters.
     pub tracks: Vec<(usize, TrackStats)>,
+    /// The codec of each set-up track, in the order of `tracks`
+    /// ([`crate::media::CodecParams::name`]).
+    pub codecs: Vec<&'static str>,
+}
+
+/// What the sessions that have ended sent, added up per path and
+/// transport: kept so that counters over all sessions never go back when
+/// one ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndedTotals {
+    /// RTP packets sent.
+    pub packets_sent: u64,
+    /// RTP payload bytes sent.
+    pub bytes_sent: u64,
+    /// Access units skipped.
+    pub units_skipped: u64,
+}
+
+impl EndedTotals {
+    /// Adds the counters of every track of `session`.
+    pub fn add(&mut self, session: &SessionStats) {
+        for (_, track) in &session.tracks {
+            self.packets_sent += track.packets_sent;
+            self.bytes_sent += track.bytes_sent;
+            self.units_skipped += track.units_skipped;
+        }
+    }
+}
+
+/// The running sessions' stats and the ended ones' totals, taken
+/// together so that no session is counted twice or missed.
+#[derive(Debug, Clone, Default)]
+pub struct StatsSnapshot {
+    /// Every running session's latest stats, ordered by session id.
+    pub running: Vec<SessionStats>,
+    /// What ended sessions sent, per path and transport.
+    pub ended: Vec<((String, TransportKind), EndedTotals)>,
+}
+
+/// RTSP requests answered with one status, counted per method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestCount {
+    /// The method's name, or `other` for one the server does not know
+    /// (so the set of labels stays bounded).
+    pub method: &'static str,
+    /// The status code of the answer.
+    pub status: u16,
+    /// How many.
+    pub count: u64,
+}
+
+/// The label of a request method in [`RequestCount`].
+pub fn method_label(method: &rtsp_types::Method) -> &'static str {
+    use rtsp_types::Method;
+    match method {
+        Method::Options => "OPTIONS",
+        Method::Describe => "DESCRIBE",
+        Method::Announce => "ANNOUNCE",
+        Method::Setup => "SETUP",
+        Method::Play => "PLAY",
+        Method::Pause => "PAUSE",
+        Method::Record => "RECORD",
+        Method::Teardown => "TEARDOWN",
+        Method::GetParameter => "GET_PARAMETER",
+        Method::SetParameter => "SET_PARAMETER",
+        Method::Redirect => "REDIRECT",
+        _ => "other",
+    }
 }
 
 /// A session's counters summed over its tracks, as its end log line and
@@ -94,6 +232,8 @@ pub enum SessionEnd {
     LastViewerLeft,
     /// Its path was removed from the configuration (a reload).
     PathRemoved,
+    /// An operator ended it (the HTTP API).
+    Kicked,
 }
 
 impl std::fmt::Display for SessionEnd {
@@ -106,6 +246,7 @@ impl std::fmt::Display for SessionEnd {
             SessionEnd::TakenOver => "taken over by another publisher",
             SessionEnd::LastViewerLeft => "last viewer left",
             SessionEnd::PathRemoved => "path removed",
+            SessionEnd::Kicked => "ended by the operator",
         })
     }
 }
@@ -117,6 +258,8 @@ pub struct PublisherStats {
     pub session_id: String,
     /// The live path it feeds.
     pub mount: String,
+    /// The publisher's address on its RTSP connection.
+    pub client: SocketAddr,
     /// Per announced track: what its receiver and depacketizer counted.
     pub tracks: Vec<crate::live::publisher::IngestStats>,
 }
@@ -128,6 +271,8 @@ pub struct LivePathStats {
     pub mount: String,
     /// Viewers subscribed now.
     pub viewers: usize,
+    /// The codec of each track ([`crate::media::CodecParams::name`]).
+    pub codecs: Vec<&'static str>,
     /// The stream's counters.
     pub stream: crate::live::stream::LiveStreamStats,
 }

@@ -124,6 +124,8 @@ async fn help_documents_every_option_with_its_default() {
         "--relay <PATH=URL>",
         "--relay-always <PATH=URL>",
         "404 Not Found",
+        "--api-addr [<ADDR:PORT>]",
+        "127.0.0.1:9997",
     ] {
         assert!(
             help.contains(expected),
@@ -375,4 +377,32 @@ async fn bad_camera_options_stop_the_server_at_start_up_with_a_reason() {
         assert!(!output.status.success(), "{args:?} started");
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
+}
+
+#[tokio::test]
+async fn api_addr_serves_the_health_check_and_a_taken_port_stops_the_start() {
+    let port = free_tcp_port().await;
+    let api = SocketAddr::from(([127, 0, 0, 1], port));
+    let server = Server::start(&["--api-addr", &api.to_string()]).await;
+    // The API is bound before RTSP, which the start waited for.
+    let health = http(api, "GET", "/health").await;
+    assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
+    let metrics = http(api, "GET", "/metrics").await;
+    assert!(metrics.body.contains("# TYPE rtpcast_sessions gauge"));
+    let log = server.stop().await;
+    assert!(
+        log.contains(&format!("status page on http://{api}/")),
+        "{log}"
+    );
+
+    let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_rtpcast"))
+        .args(["--bind", "127.0.0.1", "--rtsp-port", "0", "--rtp-port", "0"])
+        .args(["--api-addr", &taken.local_addr().unwrap().to_string()])
+        .output()
+        .await
+        .expect("rtpcast runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("binding the HTTP API"), "{stderr}");
 }

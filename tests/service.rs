@@ -349,7 +349,11 @@ fn the_image_runs_unprivileged_exposes_every_port_and_checks_its_health() {
         runs.contains("setcap cap_net_bind_service=+ep /usr/local/bin/rtpcast"),
         "{runs}"
     );
-    assert_eq!(arguments_of(&image, "CMD"), ["[\"/media\"]"]);
+    // The API is on for the health check to reach.
+    assert_eq!(
+        arguments_of(&image, "CMD"),
+        ["[\"--api-addr\", \"0.0.0.0:9997\", \"/media\"]"]
+    );
     assert_eq!(
         arguments_of(&image, "ENTRYPOINT"),
         ["[\"/usr/local/bin/rtpcast-entrypoint\"]"]

@@ -54,6 +54,16 @@ impl CodecParams {
         }
     }
 
+    /// A short name for people and the operations API: `H264`, `AAC`,
+    /// `JPEG`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CodecParams::H264 { .. } => "H264",
+            CodecParams::Aac { .. } => "AAC",
+            CodecParams::Jpeg { .. } => "JPEG",
+        }
+    }
+
     /// True for video tracks: they anchor seeks (keyframes) and are
     /// described as `m=video` (RFC 4566 §5.14).
     pub fn is_video(&self) -> bool {

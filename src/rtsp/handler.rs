@@ -131,9 +131,9 @@ pub enum Action {
     Spawn {
         /// The session id.
         session_id: String,
-        /// The client it plays to; `None` for a multicast group's sender,
-        /// which plays to the group.
-        client: Option<SocketAddr>,
+        /// Who it sends to: the RTSP client's address, or the multicast
+        /// group's first RTP address for a group's sender.
+        client: SocketAddr,
         /// The URL path it plays.
         mount: String,
         /// How its first track is delivered: the Transport header
@@ -154,6 +154,8 @@ pub enum Action {
         mount: String,
         /// The connection interleaved tracks arrive on.
         connection: ConnectionId,
+        /// The publisher's address on that connection.
+        client: SocketAddr,
         /// Its set-up tracks and where their packets come from.
         tracks: Vec<PublishedTrack>,
     },
@@ -354,6 +356,20 @@ impl RtspHandler {
             .collect()
     }
 
+    /// Ends one session at an operator's request (the HTTP API's kick): a
+    /// viewer says BYE (RFC 3550 §6.6) and its task ends, a publisher's
+    /// path ends and its connection closes; the last member of a multicast
+    /// group stops the group's sender. `None` when no such session exists.
+    pub fn end_session(&mut self, id: &str, viewers: &mut impl Viewers) -> Option<Vec<Action>> {
+        if !self.sessions.contains_key(id) {
+            return None;
+        }
+        tracing::info!(session = %id, "session ended by the operator");
+        let action = self.remove_session(id, viewers, SessionEnd::Kicked);
+        // A kicked publisher must stop sending, not just lose its path.
+        Some(action.into_iter().map(close_publishers).collect())
+    }
+
     /// Tears down the sessions of `mounts` and of every path below them
     /// (a configuration reload removed those paths): viewers say BYE, and
     /// publishers' connections are closed so they stop sending.
@@ -539,7 +555,7 @@ impl RtspHandler {
                 viewers.insert(&id, viewer);
                 actions.push(Action::Spawn {
                     session_id: id.clone(),
-                    client: Some(ctx.peer),
+                    client: ctx.peer,
                     mount,
                     transport: negotiated.reply.clone(),
                 });

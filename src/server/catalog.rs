@@ -187,6 +187,12 @@ impl Catalog {
         Ok(media)
     }
 
+    /// True when it serves a folder's files, false for one file (or the
+    /// bundled sample).
+    pub fn is_folder(&self) -> bool {
+        matches!(self.mounts, Mounts::Directory { .. })
+    }
+
     /// The URL paths media is mounted at, for the startup log. For a
     /// directory this walks it (bounded in depth and entries), so files
     /// added later are served but not listed.
@@ -242,13 +248,29 @@ impl MediaMounts {
 
     /// The URL paths served, for the log.
     pub fn describe_mounts(&self) -> Vec<String> {
-        let mut mounts = self.root.describe_mounts();
+        self.describe_sources()
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect()
+    }
+
+    /// The URL paths served, each with whether a folder serves it (else
+    /// a single file or the bundled sample).
+    pub fn describe_sources(&self) -> Vec<(String, bool)> {
+        let listed = |catalog: &Catalog| {
+            let folder = catalog.is_folder();
+            catalog
+                .describe_mounts()
+                .into_iter()
+                .map(move |path| (path, folder))
+        };
+        let mut mounts: Vec<(String, bool)> = listed(&self.root).collect();
         for (mount, catalog) in &self.paths {
-            mounts.extend(catalog.describe_mounts().into_iter().map(|path| {
+            mounts.extend(listed(catalog).map(|(path, folder)| {
                 if path == "/" {
-                    mount.clone()
+                    (mount.clone(), folder)
                 } else {
-                    format!("{mount}{path}")
+                    (format!("{mount}{path}"), folder)
                 }
             }));
         }

@@ -181,6 +181,10 @@ pub(super) async fn serve<R, W>(
                     let handled = shared.with_handler(|handler, viewers| {
                         handler.handle_request(&request, &ctx, media, viewers)
                     });
+                    shared.count_request(
+                        crate::stats::method_label(request.method()),
+                        u16::from(handled.response.status()),
+                    );
                     let mut bytes = Vec::with_capacity(512);
                     let answered = handled.response.write(&mut bytes).is_ok()
                         && tx.send(Outgoing::Bytes(bytes.into())).await.is_ok();
@@ -210,6 +214,7 @@ pub(super) async fn serve<R, W>(
                         status = u16::from(refusal.status()),
                         "closing connection after unparseable input"
                     );
+                    shared.count_request("other", u16::from(refusal.status()));
                     let mut bytes = Vec::new();
                     if refusal.response(None).write(&mut bytes).is_ok() {
                         let _ = tx.send(Outgoing::Bytes(bytes.into())).await;

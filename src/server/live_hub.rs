@@ -225,6 +225,7 @@ impl LivePath {
         LivePathStats {
             mount: self.mount.clone(),
             viewers: state.subscribers.len(),
+            codecs: self.tracks.iter().map(|t| t.codec.name()).collect(),
             stream: state.stream.stats(),
         }
     }

@@ -6,6 +6,7 @@
 //! (see `clippy.toml`, which keeps them out of everything else).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod api;
 pub mod camera;
 pub mod catalog;
 mod channel_task;
@@ -22,7 +23,7 @@ pub mod udp;
 pub mod v4l2;
 mod viewer_table;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,8 +41,9 @@ use crate::rtsp::handler::Viewers;
 use crate::rtsp::handler::{HandlerSettings, RtcpSource, RtspHandler};
 use crate::rtsp::refusal::Refusal;
 use crate::rtsp::session::ConnectionId;
-use crate::stats::{LivePathStats, PublisherStats, SessionStats};
+use crate::stats::{LivePathStats, PublisherStats, RequestCount, SessionStats};
 use crate::viewer::Viewer;
+pub use api::ReloadHook;
 use catalog::{Catalog, MediaMounts};
 use connection::Outgoing;
 use live_hub::LiveHub;
@@ -89,6 +91,21 @@ struct Shared {
     /// The last connection id given, over both listeners: sessions are
     /// owned by connection id, so ids must not repeat across them.
     last_connection: AtomicU64,
+    /// RTSP requests answered, by method label and status.
+    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    /// What `POST /api/v1/reload` calls; `None` answers 501.
+    reload: ReloadSlot,
+}
+
+/// The reload hook, settable after start.
+#[derive(Default)]
+struct ReloadSlot(Mutex<Option<ReloadHook>>);
+
+impl std::fmt::Debug for ReloadSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = self.0.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+        f.debug_struct("ReloadSlot").field("set", &set).finish()
+    }
 }
 
 /// Which paths take publishers, and which configured sources feed.
@@ -147,6 +164,33 @@ impl Shared {
         crate::rtsp::handler::publishable(mount, &routes.publish_paths, &routes.source_paths)
     }
 
+    /// Counts one answered RTSP request for the metrics.
+    fn count_request(&self, method: &'static str, status: u16) {
+        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        *requests.entry((method, status)).or_insert(0) += 1;
+    }
+
+    /// The RTSP requests answered so far.
+    fn request_counts(&self) -> Vec<RequestCount> {
+        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        requests
+            .iter()
+            .map(|(&(method, status), &count)| RequestCount {
+                method,
+                status,
+                count,
+            })
+            .collect()
+    }
+
+    fn reload_hook(&self) -> Option<ReloadHook> {
+        self.reload
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn wake(&self, session_id: &str) {
         if let Some(notify) = self.wakers().get(session_id) {
             notify.notify_one();
@@ -202,6 +246,8 @@ pub struct RunningServer {
     pub rtsps_addr: Option<SocketAddr>,
     /// The server RTP port (RTCP is the next one).
     pub rtp_port: u16,
+    /// Where the HTTP API is listening, when it is on.
+    pub api_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -241,6 +287,17 @@ impl RunningServer {
     /// (folders walked, bounded).
     pub fn media_mounts(&self) -> Vec<String> {
         self.shared.media().describe_mounts()
+    }
+
+    /// Gives the HTTP API's `POST /api/v1/reload` what to call; without
+    /// one it answers 501 Not Implemented.
+    pub fn set_reload(&self, hook: ReloadHook) {
+        *self
+            .shared
+            .reload
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(hook);
     }
 
     /// The latest stats every session task published (at most a second
@@ -343,6 +400,15 @@ pub async fn start_with_cameras(
     catalog: Catalog,
     cameras: Vec<camera::Camera>,
 ) -> anyhow::Result<RunningServer> {
+    // Bound first: once RTSP accepts connections, the API does too.
+    let api_listener = match &config.api {
+        Some(api) => Some(api::bind(api.addr).await?),
+        None => None,
+    };
+    let api_addr = api_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     let listener = TcpListener::bind((config.bind, config.rtsp_port))
         .await
         .with_context(|| format!("binding RTSP port {}:{}", config.bind, config.rtsp_port))?;
@@ -428,6 +494,8 @@ pub async fn start_with_cameras(
         camera_mounts,
         config: Mutex::new(config.clone()),
         last_connection: AtomicU64::new(0),
+        requests: Mutex::new(BTreeMap::new()),
+        reload: ReloadSlot::default(),
     });
     let rtsp_addr = listener.local_addr()?;
     let mut tasks = vec![tokio::spawn(accept_loop(listener, shared.clone(), None))];
@@ -445,6 +513,13 @@ pub async fn start_with_cameras(
         tokio::spawn(rtp_receive_loop(shared.clone())),
         tokio::spawn(reaper_loop(shared.clone())),
     ]);
+    if let (Some(listener), Some(api)) = (api_listener, &config.api) {
+        tasks.push(tokio::spawn(api::serve(
+            listener,
+            shared.clone(),
+            api.access.clone(),
+        )));
+    }
     for (mount, media) in channels {
         start_channel(&shared, mount, media);
     }
@@ -460,6 +535,7 @@ pub async fn start_with_cameras(
         rtsp_addr,
         rtsps_addr,
         rtp_port,
+        api_addr,
         shared,
         tasks,
     })

@@ -41,6 +41,8 @@ enum Kind {
 #[derive(Debug)]
 pub(super) struct PublisherEntry {
     session_id: String,
+    /// The publisher's address on its RTSP connection.
+    client: SocketAddr,
     publisher: Mutex<Publisher>,
     path: Arc<LivePath>,
     deliveries: Vec<Delivery>,
@@ -89,18 +91,20 @@ impl PublisherTable {
 
     /// Starts receiving session `session_id`'s tracks (their deliveries in
     /// track order; interleaved ones on `connection`, whose `writer` takes
-    /// receiver reports) into `path`.
+    /// receiver reports) into `path`; `client` is the publisher's address
+    /// on that connection.
     pub(super) fn add(
         &self,
         session_id: String,
         publisher: Publisher,
         path: Arc<LivePath>,
         deliveries: Vec<Delivery>,
-        connection: ConnectionId,
+        (connection, client): (ConnectionId, SocketAddr),
         writer: Option<mpsc::WeakSender<Outgoing>>,
     ) {
         let entry = Arc::new(PublisherEntry {
             session_id: session_id.clone(),
+            client,
             publisher: Mutex::new(publisher),
             path,
             deliveries: deliveries.clone(),
@@ -199,6 +203,7 @@ impl PublisherTable {
             .map(|entry| PublisherStats {
                 session_id: entry.session_id.clone(),
                 mount: entry.path.mount().to_string(),
+                client: entry.client,
                 tracks: lock(&entry.publisher).stats(),
             })
             .collect();

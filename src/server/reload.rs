@@ -126,6 +126,10 @@ pub enum ReloadError {
     /// opened (a broken `.mp4`).
     #[error("{0:#}")]
     Media(anyhow::Error),
+    /// The server was started without `--config`: there is no file to
+    /// read again.
+    #[error("no --config file to reload")]
+    NoFile,
 }
 
 /// What feeds a path, to tell added, removed and changed paths apart.
@@ -160,7 +164,7 @@ fn sources(config: &Config) -> BTreeMap<String, PathSource> {
 /// The file keys of settings that differ between `running` and `new` and
 /// cannot change while the server runs.
 fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 13] = [
+    let checks: [(&'static str, bool); 14] = [
         ("bind", running.bind != new.bind),
         ("rtsp_port", running.rtsp_port != new.rtsp_port),
         ("rtp_port", running.rtp_port != new.rtp_port),
@@ -189,6 +193,10 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
         ),
         ("path.camera", running.cameras != new.cameras),
         ("tls_cert, tls_key, rtsps_port", running.tls != new.tls),
+        (
+            "api_addr",
+            running.api.as_ref().map(|api| api.addr) != new.api.as_ref().map(|api| api.addr),
+        ),
     ];
     checks
         .into_iter()
@@ -205,6 +213,14 @@ fn applicable(running: &Config, new: Config) -> Config {
         publish_paths: new.publish_paths,
         relays: new.relays,
         access: new.access,
+        // The API keeps its address until a restart; its rule applies now.
+        api: match (running.api.clone(), new.api) {
+            (Some(mut api), Some(new_api)) => {
+                api.access = new_api.access;
+                Some(api)
+            }
+            (api, _) => api,
+        },
         ..running.clone()
     }
 }
@@ -222,74 +238,146 @@ impl RunningServer {
     /// Errors: a new file, folder or channel that cannot be opened;
     /// nothing is changed then.
     pub fn reload(&self, new: Config) -> Result<ReloadSummary, ReloadError> {
-        let shared = &self.shared;
-        let running = lock(&shared.config).clone();
-        let mut summary = ReloadSummary {
-            restart_needed: restart_needed(&running, &new),
-            ..ReloadSummary::default()
-        };
-        let new = applicable(&running, new);
-        let (before, after) = (sources(&running), sources(&new));
-        summary.removed = before
-            .iter()
-            .filter(|(mount, source)| after.get(*mount) != Some(source))
-            .map(|(mount, _)| mount.clone())
-            .collect();
-        summary.added = after
-            .iter()
-            .filter(|(mount, source)| before.get(*mount) != Some(source))
-            .map(|(mount, _)| mount.clone())
-            .collect();
-        summary.media_changed = running.media != new.media;
-        summary.access_changed = running.access != new.access;
-        // Everything that can fail is opened before anything changes.
-        let added_channels: Vec<_> = new
-            .channels
-            .iter()
-            .filter(|c| summary.added.contains(&c.mount))
-            .cloned()
-            .collect();
-        let channels = open_channels(&added_channels).map_err(ReloadError::Media)?;
-        let root = match &new.media {
-            Some(path) => Catalog::from_path(path).map_err(|e| {
-                ReloadError::Media(anyhow::anyhow!("opening {}: {e}", path.display()))
-            })?,
-            None => Catalog::bundled_sample()
-                .map_err(|e| ReloadError::Media(anyhow::anyhow!("the bundled sample: {e}")))?,
-        };
-        let media = media_mounts(root, &new.media_paths).map_err(ReloadError::Media)?;
+        apply(&self.shared, new)
+    }
 
-        let routes = super::Routes::of(&new, &shared.camera_mounts);
-        let removed = summary.removed.clone();
-        let actions = shared.with_handler(|handler, viewers| {
-            handler.set_access(new.access.clone());
-            handler.set_paths(routes.publish_paths.clone(), routes.source_paths.clone());
-            handler.end_sessions_under(&removed, viewers)
-        });
-        session_task::run_actions(shared, actions, None);
-        for mount in &summary.removed {
-            if matches!(
-                before.get(mount),
-                Some(PathSource::Channel(_) | PathSource::Relay(_))
-            ) {
-                super::stop_source(shared, mount);
+    /// Reads the configuration file of `source` again and applies it, as
+    /// SIGHUP does; `log_level` is the filter in force, which only a
+    /// restart changes.
+    ///
+    /// Errors: no `--config` file, or those of [`ConfigSource::load`]
+    /// and [`RunningServer::reload`].
+    pub fn reload_file(
+        &self,
+        source: &ConfigSource,
+        log_level: &str,
+    ) -> Result<ReloadSummary, ReloadError> {
+        reload_file(&self.shared, source, log_level)
+    }
+
+    /// Lets the HTTP API's `POST /api/v1/reload` do what SIGHUP does:
+    /// [`RunningServer::reload_file`], logged the same way.
+    pub fn enable_api_reload(&self, source: ConfigSource, log_level: String) {
+        let shared = Arc::downgrade(&self.shared);
+        self.set_reload(Arc::new(move || {
+            let shared = shared
+                .upgrade()
+                .ok_or_else(|| "the server is stopping".to_string())?;
+            let outcome = reload_file(&shared, &source, &log_level);
+            log_reload(source.file(), &outcome);
+            outcome
+                .map(|summary| summary.to_string())
+                .map_err(|error| error.to_string())
+        }));
+    }
+}
+
+/// Logs what a reload did, or why it was refused.
+pub fn log_reload(file: Option<&Path>, outcome: &Result<ReloadSummary, ReloadError>) {
+    let file = file.map_or_else(String::new, |f| f.display().to_string());
+    match outcome {
+        Ok(summary) => {
+            tracing::info!(%file, "configuration reloaded: {summary}");
+            if !summary.restart_needed.is_empty() {
+                tracing::warn!(
+                    "changed settings need a restart and stay as they were: {}",
+                    summary.restart_needed.join(", ")
+                );
             }
         }
-        *lock(&shared.routes) = routes;
-        *lock(&shared.media) = Arc::new(media);
-        for (mount, media) in channels {
-            super::start_channel(shared, mount, media);
-        }
-        for relay in new
-            .relays
-            .iter()
-            .filter(|r| summary.added.contains(&r.mount))
-        {
-            super::start_relay(shared, relay);
-        }
-        *lock(&shared.config) = new;
-        Ok(summary)
+        Err(error) => tracing::error!(
+            %file,
+            "configuration not reloaded, the running one stays: {error}"
+        ),
     }
+}
+
+fn reload_file(
+    shared: &Arc<super::Shared>,
+    source: &ConfigSource,
+    log_level: &str,
+) -> Result<ReloadSummary, ReloadError> {
+    if source.file().is_none() {
+        return Err(ReloadError::NoFile);
+    }
+    let settings = source.load()?;
+    let mut summary = apply(shared, settings.config)?;
+    if settings.log_level != log_level {
+        summary.restart_needed.push("log_level");
+    }
+    Ok(summary)
+}
+
+/// [`RunningServer::reload`]: the configuration lock is held throughout,
+/// so two reloads (SIGHUP and the API) apply one after the other.
+fn apply(shared: &Arc<super::Shared>, new: Config) -> Result<ReloadSummary, ReloadError> {
+    let mut current = lock(&shared.config);
+    let running = current.clone();
+    let mut summary = ReloadSummary {
+        restart_needed: restart_needed(&running, &new),
+        ..ReloadSummary::default()
+    };
+    let new = applicable(&running, new);
+    let (before, after) = (sources(&running), sources(&new));
+    summary.removed = before
+        .iter()
+        .filter(|(mount, source)| after.get(*mount) != Some(source))
+        .map(|(mount, _)| mount.clone())
+        .collect();
+    summary.added = after
+        .iter()
+        .filter(|(mount, source)| before.get(*mount) != Some(source))
+        .map(|(mount, _)| mount.clone())
+        .collect();
+    summary.media_changed = running.media != new.media;
+    summary.access_changed = running.access != new.access
+        || running.api.as_ref().map(|api| &api.access) != new.api.as_ref().map(|api| &api.access);
+    // Everything that can fail is opened before anything changes.
+    let added_channels: Vec<_> = new
+        .channels
+        .iter()
+        .filter(|c| summary.added.contains(&c.mount))
+        .cloned()
+        .collect();
+    let channels = open_channels(&added_channels).map_err(ReloadError::Media)?;
+    let root = match &new.media {
+        Some(path) => Catalog::from_path(path)
+            .map_err(|e| ReloadError::Media(anyhow::anyhow!("opening {}: {e}", path.display())))?,
+        None => Catalog::bundled_sample()
+            .map_err(|e| ReloadError::Media(anyhow::anyhow!("the bundled sample: {e}")))?,
+    };
+    let media = media_mounts(root, &new.media_paths).map_err(ReloadError::Media)?;
+
+    let routes = super::Routes::of(&new, &shared.camera_mounts);
+    let removed = summary.removed.clone();
+    let actions = shared.with_handler(|handler, viewers| {
+        handler.set_access(new.access.clone());
+        handler.set_paths(routes.publish_paths.clone(), routes.source_paths.clone());
+        handler.end_sessions_under(&removed, viewers)
+    });
+    session_task::run_actions(shared, actions, None);
+    for mount in &summary.removed {
+        if matches!(
+            before.get(mount),
+            Some(PathSource::Channel(_) | PathSource::Relay(_))
+        ) {
+            super::stop_source(shared, mount);
+        }
+    }
+    *lock(&shared.routes) = routes;
+    *lock(&shared.media) = Arc::new(media);
+    for (mount, media) in channels {
+        super::start_channel(shared, mount, media);
+    }
+    for relay in new
+        .relays
+        .iter()
+        .filter(|r| summary.added.contains(&r.mount))
+    {
+        super::start_relay(shared, relay);
+    }
+    *current = new;
+    Ok(summary)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::media::SampleRef;
 use crate::rtp::{interleaved_prefix, Delivery, PacketBatch};
 use crate::rtsp::handler::{Action, PublishedTrack};
 use crate::rtsp::session::ConnectionId;
-use crate::stats::{SessionEnd, SessionStats, SessionTotals, TrackStats};
+use crate::stats::{SessionEnd, SessionStats, SessionTotals, TrackStats, TransportKind};
 use crate::viewer::{Transmit, Viewer};
 
 /// Free writer slots below which an interleaved viewer's video is skipped
@@ -54,7 +54,7 @@ pub(super) fn run_actions(
                 };
                 tracing::info!(
                     session = %session_id,
-                    client = client.map(tracing::field::display),
+                    %client,
                     path = %mount,
                     %transport,
                     "session started"
@@ -67,20 +67,29 @@ pub(super) fn run_actions(
                 // not keep that connection's writer (and socket) open.
                 let connection = connection.map(mpsc::Sender::downgrade);
                 let live_path = lock(&viewer).live_path().map(str::to_string);
+                let about = SessionAbout {
+                    session_id,
+                    path: mount,
+                    client,
+                };
                 tokio::spawn(async move {
-                    drive(&shared, &session_id, &viewer, &notify, connection).await;
-                    let (tracks, reason) = {
+                    drive(&shared, &about, &viewer, &notify, connection).await;
+                    let (last, reason) = {
                         let viewer = lock(&viewer);
-                        (viewer.stats(), viewer.end_reason())
+                        (about.stats(&viewer), viewer.end_reason())
                     };
                     log_end(
-                        &session_id,
-                        client,
-                        &mount,
+                        &about.session_id,
+                        about.client,
+                        &about.path,
                         reason,
                         started.elapsed(),
-                        &tracks,
+                        &last.tracks,
                     );
+                    // Its last counters, counted into the ended sessions'
+                    // totals as it goes.
+                    shared.viewers.publish(last);
+                    let session_id = about.session_id;
                     if let Some(path) = live_path.and_then(|mount| shared.live.get(&mount)) {
                         path.leave(&session_id);
                     }
@@ -94,8 +103,16 @@ pub(super) fn run_actions(
                 session_id,
                 mount,
                 connection: connection_id,
+                client,
                 tracks,
-            } => start_publisher(shared, session_id, mount, connection_id, tracks, connection),
+            } => start_publisher(
+                shared,
+                session_id,
+                mount,
+                (connection_id, client),
+                tracks,
+                connection,
+            ),
             Action::Unpublish {
                 session_id,
                 mount,
@@ -118,7 +135,7 @@ pub(super) fn run_actions(
 /// what it sent and lost, in total and per track.
 fn log_end(
     session_id: &str,
-    client: Option<SocketAddr>,
+    client: SocketAddr,
     mount: &str,
     reason: Option<SessionEnd>,
     duration: Duration,
@@ -127,7 +144,7 @@ fn log_end(
     let totals = SessionTotals::of(tracks);
     tracing::info!(
         session = %session_id,
-        client = client.map(tracing::field::display),
+        %client,
         path = %mount,
         reason = reason.map(tracing::field::display),
         duration_s = (duration.as_secs_f64() * 1000.0).round() / 1000.0,
@@ -162,7 +179,7 @@ fn start_publisher(
     shared: &Arc<Shared>,
     session_id: String,
     mount: String,
-    connection_id: ConnectionId,
+    (connection_id, client): (ConnectionId, SocketAddr),
     tracks: Vec<PublishedTrack>,
     connection: Option<&mpsc::Sender<Outgoing>>,
 ) {
@@ -182,9 +199,33 @@ fn start_publisher(
         publisher,
         path,
         tracks.iter().map(|t| t.delivery).collect(),
-        connection_id,
+        (connection_id, client),
         connection.map(mpsc::Sender::downgrade),
     );
+}
+
+/// What a session task knows of its session besides its viewer.
+struct SessionAbout {
+    session_id: String,
+    path: String,
+    client: SocketAddr,
+}
+
+impl SessionAbout {
+    /// The session's snapshot, from its viewer's counters.
+    fn stats(&self, viewer: &Viewer) -> SessionStats {
+        SessionStats {
+            session_id: self.session_id.clone(),
+            path: self.path.clone(),
+            client: self.client,
+            // Its task starts at its first SETUP: a track is always set
+            // up by then.
+            transport: viewer.transport().unwrap_or(TransportKind::Udp),
+            state: viewer.play_state(),
+            tracks: viewer.stats(),
+            codecs: viewer.codecs(),
+        }
+    }
 }
 
 /// What one pass over the viewer produced, to act on without its lock.
@@ -215,7 +256,7 @@ enum Send {
 
 async fn drive(
     shared: &Shared,
-    session_id: &str,
+    about: &SessionAbout,
     viewer: &SharedViewer,
     notify: &Notify,
     connection: Option<mpsc::WeakSender<Outgoing>>,
@@ -228,10 +269,9 @@ async fn drive(
     loop {
         if Instant::now() >= next_stats {
             next_stats = Instant::now() + STATS_INTERVAL;
-            shared.viewers.publish(SessionStats {
-                session_id: session_id.to_string(),
-                tracks: lock(viewer).stats(),
-            });
+            // The viewer's lock is released before the table's is taken.
+            let stats = about.stats(&lock(viewer));
+            shared.viewers.publish(stats);
         }
         let writer = connection.as_ref().and_then(mpsc::WeakSender::upgrade);
         poll(viewer, writer.as_ref(), &mut spare, &mut pass);

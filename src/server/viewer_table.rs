@@ -3,11 +3,11 @@
 //! reaches viewers through [`HandlerViewers`]; session tasks and the RTCP
 //! receiver reach them directly, never through the handler's lock.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::rtsp::handler::RtcpSource;
-use crate::stats::SessionStats;
+use crate::stats::{EndedTotals, SessionStats, StatsSnapshot, TransportKind};
 use crate::viewer::Viewer;
 
 /// One viewer, shared by its session task, the handler and the RTCP
@@ -34,12 +34,20 @@ struct Routes {
     by_session: HashMap<String, Vec<RtcpSource>>,
 }
 
+/// Published stats: each running session's latest, and what the ended
+/// ones sent, per path and transport.
+#[derive(Debug, Default)]
+struct StatsBook {
+    running: HashMap<String, SessionStats>,
+    ended: BTreeMap<(String, TransportKind), EndedTotals>,
+}
+
 /// The table; see the module docs.
 #[derive(Debug, Default)]
 pub(super) struct ViewerTable {
     viewers: Mutex<HashMap<String, SharedViewer>>,
     routes: Mutex<Routes>,
-    stats: Mutex<HashMap<String, SessionStats>>,
+    stats: Mutex<StatsBook>,
 }
 
 impl ViewerTable {
@@ -74,7 +82,8 @@ impl ViewerTable {
         lock_map(&self.routes).by_source.get(source).cloned()
     }
 
-    /// Forgets a finished session: its viewer, routes and stats.
+    /// Forgets a finished session: its viewer, routes and stats, whose
+    /// counters go to the ended sessions' totals.
     pub(super) fn remove(&self, session_id: &str) {
         lock_map(&self.viewers).remove(session_id);
         let mut routes = lock_map(&self.routes);
@@ -82,18 +91,39 @@ impl ViewerTable {
             routes.by_source.remove(&source);
         }
         drop(routes);
-        lock_map(&self.stats).remove(session_id);
+        let mut book = lock_map(&self.stats);
+        if let Some(last) = book.running.remove(session_id) {
+            book.ended
+                .entry((last.path.clone(), last.transport))
+                .or_default()
+                .add(&last);
+        }
     }
 
     /// Replaces the published stats of a session.
     pub(super) fn publish(&self, stats: SessionStats) {
-        lock_map(&self.stats).insert(stats.session_id.clone(), stats);
+        lock_map(&self.stats)
+            .running
+            .insert(stats.session_id.clone(), stats);
     }
 
     /// Every session's latest published stats, ordered by session id.
     pub(super) fn stats(&self) -> Vec<SessionStats> {
-        let mut all: Vec<SessionStats> = lock_map(&self.stats).values().cloned().collect();
-        all.sort_by(|a, b| a.session_id.cmp(&b.session_id));
-        all
+        self.snapshot().running
+    }
+
+    /// The running sessions' stats and the ended ones' totals, copied
+    /// under one short lock of the stats alone.
+    pub(super) fn snapshot(&self) -> StatsSnapshot {
+        let book = lock_map(&self.stats);
+        let mut running: Vec<SessionStats> = book.running.values().cloned().collect();
+        let ended = book
+            .ended
+            .iter()
+            .map(|(label, totals)| (label.clone(), *totals))
+            .collect();
+        drop(book);
+        running.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+        StatsSnapshot { running, ended }
     }
 }

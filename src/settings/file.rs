@@ -53,6 +53,11 @@ pub struct FileOptions {
     pub tls_key: Option<PathBuf>,
     /// `--rtsps-port`.
     pub rtsps_port: Option<u16>,
+    /// `--api-addr`.
+    pub api_addr: Option<std::net::SocketAddr>,
+    /// Who may use the HTTP API (`users`, `networks`), like a path's
+    /// `read`.
+    pub api_access: Option<AccessEntry>,
     /// `[[path]]` entries.
     #[serde(default, rename = "path")]
     pub paths: Vec<PathEntry>,

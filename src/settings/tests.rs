@@ -348,6 +348,9 @@ fn the_example_file_loads_and_covers_every_key() {
     assert_eq!(config.tls, None, "commented out");
     let table: toml::Table = toml::from_str(&uncommented).unwrap();
     let mut keys: HashSet<String> = table.keys().cloned().collect();
+    for key in table["api_access"].as_table().unwrap().keys() {
+        keys.insert(format!("api_access.{key}"));
+    }
     for path in table["path"].as_array().unwrap() {
         for (key, value) in path.as_table().unwrap() {
             keys.insert(format!("path.{key}"));
@@ -378,6 +381,10 @@ fn the_example_file_loads_and_covers_every_key() {
         "tls_cert",
         "tls_key",
         "rtsps_port",
+        "api_addr",
+        "api_access",
+        "api_access.users",
+        "api_access.networks",
         "path",
         "path.name",
         "path.file",
@@ -432,6 +439,7 @@ fn every_option_has_a_key() {
         "tls_cert",
         "tls_key",
         "rtsps_port",
+        "api_addr",
         "config",
     ];
     for argument in Args::command().get_arguments() {
@@ -484,4 +492,38 @@ fn tls_comes_from_the_command_line_or_the_file_as_a_pair() {
     let format = refused("log_format = \"xml\"\n");
     assert_eq!(format.key, "log_format");
     assert!(load(&[], "").unwrap().config.tls.is_none());
+}
+
+#[test]
+fn the_api_takes_its_address_and_access_rule() {
+    let settings = load(
+        &[],
+        "api_addr = \"0.0.0.0:9997\"\n[api_access]\nnetworks = [\"10.0.0.0/8\"]\n",
+    )
+    .unwrap();
+    let api = settings.config.api.unwrap();
+    assert_eq!(api.addr, "0.0.0.0:9997".parse().unwrap());
+    assert_eq!(api.access.networks, ["10.0.0.0/8".parse().unwrap()]);
+
+    let bare = load(&["--api-addr"], "").unwrap().config.api.unwrap();
+    assert_eq!(bare.addr, DEFAULT_API_ADDR.parse().unwrap());
+    let overridden = load(
+        &["--api-addr", "127.0.0.1:1"],
+        "api_addr = \"0.0.0.0:9997\"\n",
+    )
+    .unwrap()
+    .config
+    .api
+    .unwrap();
+    assert_eq!(overridden.addr.port(), 1);
+    assert!(
+        load(&[], "").unwrap().config.api.is_none(),
+        "off by default"
+    );
+
+    let bad = refused("\n[api_access]\nnetworks = [\"nowhere\"]\n");
+    assert_eq!(
+        (bad.line, bad.key.as_str()),
+        (Some(3), "api_access.networks[0]")
+    );
 }

@@ -33,7 +33,7 @@ use crate::media::SampleRef;
 use crate::rtcp::{self, ReportBlock, RtcpPacket};
 use crate::rtp::{Delivery, PacketBatch};
 use crate::source::playout::FilePlayout;
-use crate::stats::{SessionEnd, TrackStats};
+use crate::stats::{PlayState, SessionEnd, TrackStats, TransportKind};
 pub use live_feed::DEFAULT_LIVE_QUEUE_BYTES;
 use live_feed::{LiveFeed, Offered};
 pub use sender::{StreamStart, TrackSender};
@@ -229,6 +229,28 @@ impl Viewer {
             .iter()
             .map(|t| (t.info.index, t.stats()))
             .collect()
+    }
+
+    /// The codec name of each set-up track, in the order of
+    /// [`stats`](Self::stats).
+    pub fn codecs(&self) -> Vec<&'static str> {
+        self.tracks.iter().map(|t| t.info.codec.name()).collect()
+    }
+
+    /// How its media travels: that of its first set-up track (RTSP
+    /// aggregates use one transport kind); `None` before any SETUP.
+    pub fn transport(&self) -> Option<TransportKind> {
+        self.tracks.first().map(|t| TransportKind::of(&t.delivery))
+    }
+
+    /// Where its sending stands.
+    pub fn play_state(&self) -> PlayState {
+        match self.state {
+            State::Ready => PlayState::Ready,
+            State::Playing => PlayState::Playing,
+            State::Ended => PlayState::Ended,
+            State::Closed => PlayState::Closing,
+        }
     }
 
     /// Sets up `sender.info.index`, replacing the delivery of an earlier

@@ -960,3 +960,77 @@ pub async fn ffprobe(url: &str, transport: &str, interval: Option<&str>) -> Prob
     }
     probe
 }
+
+/// An HTTP/1.1 answer: status code and body.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    /// Status code.
+    pub status: u16,
+    /// Body, lossily decoded.
+    pub body: String,
+}
+
+/// Sends `method path` to the HTTP server at `addr` (one request per
+/// connection, `Connection: close`) and reads the whole answer.
+pub async fn http(addr: SocketAddr, method: &str, path: &str) -> HttpAnswer {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.expect("HTTP connect");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("HTTP write");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.expect("HTTP read");
+        answer
+    };
+    let answer = tokio::time::timeout(READ_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: no answer within {READ_TIMEOUT:?}"));
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("{method} {path}: no header end in {text:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: no status in {head:?}"));
+    let chunked = head
+        .lines()
+        .any(|line| line.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    HttpAnswer {
+        status,
+        body: if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        },
+    }
+}
+
+/// The body of a chunked transfer (RFC 9112 §7.1), extensions ignored.
+fn dechunk(mut rest: &str) -> String {
+    let mut body = String::new();
+    while let Some((size_line, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+            .unwrap_or_else(|_| panic!("bad chunk size {size_line:?}"));
+        if size == 0 {
+            break;
+        }
+        body.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    body
+}
+
+/// The value of the sample of `metric` with exactly `labels` (as written
+/// between the braces) in a Prometheus text exposition.
+pub fn metric_value(text: &str, metric: &str, labels: &str) -> Option<f64> {
+    let series = format!("{metric}{{{labels}}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .map(|value| value.parse().expect("a number"))
+}

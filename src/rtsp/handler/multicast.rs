@@ -119,7 +119,7 @@ impl RtspHandler {
             self.start_sender(&sender_id, &mount, &media, group, port, ctx, viewers);
             actions.push(Action::Spawn {
                 session_id: sender_id.clone(),
-                client: None,
+                client: std::net::SocketAddr::from((group, port)),
                 mount: mount.clone(),
                 transport: format!("multicast {group}:{port}"),
             });

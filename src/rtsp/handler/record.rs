@@ -296,6 +296,7 @@ impl RtspHandler {
                 session_id: id.clone(),
                 mount: session.mount.clone(),
                 connection: session.owner.connection,
+                client: ctx.peer,
                 tracks,
             });
         }

@@ -61,6 +61,12 @@ impl TestServer {
         actions
     }
 
+    fn end_session(&mut self, id: &str) -> Option<Vec<Action>> {
+        let actions = self.handler.end_session(id, &mut self.viewers)?;
+        self.apply(&actions);
+        Some(actions)
+    }
+
     fn session_count(&self) -> usize {
         self.handler.session_count()
     }
@@ -525,6 +531,63 @@ fn sessions_expire_and_follow_their_connection() {
     );
     assert_eq!(h.expire_sessions(now + Duration::from_secs(111)).len(), 1);
     assert_eq!(h.session_count(), 0);
+}
+
+#[test]
+fn an_operator_ends_a_session_and_its_viewer_says_bye() {
+    let mut h = handler();
+    let now = Instant::now();
+    let client = ctx(1, [127, 0, 0, 1]);
+    let setup = h.handle(
+        &request(
+            Method::Setup,
+            &format!("{BASE}/trackID=0"),
+            &[("Transport", "RTP/AVP;unicast;client_port=7000-7001")],
+        ),
+        &client,
+        now,
+    );
+    assert_eq!(status(&setup), 200);
+    let id = h.handler.sessions.keys().next().unwrap().clone();
+    assert!(
+        setup.actions.contains(&Action::Spawn {
+            session_id: id.clone(),
+            mount: "/sample".into(),
+            client: client.peer,
+            transport: setup
+                .response
+                .header(&headers::TRANSPORT)
+                .unwrap()
+                .as_str()
+                .to_string(),
+        }),
+        "the session task learns its path and client: {:?}",
+        setup.actions
+    );
+    let play = h.handle(
+        &request(Method::Play, BASE, &[("Session", &id)]),
+        &client,
+        now,
+    );
+    assert_eq!(status(&play), 200);
+    assert!(
+        h.end_session("0000000000000000").is_none(),
+        "no such session"
+    );
+    assert!(h.viewer(&id).is_playing());
+    let actions = h.end_session(&id).expect("the session existed");
+    assert_eq!(
+        actions,
+        [Action::Wake {
+            session_id: id.clone()
+        }]
+    );
+    assert_eq!(h.session_count(), 0);
+    assert!(
+        !h.viewers.contains_key(&id),
+        "its viewer was torn down and woken to say BYE"
+    );
+    assert!(h.end_session(&id).is_none(), "ended once");
 }
 
 #[test]
