@@ -191,6 +191,44 @@ pub struct PathAccess {
     pub publish: AccessRule,
 }
 
+/// A way RTSP clients may prove who they are (RFC 2326 §D.1, RFC 7235).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// Digest with SHA-256 (RFC 7616).
+    DigestSha256,
+    /// Digest with MD5 (RFC 7616, RFC 2617; RFC 2069 without `qop`).
+    DigestMd5,
+    /// Basic (RFC 7617): the password itself travels, only base64-encoded.
+    Basic,
+}
+
+/// How paths with users ask for and check credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// The realm of the challenges (RFC 7616 §3.3); Digest password hashes
+    /// are made for one realm and name it.
+    pub realm: String,
+    /// The schemes offered, one `WWW-Authenticate` challenge each in this
+    /// order (most preferred first), and the only ones accepted.
+    pub schemes: Vec<AuthScheme>,
+}
+
+/// Default of [`AuthConfig::realm`].
+pub const DEFAULT_REALM: &str = "rtpcast";
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            realm: DEFAULT_REALM.to_string(),
+            schemes: vec![
+                AuthScheme::DigestSha256,
+                AuthScheme::DigestMd5,
+                AuthScheme::Basic,
+            ],
+        }
+    }
+}
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -235,6 +273,8 @@ pub struct Config {
     pub max_connections_per_address: Limit,
     /// Per-path access rules for reading and publishing.
     pub access: Vec<PathAccess>,
+    /// Realm and schemes of the paths whose rules name users.
+    pub auth: AuthConfig,
 }
 
 /// Default of [`Config::max_sessions`].
@@ -273,6 +313,7 @@ impl Default for Config {
             max_sessions_per_address: Limit::at_most(DEFAULT_MAX_PER_ADDRESS),
             max_connections_per_address: Limit::at_most(DEFAULT_MAX_PER_ADDRESS),
             access: Vec::new(),
+            auth: AuthConfig::default(),
         }
     }
 }
