@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rtsp_types::{headers, Method, Request, Response, StatusCode, Url, Version};
 
+use super::auth::Authenticator;
 use super::range::{parse_npt_range, NptRange};
 use super::rate;
 use super::refusal::Refusal;
@@ -62,6 +63,8 @@ pub struct HandlerSettings {
     /// Per-path access rules for reading and publishing (see
     /// [`crate::config::PathAccess`]).
     pub access: Vec<crate::config::PathAccess>,
+    /// Realm and schemes of the rules that name users.
+    pub auth: crate::config::AuthConfig,
 }
 
 /// Where a request came from.
@@ -187,6 +190,8 @@ pub struct RtspHandler {
     /// Live paths' multicast groups, by mount.
     multicast_groups: HashMap<String, multicast::MulticastGroup>,
     rng: StdRng,
+    /// Checks credentials where a rule names users.
+    authenticator: Authenticator,
     /// The `o=` session id of every description this handler gives.
     sdp_session_id: u64,
 }
@@ -196,6 +201,7 @@ impl RtspHandler {
     pub fn new(settings: HandlerSettings) -> Self {
         let mut rng = StdRng::from_seed(settings.rng_seed);
         RtspHandler {
+            authenticator: Authenticator::new(settings.auth.clone(), &settings.rng_seed),
             sdp_session_id: rng.gen(),
             rng,
             settings,
@@ -249,6 +255,13 @@ impl RtspHandler {
                 .insert_header(headers::UNSUPPORTED, required);
             return handled;
         }
+        let user = match self.admit(request, ctx).and_then(|user| {
+            self.check_session_user(request, user.as_deref())
+                .map(|()| user)
+        }) {
+            Ok(user) => user,
+            Err(refusal) => return self.refused_request(request, ctx, &cseq, refusal),
+        };
         self.refresh_liveness(request, ctx);
         let mut actions = Vec::new();
         let result = match request.method() {
@@ -269,19 +282,35 @@ impl RtspHandler {
             _ => Err(Refusal::MethodNotImplemented),
         };
         match result {
-            Ok(response) => Handled { response, actions },
-            Err(refusal) => {
-                tracing::info!(
-                    peer = %ctx.peer,
-                    method = ?request.method(),
-                    uri = request.request_uri().map(|u| u.as_str()).unwrap_or("*"),
-                    status = u16::from(refusal.status()),
-                    reason = %refusal,
-                    "request refused"
+            Ok(response) => {
+                self.bind_session_user(
+                    response.header(&headers::SESSION).map(|v| v.as_str()),
+                    user,
                 );
-                refused(Some(&cseq), refusal)
+                Handled { response, actions }
             }
+            Err(refusal) => self.refused_request(request, ctx, &cseq, refusal),
         }
+    }
+
+    /// Logs a refused request (its URL without credentials) and answers
+    /// it.
+    fn refused_request(
+        &self,
+        request: &Request<Vec<u8>>,
+        ctx: &RequestContext,
+        cseq: &str,
+        refusal: Refusal,
+    ) -> Handled {
+        tracing::info!(
+            peer = %ctx.peer,
+            method = ?request.method(),
+            uri = request.request_uri().map_or_else(|| "*".into(), url::without_credentials),
+            status = u16::from(refusal.status()),
+            reason = %refusal,
+            "request refused"
+        );
+        refused(Some(cseq), refusal)
     }
 
     /// Tears down the sessions whose client has been silent past the
@@ -840,6 +869,7 @@ impl RtspHandler {
                 interleaved: false,
                 publishing: kind == SessionKind::Publisher,
                 multicast: kind == SessionKind::Multicast,
+                user: None,
             },
         );
         Ok(id)
@@ -976,6 +1006,7 @@ pub fn media_needed(request: &Request<Vec<u8>>) -> Option<String> {
     }
 }
 
+mod admission;
 mod multicast;
 mod record;
 pub use multicast::PORTS_PER_GROUP;

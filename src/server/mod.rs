@@ -259,6 +259,7 @@ pub async fn start_with_cameras(
         source_paths: source_paths.clone(),
         multicast: config.multicast,
         access: config.access.clone(),
+        auth: config.auth.clone(),
     };
     let catalog = Arc::new(catalog);
     let mut channels = Vec::new();
