@@ -113,6 +113,14 @@ struct Args {
     /// answered 503 Service Unavailable and closed. 0: no limit.
     #[arg(long, default_value_t = DEFAULT_MAX_PER_ADDRESS)]
     max_connections_per_address: usize,
+    /// Print the access-rule entry of user USER with a password read from
+    /// standard input (its first line), hashed for Digest and Basic, and
+    /// exit.
+    #[arg(long, value_name = "USER")]
+    hash_password: Option<String>,
+    /// The realm --hash-password hashes for: the server's.
+    #[arg(long, default_value = rtpcast::config::DEFAULT_REALM, requires = "hash_password")]
+    realm: String,
     /// Log filter: error, warn, info, debug, trace, or a tracing
     /// directive such as `rtpcast=debug`.
     #[arg(long, default_value = "info")]
@@ -260,9 +268,30 @@ const URL_PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b'{')
     .add(b'}');
 
+/// `--hash-password USER`: the password from standard input's first line
+/// (without its line ending), the entry on standard output.
+fn print_password_entry(user: &str, realm: &str) -> anyhow::Result<()> {
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("Password for {user} (shown as typed): ");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    let entry = rtpcast::rtsp::auth::password::config_entry(user, realm, password)
+        .map_err(|why| anyhow::anyhow!("--hash-password: {why}"))?;
+    println!("{entry}");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(user) = &args.hash_password {
+        return print_password_entry(user, &args.realm);
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .with_context(|| format!("invalid --log-level {:?}", args.log_level))?;
     // Colour only for a person at a terminal, not in log files or journald.

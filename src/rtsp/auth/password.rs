@@ -98,6 +98,24 @@ impl std::fmt::Display for StoredPassword {
     }
 }
 
+/// The configuration entry of `username` with `password` hashed for
+/// `realm`, as `rtpcast --hash-password` prints it: a TOML inline table.
+///
+/// Errors: a user name or realm that cannot be used (see
+/// [`check_user_name`], [`check_realm`]), or an empty password.
+pub fn config_entry(username: &str, realm: &str, password: &str) -> Result<String, String> {
+    check_user_name(username)?;
+    check_realm(realm)?;
+    if password.is_empty() {
+        return Err("the password is empty".into());
+    }
+    let stored = StoredPassword::new(username, realm, password);
+    // Neither holds `"`, `\` or a control character: no TOML escapes.
+    Ok(format!(
+        "{{ name = \"{username}\", password_hash = \"{stored}\" }}"
+    ))
+}
+
 /// Checks a configured user at start-up (or reload): a name clients can
 /// send and a password hash made for `realm`.
 ///
@@ -211,6 +229,21 @@ mod tests {
             let error = StoredPassword::parse(text).unwrap_err();
             assert!(error.contains(says), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn a_config_entry_holds_the_name_and_a_hash_that_checks() {
+        let entry = config_entry("alice", "rtpcast", "wonderland").unwrap();
+        let hash = StoredPassword::new("alice", "rtpcast", "wonderland").to_string();
+        assert_eq!(
+            entry,
+            format!("{{ name = \"alice\", password_hash = \"{hash}\" }}")
+        );
+        assert!(!entry.contains("wonderland"));
+        assert_eq!(check_user("alice", &hash, "rtpcast"), Ok(()));
+        assert!(config_entry("alice", "rtpcast", "").is_err());
+        assert!(config_entry("al:ice", "rtpcast", "pw").is_err());
+        assert!(config_entry("alice", "a\"b", "pw").is_err());
     }
 
     #[test]
