@@ -156,7 +156,7 @@ impl Authenticator {
                 if !bool::from(sent.sha256_ha1.ct_eq(&stored.sha256_ha1)) {
                     return Err(self.failed(attempt, Some(&username), "wrong password"));
                 }
-                "Basic"
+                "Basic".to_string()
             }
             Credentials::Digest(digest) => {
                 if digest.realm != self.config.realm {
@@ -179,11 +179,17 @@ impl Authenticator {
                 if nonce == NonceCheck::Stale {
                     return Err(self.challenge(attempt, true));
                 }
-                digest.algorithm.name()
+                let session = if digest.session { "-sess" } else { "" };
+                let qop = if digest.qop.is_some() {
+                    ""
+                } else {
+                    " (RFC 2069)"
+                };
+                format!("Digest {}{session}{qop}", digest.algorithm.name())
             }
         };
         self.failures.record_success(attempt.client);
-        tracing::debug!(peer = %attempt.client, path = attempt.path, user = ?username, scheme, "authenticated");
+        tracing::debug!(peer = %attempt.client, path = attempt.path, user = ?username, %scheme, "authenticated");
         Ok(username)
     }
 
