@@ -403,3 +403,34 @@ async fn ffmpeg_publishes_with_credentials_and_not_without() {
     assert_eq!(schemes_used("ffmpeg-publisher"), ["Digest MD5"]);
     server.shutdown();
 }
+
+#[tokio::test]
+async fn a_server_with_an_unusable_password_hash_does_not_start() {
+    let config = Config {
+        bind: "127.0.0.1".parse().unwrap(),
+        rtsp_port: 0,
+        rtp_port: 0,
+        access: vec![PathAccess {
+            path: "/sample".into(),
+            read: AccessRule {
+                users: vec![UserCredential {
+                    name: "mallory".into(),
+                    password_hash: "plain-text".into(),
+                }],
+                networks: Vec::new(),
+            },
+            publish: AccessRule::default(),
+        }],
+        ..Config::default()
+    };
+    let catalog = rtpcast::server::catalog::Catalog::bundled_sample().unwrap();
+    let Err(error) = rtpcast::server::start(&config, catalog).await else {
+        panic!("started with a plain-text password");
+    };
+    let error = error.to_string();
+    assert!(
+        error.contains("\"mallory\"") && error.contains("--hash-password"),
+        "{error}"
+    );
+    assert!(!error.contains("plain-text"), "{error}");
+}

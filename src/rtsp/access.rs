@@ -4,7 +4,8 @@
 
 use std::net::IpAddr;
 
-use crate::config::{AccessRule, PathAccess};
+use crate::config::{AccessRule, AuthConfig, PathAccess};
+use crate::rtsp::auth::password;
 
 /// What a request does to a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,40 @@ fn covers(prefix: &str, path: &str) -> bool {
 pub fn network_allows(rule: &AccessRule, client: IpAddr) -> bool {
     let client = client.to_canonical();
     rule.networks.is_empty() || rule.networks.iter().any(|net| net.contains(&client))
+}
+
+/// Checks access rules and the authentication settings before the
+/// server starts with them (or a reload takes them): paths are URL paths,
+/// each path is configured once, every user has a usable name and a
+/// password hash made for the realm (see [`password::check_user`]), and
+/// rules naming users have a scheme to authenticate with.
+///
+/// Errors: a sentence naming the path and what is wrong, never a hash.
+pub fn check(access: &[PathAccess], auth: &AuthConfig) -> Result<(), String> {
+    password::check_realm(&auth.realm)?;
+    for (index, entry) in access.iter().enumerate() {
+        let path = &entry.path;
+        if !path.starts_with('/') {
+            return Err(format!("access path {path:?} does not start with '/'"));
+        }
+        let same =
+            |other: &PathAccess| other.path.trim_end_matches('/') == path.trim_end_matches('/');
+        if access[..index].iter().any(same) {
+            return Err(format!("access path {path:?} is configured twice"));
+        }
+        for (what, rule) in [("read", &entry.read), ("publish", &entry.publish)] {
+            for user in &rule.users {
+                password::check_user(&user.name, &user.password_hash, &auth.realm)
+                    .map_err(|why| format!("access path {path:?}, {what}: {why}"))?;
+            }
+            if !rule.users.is_empty() && auth.schemes.is_empty() {
+                return Err(format!(
+                    "access path {path:?}, {what}: users are listed but no authentication scheme is offered"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -117,6 +152,55 @@ mod tests {
             Some(&slashed[0].read)
         );
         assert_eq!(rule_for(&slashed, "/camsx", AccessKind::Read), None);
+    }
+
+    #[test]
+    fn rules_are_checked_before_use() {
+        let realm = AuthConfig::default();
+        let alice = UserCredential {
+            name: "alice".into(),
+            password_hash: password::StoredPassword::new("alice", "rtpcast", "pw").to_string(),
+        };
+        let with_reader = |path: &str, user: UserCredential| PathAccess {
+            path: path.into(),
+            read: AccessRule {
+                users: vec![user],
+                networks: Vec::new(),
+            },
+            publish: AccessRule::default(),
+        };
+        let good = vec![
+            with_reader("/cams", alice.clone()),
+            with_reader("/", alice.clone()),
+        ];
+        assert_eq!(check(&good, &realm), Ok(()));
+        let twice = vec![
+            with_reader("/cams", alice.clone()),
+            with_reader("/cams/", alice.clone()),
+        ];
+        assert!(check(&twice, &realm).unwrap_err().contains("twice"));
+        let relative = vec![with_reader("cams", alice.clone())];
+        assert!(check(&relative, &realm).unwrap_err().contains("'/'"));
+        let plain = UserCredential {
+            name: "bob".into(),
+            password_hash: "hunter2".into(),
+        };
+        let error = check(&[with_reader("/cams", plain)], &realm).unwrap_err();
+        assert!(error.contains("\"/cams\", read: user \"bob\""), "{error}");
+        assert!(!error.contains("hunter2"));
+        let other_realm = AuthConfig {
+            realm: "cams".into(),
+            ..AuthConfig::default()
+        };
+        assert!(check(&good, &other_realm).unwrap_err().contains("realm"));
+        let no_scheme = AuthConfig {
+            schemes: Vec::new(),
+            ..AuthConfig::default()
+        };
+        assert!(check(&good, &no_scheme)
+            .unwrap_err()
+            .contains("no authentication scheme"));
+        assert_eq!(check(&[], &no_scheme), Ok(()));
     }
 
     #[test]

@@ -217,6 +217,7 @@ pub async fn start_with_cameras(
     catalog: Catalog,
     cameras: Vec<camera::Camera>,
 ) -> anyhow::Result<RunningServer> {
+    crate::rtsp::access::check(&config.access, &config.auth).map_err(anyhow::Error::msg)?;
     let listener = TcpListener::bind((config.bind, config.rtsp_port))
         .await
         .with_context(|| format!("binding RTSP port {}:{}", config.bind, config.rtsp_port))?;
