@@ -364,6 +364,63 @@ mod tests {
         );
     }
 
+    /// Valid headers with random pieces of the grammar inserted and
+    /// random spans cut never panic the parser (CVE-2019-9215's class),
+    /// and what still parses can be checked.
+    #[test]
+    fn mutated_headers_are_parsed_or_refused() {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        let valid = [
+            r#"Digest username="u", realm="r", nonce="n", uri="/a", qop=auth, nc=00000001, cnonce="c", response="ab", algorithm=SHA-256-sess"#,
+            r#"Digest username="u", realm="r", nonce="n", uri="rtsp://h/a", response="ab""#,
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==",
+        ];
+        let pieces = [
+            "Digest ",
+            "username",
+            "qop",
+            "=",
+            "\"",
+            "\\",
+            ",",
+            " ",
+            "auth",
+            "MD5-sess",
+            "é",
+            "\u{0}",
+            "==",
+            ":",
+            "userhash=true",
+        ];
+        let mut rng = StdRng::from_seed([5; 32]);
+        let stored = StoredPassword::new("u", "r", "p");
+        let (mut digests, mut refused) = (0, 0);
+        for _ in 0..20_000 {
+            let mut text: Vec<char> = valid[rng.gen_range(0..valid.len())].chars().collect();
+            for _ in 0..rng.gen_range(1..4) {
+                let at = rng.gen_range(0..=text.len());
+                if rng.gen_bool(0.5) {
+                    let piece = pieces[rng.gen_range(0..pieces.len())];
+                    text.splice(at..at, piece.chars());
+                } else {
+                    let end = (at + rng.gen_range(0..8)).min(text.len());
+                    text.drain(at..end);
+                }
+            }
+            let text: String = text.into_iter().collect();
+            match parse(&text) {
+                Ok(Credentials::Digest(digest)) => {
+                    digests += 1;
+                    assert!(!expected_response(&digest, &stored, "PLAY").is_empty());
+                }
+                Ok(Credentials::Basic { .. }) => {}
+                Err(_) => refused += 1,
+            }
+        }
+        // Both ends of the parser are reached.
+        assert!(digests > 1000 && refused > 1000, "{digests} {refused}");
+    }
+
     #[test]
     fn basic_credentials_decode() {
         // RFC 7617 §2's example.

@@ -248,6 +248,16 @@ fn a_session_answers_only_its_own_user() {
     );
     assert_eq!(status(&unauthenticated), 401);
     assert_eq!(play(&mut h, &alice), 200);
+    // Credentials in the request URL never come back in RTP-Info.
+    let in_url = "rtsp://alice:a-pass@127.0.0.1:5544/sample";
+    let headers = [("Session", id.as_str()), ("Authorization", alice.as_str())];
+    let played = h.handle(&request(Method::Play, in_url, &headers), &c, now);
+    assert_eq!(status(&played), 200);
+    let rtp_info = header(&played.response, "RTP-Info").expect("RTP-Info");
+    assert!(
+        rtp_info.starts_with("url=rtsp://127.0.0.1:5544/sample/"),
+        "{rtp_info}"
+    );
     // A session is judged by its own path, whatever URL the request gives.
     let headers = [
         ("Session", id.as_str()),
