@@ -217,6 +217,13 @@ impl RtspHandler {
         self.settings.access = access;
     }
 
+    /// Replaces the realm and schemes of authentication (a configuration
+    /// reload), for requests from now on.
+    pub fn set_auth(&mut self, auth: crate::config::AuthConfig) {
+        self.authenticator.set_config(auth.clone());
+        self.settings.auth = auth;
+    }
+
     /// Number of live sessions.
     pub fn session_count(&self) -> usize {
         self.sessions.len()

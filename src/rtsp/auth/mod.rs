@@ -82,6 +82,12 @@ impl Authenticator {
         }
     }
 
+    /// Replaces the realm and schemes (a configuration reload); nonces
+    /// already issued stay valid and failures stay counted.
+    pub fn set_config(&mut self, config: AuthConfig) {
+        self.config = config;
+    }
+
     /// The challenges for `client` at `now`, one per configured scheme in
     /// order (RFC 7235 §4.1); `stale` tells Digest clients their password
     /// was right and only the nonce old (RFC 7616 §3.3).

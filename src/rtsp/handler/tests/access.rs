@@ -272,6 +272,24 @@ fn a_session_answers_only_its_own_user() {
 }
 
 #[test]
+fn a_reload_changes_the_schemes_offered() {
+    let mut h = guarded();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    h.handler.set_auth(crate::config::AuthConfig {
+        realm: "rtpcast".into(),
+        schemes: vec![crate::config::AuthScheme::DigestMd5],
+    });
+    let offered = challenges(&describe(&mut h, &c, BASE, None, now));
+    assert_eq!(offered.len(), 1);
+    assert!(offered[0].contains("algorithm=MD5"));
+    let refused = describe(&mut h, &c, BASE, Some(&basic("alice", "a-pass")), now);
+    assert_eq!(status(&refused), 401, "Basic is no longer accepted");
+    let digest = md5_digest(&offered[0], "alice", "a-pass", "DESCRIBE", BASE);
+    assert_eq!(status(&describe(&mut h, &c, BASE, Some(&digest), now)), 200);
+}
+
+#[test]
 fn a_client_outside_the_networks_is_forbidden() {
     let mut h = handler();
     h.handler.set_access(vec![PathAccess {
