@@ -404,6 +404,37 @@ async fn ffmpeg_publishes_with_credentials_and_not_without() {
     server.shutdown();
 }
 
+/// A viewer without credentials is answered at once: it does not wait
+/// for a publisher (`--publisher-wait`), nor would it start a relay.
+#[tokio::test]
+async fn an_unauthenticated_viewer_of_a_publish_path_waits_for_nothing() {
+    server_log();
+    let server = start_server_with(|config: &mut Config| {
+        config.publisher_wait = Duration::from_secs(5);
+        config.access = vec![PathAccess {
+            path: "/live".into(),
+            read: AccessRule {
+                users: vec![user("live-viewer")],
+                networks: Vec::new(),
+            },
+            publish: AccessRule::default(),
+        }];
+    })
+    .await;
+    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    let started = std::time::Instant::now();
+    let answer = client
+        .request("DESCRIBE", &url(&server, "live/cam"), &[])
+        .await;
+    assert_eq!(answer.status, 401, "{}", answer.head);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    server.shutdown();
+}
+
 #[tokio::test]
 async fn a_server_with_an_unusable_password_hash_does_not_start() {
     let config = Config {

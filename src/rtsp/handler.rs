@@ -240,12 +240,7 @@ impl RtspHandler {
         media: Option<ResolvedMedia>,
         viewers: &mut impl Viewers,
     ) -> Handled {
-        // CSeq is 1*DIGIT (RFC 2326 §12.17); anything else is not echoed.
-        let Some(cseq) = request
-            .header(&headers::CSEQ)
-            .map(|v| v.as_str().trim().to_string())
-            .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
-        else {
+        let Some(cseq) = request_cseq(request) else {
             return refused(None, Refusal::InvalidCSeq);
         };
         if request.version() != Version::V1_0 {
@@ -298,6 +293,21 @@ impl RtspHandler {
             }
             Err(refusal) => self.refused_request(request, ctx, &cseq, refusal),
         }
+    }
+
+    /// Answers a request its path's access rule keeps out, so that the
+    /// I/O layer need not open what it names first (a file, a relay's
+    /// upstream, a wait for a publisher: see [`media_needed`]); `None`
+    /// when it may go on to [`RtspHandler::handle_request`], which checks
+    /// it again.
+    pub fn refuse_unadmitted(
+        &mut self,
+        request: &Request<Vec<u8>>,
+        ctx: &RequestContext,
+    ) -> Option<Handled> {
+        let cseq = request_cseq(request)?;
+        let refusal = self.admit(request, ctx).err()?;
+        Some(self.refused_request(request, ctx, &cseq, refusal))
     }
 
     /// Logs a refused request (its URL without credentials) and answers
@@ -990,6 +1000,14 @@ fn refused(cseq: Option<&str>, refusal: Refusal) -> Handled {
         response: refusal.response(cseq),
         actions: Vec::new(),
     }
+}
+
+/// CSeq is 1*DIGIT (RFC 2326 §12.17); anything else is not echoed.
+fn request_cseq(request: &Request<Vec<u8>>) -> Option<String> {
+    request
+        .header(&headers::CSEQ)
+        .map(|v| v.as_str().trim().to_string())
+        .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn request_url(request: &Request<Vec<u8>>) -> Result<&Url, Refusal> {

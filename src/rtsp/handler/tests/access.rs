@@ -272,6 +272,32 @@ fn a_session_answers_only_its_own_user() {
 }
 
 #[test]
+fn unadmitted_requests_are_answered_before_media_is_opened() {
+    let mut h = guarded();
+    let c = ctx(1, [127, 0, 0, 1]);
+    let now = Instant::now();
+    let ctx_now = RequestContext { received: now, ..c };
+    let bare = request(Method::Describe, BASE, &[]);
+    let refused = h
+        .handler
+        .refuse_unadmitted(&bare, &ctx_now)
+        .expect("refused");
+    assert_eq!(status(&refused), 401);
+    assert_eq!(challenges(&refused).len(), 3);
+    let alice = basic("alice", "a-pass");
+    let admitted = request(Method::Describe, BASE, &[("Authorization", &alice)]);
+    assert!(h.handler.refuse_unadmitted(&admitted, &ctx_now).is_none());
+    // Checked again when answered.
+    assert_eq!(status(&h.handle(&admitted, &c, now)), 200);
+    let options = request(Method::Options, BASE, &[]);
+    assert!(h.handler.refuse_unadmitted(&options, &ctx_now).is_none());
+    let no_cseq = Request::builder(Method::Describe, Version::V1_0)
+        .request_uri(Url::parse(BASE).unwrap())
+        .build(Vec::new());
+    assert!(h.handler.refuse_unadmitted(&no_cseq, &ctx_now).is_none());
+}
+
+#[test]
 fn a_reload_changes_the_schemes_offered() {
     let mut h = guarded();
     let c = ctx(1, [127, 0, 0, 1]);
