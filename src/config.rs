@@ -228,15 +228,54 @@ pub struct ApiConfig {
     /// Where it listens ([`DEFAULT_API_ADDR`] as usual; port 0 takes any
     /// free port).
     pub addr: std::net::SocketAddr,
-    /// Who may use it. Its networks are enforced by the API server itself;
-    /// its users are for authentication to check, and until that is
-    /// plugged into the API server, a rule that lists users admits nobody
-    /// rather than everybody.
+    /// Who may use it: networks, and users authenticated with the
+    /// server's realm and schemes ([`Config::auth`]).
     pub access: AccessRule,
 }
 
 /// The address the API usually listens on: localhost only.
 pub const DEFAULT_API_ADDR: &str = "127.0.0.1:9997";
+
+/// A way RTSP clients may prove who they are (RFC 2326 §D.1, RFC 7235);
+/// named `digest-sha256`, `digest-md5` and `basic` in the configuration
+/// file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthScheme {
+    /// Digest with SHA-256 (RFC 7616).
+    DigestSha256,
+    /// Digest with MD5 (RFC 7616, RFC 2617; RFC 2069 without `qop`).
+    DigestMd5,
+    /// Basic (RFC 7617): the password itself travels, only base64-encoded.
+    Basic,
+}
+
+/// How paths with users ask for and check credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// The realm of the challenges (RFC 7616 §3.3); Digest password hashes
+    /// are made for one realm and name it.
+    pub realm: String,
+    /// The schemes offered, one `WWW-Authenticate` challenge each in this
+    /// order (most preferred first), and the only ones accepted.
+    pub schemes: Vec<AuthScheme>,
+}
+
+/// Default of [`AuthConfig::realm`].
+pub const DEFAULT_REALM: &str = "rtpcast";
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            realm: DEFAULT_REALM.to_string(),
+            schemes: vec![
+                AuthScheme::DigestSha256,
+                AuthScheme::DigestMd5,
+                AuthScheme::Basic,
+            ],
+        }
+    }
+}
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
@@ -290,6 +329,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// The HTTP API server; `None`: off.
     pub api: Option<ApiConfig>,
+    /// Realm and schemes of the paths whose rules name users.
+    pub auth: AuthConfig,
 }
 
 /// The port registered for `rtsps` (RFC 7826 §19.2 and §22.14): the
@@ -352,6 +393,7 @@ impl Default for Config {
             access: Vec::new(),
             tls: None,
             api: None,
+            auth: AuthConfig::default(),
         }
     }
 }

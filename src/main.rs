@@ -62,12 +62,46 @@ const URL_PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b'{')
     .add(b'}');
 
+/// `--hash-password USER`: reads the password from standard input and
+/// prints the access-rule entry to paste into the configuration file.
+///
+/// Errors: standard input unreadable, or a user name the format cannot
+/// hold.
+fn print_password_entry(user: &str, realm: &str) -> anyhow::Result<()> {
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("Password for {user} (shown as typed): ");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    let entry = rtpcast::rtsp::auth::password::config_entry(user, realm, password)
+        .map_err(|why| anyhow::anyhow!("--hash-password: {why}"))?;
+    println!("{entry}");
+    Ok(())
+}
+
 /// Exit status of a configuration refused at start-up (as for a usage
 /// error).
 const BAD_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
-    let source = ConfigSource::new(Args::command().get_matches());
+    let matches = Args::command().get_matches();
+    if let Some(user) = matches.get_one::<String>("hash_password") {
+        let realm = matches
+            .get_one::<String>("realm")
+            .map_or(rtpcast::config::DEFAULT_REALM, String::as_str);
+        return match print_password_entry(user, realm) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("rtpcast: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let source = ConfigSource::new(matches);
     let settings = match source.load() {
         Ok(settings) => settings,
         Err(error) => {

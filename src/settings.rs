@@ -19,9 +19,10 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, FromArgMatches, Parser};
 
 use crate::config::{
-    AccessRule, CameraConfig, ChannelConfig, Config, Limit, MediaPathConfig, MulticastConfig,
-    PathAccess, RelayConfig, RelayPull, TlsConfig, UserCredential, DEFAULT_API_ADDR,
-    DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS, DEFAULT_RTSPS_PORT,
+    AccessRule, AuthConfig, CameraConfig, ChannelConfig, Config, Limit, MediaPathConfig,
+    MulticastConfig, PathAccess, RelayConfig, RelayPull, TlsConfig, UserCredential,
+    DEFAULT_API_ADDR, DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS, DEFAULT_REALM,
+    DEFAULT_RTSPS_PORT,
 };
 use crate::rtsp::handler::PORTS_PER_GROUP;
 use crate::rtsp::url::normalize_mount;
@@ -160,6 +161,15 @@ pub struct Args {
     /// it an `[api_access]` rule in the configuration file.
     #[arg(long, value_name = "ADDR:PORT", num_args = 0..=1, default_missing_value = DEFAULT_API_ADDR)]
     pub api_addr: Option<std::net::SocketAddr>,
+    /// Print the access-rule entry of user USER with a password read from
+    /// standard input (its first line), hashed for Digest and Basic, and
+    /// exit.
+    #[arg(long, value_name = "USER")]
+    pub hash_password: Option<String>,
+    /// The realm --hash-password hashes for: the server's (`auth_realm`
+    /// in the configuration file).
+    #[arg(long, default_value = DEFAULT_REALM, requires = "hash_password")]
+    pub realm: String,
     /// Log filter: error, warn, info, debug, trace, or a tracing
     /// directive such as `rtpcast=debug`.
     #[arg(long, default_value = "info")]
@@ -391,13 +401,16 @@ pub fn merge(
     }
     let log_format = pick(given("log_format"), args.log_format, options.log_format);
     let tls = tls_config(&args, &given, &options, source.as_ref())?;
+    let auth = auth_config(&options, source.as_ref())?;
     let api_addr = if given("api_addr") {
         args.api_addr
     } else {
         options.api_addr.or(args.api_addr)
     };
     let api_access = match (&source, &options.api_access) {
-        (Some(source), Some(entry)) => access_rule(entry, source, &[key("api_access")])?,
+        (Some(source), Some(entry)) => {
+            access_rule(entry, source, &[key("api_access")], &auth.realm)?
+        }
         _ => AccessRule::default(),
     };
     let api = api_addr.map(|addr| crate::config::ApiConfig {
@@ -428,7 +441,7 @@ pub fn merge(
         },
     )?;
 
-    let paths = file_paths(&options, source.as_ref(), &args, &given)?;
+    let paths = file_paths(&options, source.as_ref(), &args, &given, &auth.realm)?;
     let media = if given("media") {
         args.media.clone()
     } else {
@@ -506,15 +519,45 @@ pub fn merge(
         access: paths.access,
         tls,
         api,
+        auth,
         ..Config::default()
     };
     check_mounts(&config)?;
+    // What the file's keys could not say alone: users with no scheme to
+    // authenticate them.
+    crate::rtsp::access::check(&config.access, &config.auth).map_err(|why| match &source {
+        Some(source) => source.error(&[key("auth_schemes")], why),
+        None => cli_error("", why),
+    })?;
     check_files_exist(&config, &args, &given, source.as_ref(), &options, probe)?;
     Ok(Settings {
         config,
         log_level,
         log_format,
     })
+}
+
+/// The realm and schemes of authentication, from the file or the
+/// defaults.
+///
+/// Errors: a realm the password hashes cannot name.
+fn auth_config(
+    options: &FileOptions,
+    source: Option<&Source<'_>>,
+) -> Result<AuthConfig, SettingsError> {
+    let mut auth = AuthConfig::default();
+    let Some(source) = source else {
+        return Ok(auth);
+    };
+    if let Some(realm) = &options.auth_realm {
+        crate::rtsp::auth::password::check_realm(realm)
+            .map_err(|why| source.error(&[key("auth_realm")], why))?;
+        auth.realm = realm.clone();
+    }
+    if let Some(schemes) = &options.auth_schemes {
+        auth.schemes = schemes.clone();
+    }
+    Ok(auth)
 }
 
 /// RTSPS: the certificate and key from the command line when it gives
@@ -683,6 +726,7 @@ fn file_paths(
     source: Option<&Source<'_>>,
     args: &Args,
     given: &dyn Fn(&str) -> bool,
+    realm: &str,
 ) -> Result<FilePaths, SettingsError> {
     let mut paths = FilePaths::default();
     let Some(source) = source else {
@@ -796,6 +840,7 @@ fn file_paths(
                     entry,
                     source,
                     &[key("path"), Segment::Index(index), key(name)],
+                    realm,
                 ),
                 None => Ok(AccessRule::default()),
             };
@@ -853,11 +898,13 @@ fn file_camera(
     })
 }
 
-/// One `read` or `publish` table as a rule.
+/// One `read` or `publish` table as a rule, each user's hash checked
+/// against `realm`.
 fn access_rule(
     entry: &AccessEntry,
     source: &Source<'_>,
     at: &[Segment],
+    realm: &str,
 ) -> Result<AccessRule, SettingsError> {
     let within = |tail: &[Segment]| [at, tail].concat();
     let mut rule = AccessRule::default();
@@ -869,6 +916,8 @@ fn access_rule(
         if user.password_hash.is_empty() {
             return Err(source.error(&user_at("password_hash"), "a user needs a password hash"));
         }
+        crate::rtsp::auth::password::check_user(&user.name, &user.password_hash, realm)
+            .map_err(|why| source.error(&user_at("password_hash"), why))?;
         rule.users.push(UserCredential {
             name: user.name.clone(),
             password_hash: user.password_hash.clone(),

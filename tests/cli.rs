@@ -406,3 +406,50 @@ async fn api_addr_serves_the_health_check_and_a_taken_port_stops_the_start() {
     assert!(!output.status.success());
     assert!(stderr.contains("binding the HTTP API"), "{stderr}");
 }
+
+/// `--hash-password USER` prints an access-rule entry whose hash holds
+/// MD5 and SHA-256 of `USER:realm:password` (worked out here with the
+/// hash crates directly), and never the password.
+#[tokio::test]
+async fn hash_password_prints_an_entry_from_standard_input() {
+    use md5::Digest as _;
+    use tokio::io::AsyncWriteExt;
+    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+    for (args, realm) in [
+        (vec!["--hash-password", "alice"], "rtpcast"),
+        (vec!["--hash-password", "alice", "--realm", "cams"], "cams"),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rtpcast"))
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("rtpcast runs");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"won der:land\r\n")
+            .await
+            .expect("password written");
+        drop(stdin);
+        let output = child.wait_with_output().await.expect("rtpcast ends");
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        let stdout = String::from_utf8(output.stdout).expect("UTF-8");
+        let secret = format!("alice:{realm}:won der:land");
+        let expected = format!(
+            "{{ name = \"alice\", password_hash = \"$digest$r={realm}${}${}\" }}\n",
+            hex(&md5::Md5::digest(secret.as_bytes())),
+            hex(&sha2::Sha256::digest(secret.as_bytes()))
+        );
+        assert_eq!(stdout, expected);
+        assert!(!stdout.contains("land"));
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_rtpcast"))
+        .args(["--hash-password", "al:ice"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("rtpcast runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("user name"));
+}

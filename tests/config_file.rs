@@ -333,7 +333,7 @@ async fn reload_applies_paths_and_access_and_lists_what_needs_a_restart() {
         file: SAMPLE.into(),
     });
     new.access.push(PathAccess {
-        path: "/tv".into(),
+        path: "/clips".into(),
         read: AccessRule {
             networks: vec!["10.0.0.0/8".parse().unwrap()],
             users: Vec::new(),
@@ -345,7 +345,11 @@ async fn reload_applies_paths_and_access_and_lists_what_needs_a_restart() {
     assert!(summary.removed.is_empty());
     assert!(summary.access_changed);
     assert_eq!(summary.restart_needed, ["mtu"]);
-    assert_eq!(describe("/clips/sample.mp4").await, 200);
+    assert_eq!(
+        describe("/clips/sample.mp4").await,
+        403,
+        "the new rule admits 10.0.0.0/8 only"
+    );
     let deadline = Instant::now() + Duration::from_secs(3);
     while describe("/tv").await != 200 {
         assert!(Instant::now() < deadline, "/tv never started");

@@ -251,17 +251,78 @@ async fn only_the_allowed_networks_reach_the_api_but_health_answers_all() {
 }
 
 #[tokio::test]
-async fn a_rule_with_users_admits_nobody_until_authentication_is_plugged_in() {
+async fn a_rule_with_users_needs_one_of_them_by_digest_or_basic() {
     let users = AccessRule {
         users: vec![rtpcast::config::UserCredential {
             name: "ops".into(),
-            password_hash: "some-hash".into(),
+            password_hash: format!("$digest$r=rtpcast${}", ops_hashes()),
         }],
         networks: Vec::new(),
     };
     let server = start_server_with(api_on_loopback(users)).await;
-    let answer = http(server.api_addr.unwrap(), "GET", "/metrics").await;
-    assert_eq!(answer.status, 403, "{}", answer.body);
+    let api = server.api_addr.unwrap();
+    let anonymous = http(api, "GET", "/metrics").await;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    assert_eq!(http(api, "GET", "/health").await.status, 200, "open to all");
+    if !require_tool("curl") {
+        return;
+    }
+    let url = format!("http://{api}/api/v1/sessions");
+    // curl answers Digest with MD5, and Basic; each with the right and a
+    // wrong password. -D - prints the headers, -w the status.
+    for (scheme, password, status) in [
+        ("--digest", "ops-pass", "200"),
+        ("--basic", "ops-pass", "200"),
+        ("--digest", "wrong", "401"),
+        ("--basic", "wrong", "401"),
+    ] {
+        let user = format!("ops:{password}");
+        let run = run_tool(
+            "curl",
+            &[
+                "-s",
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                scheme,
+                "-u",
+                &user,
+                &url,
+            ],
+            Duration::from_secs(10),
+        )
+        .await;
+        assert!(
+            run.stdout.ends_with(status),
+            "{scheme} {password}: {}",
+            run.stdout
+        );
+        if status == "401" {
+            assert!(
+                run.stdout
+                    .to_ascii_lowercase()
+                    .contains("www-authenticate: digest realm=\"rtpcast\""),
+                "{}",
+                run.stdout
+            );
+        }
+    }
+}
+
+/// The hashes of `ops:rtpcast:ops-pass`, as `--hash-password` writes them
+/// after the realm.
+fn ops_hashes() -> String {
+    use md5::Digest as _;
+    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+    let secret = b"ops:rtpcast:ops-pass";
+    format!(
+        "{}${}",
+        hex(&md5::Md5::digest(secret)),
+        hex(&sha2::Sha256::digest(secret))
+    )
 }
 
 #[tokio::test]

@@ -160,6 +160,7 @@ impl Sim {
             source_paths: Vec::new(),
             multicast: None,
             access: Vec::new(),
+            auth: Default::default(),
         };
         Sim {
             base: Instant::now(),

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rtsp_types::{headers, Method, Request, Response, StatusCode, Url, Version};
 
+use super::auth::Authenticator;
 use super::range::{parse_npt_range, NptRange};
 use super::rate;
 use super::refusal::Refusal;
@@ -63,6 +64,8 @@ pub struct HandlerSettings {
     /// Per-path access rules for reading and publishing (see
     /// [`crate::config::PathAccess`]).
     pub access: Vec<crate::config::PathAccess>,
+    /// Realm and schemes of the rules that name users.
+    pub auth: crate::config::AuthConfig,
 }
 
 /// Where a request came from.
@@ -201,6 +204,8 @@ pub struct RtspHandler {
     /// Live paths' multicast groups, by mount.
     multicast_groups: HashMap<String, multicast::MulticastGroup>,
     rng: StdRng,
+    /// Checks credentials where a rule names users.
+    authenticator: Authenticator,
     /// The `o=` session id of every description this handler gives.
     sdp_session_id: u64,
 }
@@ -210,6 +215,7 @@ impl RtspHandler {
     pub fn new(settings: HandlerSettings) -> Self {
         let mut rng = StdRng::from_seed(settings.rng_seed);
         RtspHandler {
+            authenticator: Authenticator::new(settings.auth.clone(), &settings.rng_seed),
             sdp_session_id: rng.gen(),
             rng,
             settings,
@@ -233,6 +239,13 @@ impl RtspHandler {
         self.settings.source_paths = source_paths;
     }
 
+    /// Replaces the realm and schemes of authentication (a configuration
+    /// reload), for requests from now on.
+    pub fn set_auth(&mut self, auth: crate::config::AuthConfig) {
+        self.authenticator.set_config(auth.clone());
+        self.settings.auth = auth;
+    }
+
     /// Number of live sessions.
     pub fn session_count(&self) -> usize {
         self.sessions.len()
@@ -249,12 +262,7 @@ impl RtspHandler {
         media: Option<ResolvedMedia>,
         viewers: &mut impl Viewers,
     ) -> Handled {
-        // CSeq is 1*DIGIT (RFC 2326 §12.17); anything else is not echoed.
-        let Some(cseq) = request
-            .header(&headers::CSEQ)
-            .map(|v| v.as_str().trim().to_string())
-            .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
-        else {
+        let Some(cseq) = request_cseq(request) else {
             return refused(None, Refusal::InvalidCSeq);
         };
         if request.version() != Version::V1_0 {
@@ -271,6 +279,13 @@ impl RtspHandler {
                 .insert_header(headers::UNSUPPORTED, required);
             return handled;
         }
+        let user = match self.admit(request, ctx).and_then(|user| {
+            self.check_session_user(request, user.as_deref())
+                .map(|()| user)
+        }) {
+            Ok(user) => user,
+            Err(refusal) => return self.refused_request(request, ctx, &cseq, refusal),
+        };
         self.refresh_liveness(request, ctx);
         let mut actions = Vec::new();
         let result = match request.method() {
@@ -291,19 +306,50 @@ impl RtspHandler {
             _ => Err(Refusal::MethodNotImplemented),
         };
         match result {
-            Ok(response) => Handled { response, actions },
-            Err(refusal) => {
-                tracing::info!(
-                    peer = %ctx.peer,
-                    method = ?request.method(),
-                    uri = request.request_uri().map(|u| u.as_str()).unwrap_or("*"),
-                    status = u16::from(refusal.status()),
-                    reason = %refusal,
-                    "request refused"
+            Ok(response) => {
+                self.bind_session_user(
+                    response.header(&headers::SESSION).map(|v| v.as_str()),
+                    user,
                 );
-                refused(Some(&cseq), refusal)
+                Handled { response, actions }
             }
+            Err(refusal) => self.refused_request(request, ctx, &cseq, refusal),
         }
+    }
+
+    /// Answers a request its path's access rule keeps out, so that the
+    /// I/O layer need not open what it names first (a file, a relay's
+    /// upstream, a wait for a publisher: see [`media_needed`]); `None`
+    /// when it may go on to [`RtspHandler::handle_request`], which checks
+    /// it again.
+    pub fn refuse_unadmitted(
+        &mut self,
+        request: &Request<Vec<u8>>,
+        ctx: &RequestContext,
+    ) -> Option<Handled> {
+        let cseq = request_cseq(request)?;
+        let refusal = self.admit(request, ctx).err()?;
+        Some(self.refused_request(request, ctx, &cseq, refusal))
+    }
+
+    /// Logs a refused request (its URL without credentials) and answers
+    /// it.
+    fn refused_request(
+        &self,
+        request: &Request<Vec<u8>>,
+        ctx: &RequestContext,
+        cseq: &str,
+        refusal: Refusal,
+    ) -> Handled {
+        tracing::info!(
+            peer = %ctx.peer,
+            method = ?request.method(),
+            uri = request.request_uri().map_or_else(|| "*".into(), url::without_credentials),
+            status = u16::from(refusal.status()),
+            reason = %refusal,
+            "request refused"
+        );
+        refused(Some(cseq), refusal)
     }
 
     /// Tears down the sessions whose client has been silent past the
@@ -927,6 +973,7 @@ impl RtspHandler {
                 interleaved: false,
                 publishing: kind == SessionKind::Publisher,
                 multicast: kind == SessionKind::Multicast,
+                user: None,
             },
         );
         Ok(id)
@@ -1042,6 +1089,14 @@ fn refused(cseq: Option<&str>, refusal: Refusal) -> Handled {
     }
 }
 
+/// CSeq is 1*DIGIT (RFC 2326 §12.17); anything else is not echoed.
+fn request_cseq(request: &Request<Vec<u8>>) -> Option<String> {
+    request
+        .header(&headers::CSEQ)
+        .map(|v| v.as_str().trim().to_string())
+        .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+}
+
 fn request_url(request: &Request<Vec<u8>>) -> Result<&Url, Refusal> {
     request.request_uri().ok_or(Refusal::NoUrl)
 }
@@ -1063,6 +1118,7 @@ pub fn media_needed(request: &Request<Vec<u8>>) -> Option<String> {
     }
 }
 
+mod admission;
 mod multicast;
 mod record;
 pub use multicast::PORTS_PER_GROUP;

@@ -78,6 +78,15 @@ pub enum Refusal {
     /// A SETUP with `mode=record` on a path this connection has not
     /// announced (RFC 2326 §10.3 comes first).
     NotAnnounced(String),
+    /// The path's rule names users and the request's credentials are
+    /// missing or wrong (RFC 2326 §D.1, RFC 7235 §3.1): answered with one
+    /// `WWW-Authenticate` line per challenge.
+    Unauthorized(Vec<String>),
+    /// The path's rule names networks and the client is in none.
+    NetworkNotAllowed(String),
+    /// The client's address failed to authenticate too often: answered
+    /// without checking, with `Retry-After` (RFC 2326 §12.31) in seconds.
+    AuthenticationThrottled(u64),
 }
 
 impl Refusal {
@@ -123,6 +132,9 @@ impl Refusal {
             UnsupportedAnnouncement(_) => {
                 (StatusCode::UnsupportedMediaType, "Unsupported Media Type")
             }
+            Unauthorized(_) => (StatusCode::Unauthorized, "Unauthorized"),
+            NetworkNotAllowed(_) => (StatusCode::Forbidden, "Forbidden"),
+            AuthenticationThrottled(_) => (StatusCode::ServiceUnavailable, "Service Unavailable"),
         }
     }
 
@@ -149,8 +161,10 @@ impl Refusal {
             PathBusy(path) => Some(format!("{path} already has a publisher")),
             InvalidAnnouncement(why) | UnsupportedAnnouncement(why) => Some(why.clone()),
             NotAnnounced(path) => Some(format!("ANNOUNCE {path} first")),
+            NetworkNotAllowed(path) => Some(format!("{path} is not open to this address")),
+            AuthenticationThrottled(_) => Some("too many failed authentications".into()),
             Unparseable | RequestTooLarge | SessionNotFound | MethodNotImplemented
-            | VersionNotSupported | OptionNotSupported => None,
+            | VersionNotSupported | OptionNotSupported | Unauthorized(_) => None,
         }
     }
 
@@ -174,6 +188,26 @@ impl Refusal {
             .header(headers::SERVER, SERVER_NAME);
         if let Some(cseq) = cseq {
             builder = builder.header(headers::CSEQ, cseq);
+        }
+        match self {
+            // rtsp-types keeps one value per header name, and RFC 7235's
+            // comma-separated list of challenges in one line is read by
+            // neither ffmpeg nor live555 (they take one challenge per
+            // line): the challenges become consecutive header lines.
+            Refusal::Unauthorized(challenges) if !challenges.is_empty() => {
+                let lines: Vec<String> = challenges
+                    .iter()
+                    .map(|c| c.chars().filter(|c| !c.is_control()).collect())
+                    .collect();
+                builder = builder.header(
+                    headers::WWW_AUTHENTICATE,
+                    lines.join(&format!("\r\n{}: ", headers::WWW_AUTHENTICATE.as_str())),
+                );
+            }
+            Refusal::AuthenticationThrottled(seconds) => {
+                builder = builder.header(headers::RETRY_AFTER, seconds.to_string());
+            }
+            _ => {}
         }
         builder.build(Vec::new())
     }
@@ -326,6 +360,17 @@ mod tests {
                 "RTSP Version Not Supported",
             ),
             (Refusal::OptionNotSupported, 551, "Option not supported"),
+            (Refusal::Unauthorized(Vec::new()), 401, "Unauthorized"),
+            (
+                Refusal::NetworkNotAllowed("/cams".into()),
+                403,
+                "Forbidden: /cams is not open to this address",
+            ),
+            (
+                Refusal::AuthenticationThrottled(30),
+                503,
+                "Service Unavailable: too many failed authentications",
+            ),
         ];
         for (refusal, status, reason) in table {
             assert_eq!(u16::from(refusal.status()), status, "{refusal:?}");
@@ -352,6 +397,38 @@ mod tests {
         assert_eq!(
             response.header(&headers::CSEQ).map(|v| v.as_str()),
             Some("12")
+        );
+    }
+
+    #[test]
+    fn challenges_go_one_per_header_line_and_throttling_says_when_to_retry() {
+        let challenges = vec![
+            "Digest realm=\"r\", nonce=\"n\", algorithm=SHA-256".to_string(),
+            "Basic realm=\"r\"\r\nX-Injected: 1".to_string(),
+        ];
+        let mut bytes = Vec::new();
+        Refusal::Unauthorized(challenges)
+            .response(Some("2"))
+            .write(&mut bytes)
+            .unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.starts_with("RTSP/1.0 401 Unauthorized\r\n"), "{text}");
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|line| line.starts_with("WWW-Authenticate: "))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "WWW-Authenticate: Digest realm=\"r\", nonce=\"n\", algorithm=SHA-256",
+                "WWW-Authenticate: Basic realm=\"r\"X-Injected: 1"
+            ],
+            "{text}"
+        );
+        let throttled = Refusal::AuthenticationThrottled(42).response(None);
+        assert_eq!(
+            throttled.header(&headers::RETRY_AFTER).map(|v| v.as_str()),
+            Some("42")
         );
     }
 

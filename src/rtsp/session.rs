@@ -114,6 +114,9 @@ pub struct Session {
     pub publishing: bool,
     /// True for a viewer watching through its path's multicast group.
     pub multicast: bool,
+    /// The user that authenticated for it, where its path names users:
+    /// only that user may control it.
+    pub user: Option<String>,
 }
 
 impl Session {

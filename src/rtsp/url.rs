@@ -86,6 +86,15 @@ pub fn presentation_url(url: &Url, mount: &str, secure: bool) -> String {
     base.as_str().trim_end_matches('/').to_string()
 }
 
+/// `url` as text without its user name and password, for logs.
+pub fn without_credentials(url: &Url) -> String {
+    let mut url = url.clone();
+    // Fails only for URLs that cannot carry credentials: nothing to strip.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

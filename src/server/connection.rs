@@ -150,6 +150,24 @@ pub(super) async fn serve<R, W>(
             match framer.next_message() {
                 Ok(None) => break,
                 Ok(Some(Incoming::Request(request))) => {
+                    // A client the path's rule keeps out opens no file,
+                    // starts no relay and waits for no publisher.
+                    let refused = handler::media_needed(&request).and_then(|_| {
+                        let ctx = RequestContext {
+                            received: Instant::now(),
+                            ..ctx
+                        };
+                        shared.with_handler(|handler, _| handler.refuse_unadmitted(&request, &ctx))
+                    });
+                    if let Some(refused) = refused {
+                        let mut bytes = Vec::with_capacity(512);
+                        if refused.response.write(&mut bytes).is_err()
+                            || tx.send(Outgoing::Bytes(bytes.into())).await.is_err()
+                        {
+                            break 'read;
+                        }
+                        continue;
+                    }
                     // Opening a file blocks: done on a blocking thread
                     // before the handler is asked, so no other client's
                     // request waits behind the disk.

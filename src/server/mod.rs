@@ -400,6 +400,7 @@ pub async fn start_with_cameras(
     catalog: Catalog,
     cameras: Vec<camera::Camera>,
 ) -> anyhow::Result<RunningServer> {
+    crate::rtsp::access::check(&config.access, &config.auth).map_err(anyhow::Error::msg)?;
     // Bound first: once RTSP accepts connections, the API does too.
     let api_listener = match &config.api {
         Some(api) => Some(api::bind(api.addr).await?),
@@ -458,6 +459,7 @@ pub async fn start_with_cameras(
         source_paths: routes.source_paths.clone(),
         multicast: config.multicast,
         access: config.access.clone(),
+        auth: config.auth.clone(),
     };
     let channels = open_channels(&config.channels)?;
     let mut mounts = std::collections::HashSet::new();

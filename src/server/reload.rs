@@ -213,6 +213,7 @@ fn applicable(running: &Config, new: Config) -> Config {
         publish_paths: new.publish_paths,
         relays: new.relays,
         access: new.access,
+        auth: new.auth,
         // The API keeps its address until a restart; its rule applies now.
         api: match (running.api.clone(), new.api) {
             (Some(mut api), Some(new_api)) => {
@@ -331,6 +332,7 @@ fn apply(shared: &Arc<super::Shared>, new: Config) -> Result<ReloadSummary, Relo
         .collect();
     summary.media_changed = running.media != new.media;
     summary.access_changed = running.access != new.access
+        || running.auth != new.auth
         || running.api.as_ref().map(|api| &api.access) != new.api.as_ref().map(|api| &api.access);
     // Everything that can fail is opened before anything changes.
     let added_channels: Vec<_> = new
@@ -352,6 +354,7 @@ fn apply(shared: &Arc<super::Shared>, new: Config) -> Result<ReloadSummary, Relo
     let removed = summary.removed.clone();
     let actions = shared.with_handler(|handler, viewers| {
         handler.set_access(new.access.clone());
+        handler.set_auth(new.auth.clone());
         handler.set_paths(routes.publish_paths.clone(), routes.source_paths.clone());
         handler.end_sessions_under(&removed, viewers)
     });

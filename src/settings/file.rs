@@ -55,6 +55,11 @@ pub struct FileOptions {
     pub rtsps_port: Option<u16>,
     /// `--api-addr`.
     pub api_addr: Option<std::net::SocketAddr>,
+    /// The realm of authentication challenges and password hashes.
+    pub auth_realm: Option<String>,
+    /// The authentication schemes offered, most preferred first:
+    /// `digest-sha256`, `digest-md5`, `basic`.
+    pub auth_schemes: Option<Vec<crate::config::AuthScheme>>,
     /// Who may use the HTTP API (`users`, `networks`), like a path's
     /// `read`.
     pub api_access: Option<AccessEntry>,

@@ -1,6 +1,9 @@
 use super::*;
 use clap::CommandFactory;
 
+/// A `--hash-password` entry's hash (realm `rtpcast`).
+const ALICE_HASH: &str = "$digest$r=rtpcast$b332264f57cd3949578889881f622813$6de21219f228b2f2013608f8e8a14bb3b8f4fa9250b72909ee594a97787b8e57";
+
 const EXAMPLE: &str = include_str!("../../rtpcast.example.toml");
 
 fn matches(args: &[&str]) -> ArgMatches {
@@ -103,7 +106,7 @@ fn paths_fill_sources_and_access_rules() {
 name = "movies/"
 folder = "/srv/movies"
 [path.read]
-users = [{ name = "alice", password_hash = "kept verbatim" }]
+users = [{ name = "alice", password_hash = "$digest$r=rtpcast$b332264f57cd3949578889881f622813$6de21219f228b2f2013608f8e8a14bb3b8f4fa9250b72909ee594a97787b8e57" }]
 networks = ["10.0.0.0/8", "2001:db8::/32"]
 
 [[path]]
@@ -134,7 +137,10 @@ networks = ["192.168.1.0/24"]
     let movies = &config.access[0];
     assert_eq!(movies.path, "/movies");
     assert_eq!(movies.read.users[0].name, "alice");
-    assert_eq!(movies.read.users[0].password_hash, "kept verbatim");
+    assert_eq!(
+        movies.read.users[0].password_hash, ALICE_HASH,
+        "kept verbatim"
+    );
     assert_eq!(movies.read.networks.len(), 2);
     assert!(movies.publish.is_open());
     assert_eq!(
@@ -382,6 +388,8 @@ fn the_example_file_loads_and_covers_every_key() {
         "tls_key",
         "rtsps_port",
         "api_addr",
+        "auth_realm",
+        "auth_schemes",
         "api_access",
         "api_access.users",
         "api_access.networks",
@@ -441,6 +449,10 @@ fn every_option_has_a_key() {
         "rtsps_port",
         "api_addr",
         "config",
+        // One-shot commands, not settings: `--realm` goes with
+        // `--hash-password` (the server's realm is `auth_realm`).
+        "hash_password",
+        "realm",
     ];
     for argument in Args::command().get_arguments() {
         let name = argument.get_long().map_or_else(
@@ -525,5 +537,40 @@ fn the_api_takes_its_address_and_access_rule() {
     assert_eq!(
         (bad.line, bad.key.as_str()),
         (Some(3), "api_access.networks[0]")
+    );
+}
+
+#[test]
+fn password_hashes_and_the_realm_are_checked_with_their_line() {
+    let hashed = format!(
+        "auth_realm = \"rtpcast\"\nauth_schemes = [\"digest-md5\"]\n[[path]]\nname = \"/a\"\n[path.read]\nusers = [{{ name = \"alice\", password_hash = \"{ALICE_HASH}\" }}]\n"
+    );
+    let settings = load(&[], &hashed).unwrap();
+    assert_eq!(
+        settings.config.auth.schemes,
+        [crate::config::AuthScheme::DigestMd5]
+    );
+    assert_eq!(settings.config.auth.realm, "rtpcast");
+
+    let plain = refused("[[path]]\nname = \"/a\"\n[path.read]\nusers = [{ name = \"alice\", password_hash = \"secret\" }]\n");
+    assert_eq!(
+        (plain.line, plain.key.as_str()),
+        (Some(4), "path[0].read.users[0].password_hash")
+    );
+    assert!(!plain.to_string().contains("secret\""), "{plain}");
+    // The hash names its realm: another realm cannot check it.
+    let other_realm = refused(&hashed.replace("auth_realm = \"rtpcast\"", "auth_realm = \"cams\""));
+    assert_eq!(other_realm.key, "path[0].read.users[0].password_hash");
+    let no_scheme = refused(&hashed.replace("[\"digest-md5\"]", "[]"));
+    assert_eq!(no_scheme.key, "auth_schemes");
+    let bad_scheme = refused("auth_schemes = [\"ntlm\"]\n");
+    assert_eq!(
+        (bad_scheme.line, bad_scheme.key.as_str()),
+        (Some(1), "auth_schemes[0]")
+    );
+    let bad_realm = refused("\nauth_realm = \"a\\\"b\"\n");
+    assert_eq!(
+        (bad_realm.line, bad_realm.key.as_str()),
+        (Some(2), "auth_realm")
     );
 }

@@ -130,6 +130,7 @@ fn handler_with_limits(per_connection: Limit, per_address: Limit, overall: Limit
         source_paths: vec!["/live/channel".into()],
         multicast: None,
         access: Vec::new(),
+        auth: Default::default(),
     });
     TestServer {
         handler,
@@ -1245,6 +1246,7 @@ fn a_path_a_configured_source_feeds_takes_no_publisher() {
     assert_eq!(status(&free), 200, "its neighbour takes publishers");
 }
 
+mod access;
 mod record;
 
 #[test]

@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use super::{session_task, Shared};
 use crate::config::AccessRule;
 use crate::metrics::{self, MetricsInput};
+use crate::rtsp::auth::{Attempt, Authenticator, Denial};
 use crate::stats::{SessionStats, TrackStats};
 use rates::Rates;
 
@@ -61,6 +62,9 @@ pub(super) enum SourceKind {
 /// The API server's state.
 struct Api {
     shared: Arc<Shared>,
+    /// Checks the credentials of a rule with users (Basic and Digest, as
+    /// on RTSP), with its own nonces and failure counts.
+    authenticator: Mutex<Authenticator>,
     rates: Mutex<Rates>,
     /// The on-demand paths and what serves each, listed again every
     /// [`FILE_LIST_INTERVAL`].
@@ -89,13 +93,9 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>, access: Ac
             "the HTTP API is open to every address that reaches it, and can end sessions"
         );
     }
-    if !access.users.is_empty() {
-        tracing::warn!(
-            "the API's access rule lists users, which this build cannot check yet: \
-             every API request but /health is refused"
-        );
-    }
+    let auth = lock(&shared.config).auth.clone();
     let api = Arc::new(Api {
+        authenticator: Mutex::new(Authenticator::new(auth, &rand::random())),
         shared,
         rates: Mutex::new(Rates::default()),
         files: Mutex::new(Vec::new()),
@@ -157,10 +157,9 @@ async fn sample_loop(api: std::sync::Weak<Api>) {
     }
 }
 
-/// Admits a request by the API's access rule. Networks are checked here;
-/// users are the authentication module's to verify at this point, and
-/// until it is plugged in a rule with users admits nobody (403), so that
-/// configuring users never leaves the API open.
+/// Admits a request by the API's access rule, as the last reload left
+/// it: a client outside its networks gets 403, and where it lists users,
+/// a client must authenticate as one of them (401 with challenges).
 async fn admit(
     State(api): State<Arc<Api>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -185,13 +184,76 @@ async fn admit(
             .into_response();
     }
     if !access.users.is_empty() {
-        return (
-            StatusCode::FORBIDDEN,
-            "this API's access rule lists users, and user authentication is not available for the API yet\n",
-        )
-            .into_response();
+        if let Some(refusal) = authentication_refusal(&api, &access, peer, &request) {
+            return refusal;
+        }
     }
     next.run(request).await
+}
+
+/// Checks the request's credentials against `access`'s users with the
+/// server's realm and schemes (RFC 7617 Basic, RFC 7616 Digest): `None`
+/// when one of them authenticated, else the answer to send: 401 with the
+/// challenges, or 503 with `Retry-After` for an address past its failures.
+fn authentication_refusal(
+    api: &Api,
+    access: &AccessRule,
+    peer: SocketAddr,
+    request: &Request,
+) -> Option<Response> {
+    let auth = lock(&api.shared.config).auth.clone();
+    // Digest's `uri` is the request target; the host part is only there
+    // to make a URL of it.
+    let Ok(url) = url::Url::parse("http://api.invalid/")
+        .and_then(|base| base.join(&request.uri().to_string()))
+    else {
+        return Some(StatusCode::BAD_REQUEST.into_response());
+    };
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    let attempt = Attempt {
+        method: request.method().as_str(),
+        url: &url,
+        authorization,
+        path: request.uri().path(),
+        client: peer.ip(),
+        now: Instant::now(),
+    };
+    let outcome = {
+        let mut authenticator = lock(&api.authenticator);
+        authenticator.set_config(auth);
+        authenticator.authenticate(&attempt, &access.users)
+    };
+    match outcome {
+        Ok(_) => None,
+        Err(Denial::Challenge(challenges)) => {
+            let mut answer = (
+                StatusCode::UNAUTHORIZED,
+                "this API needs a user of its access rule\n",
+            )
+                .into_response();
+            for challenge in challenges {
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    answer.headers_mut().append(header::WWW_AUTHENTICATE, value);
+                }
+            }
+            Some(answer)
+        }
+        Err(Denial::Throttled(wait)) => {
+            let mut answer = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many failed attempts from this address\n",
+            )
+                .into_response();
+            answer.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(wait.as_secs().max(1)),
+            );
+            Some(answer)
+        }
+    }
 }
 
 async fn status_page() -> impl IntoResponse {
