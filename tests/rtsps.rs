@@ -382,16 +382,17 @@ async fn rtsps_plays_interleaved_and_bad_clients_do_not_disturb_it() {
         .starts_with("rtsp://"));
 }
 
-/// `curl` fetching `path` from the API over HTTPS, trusting only `cert`
-/// (for the name `localhost`, resolved to the API's address): the body.
-async fn curl_https(api: std::net::SocketAddr, cert: &SelfSigned, path: &str) -> String {
+/// `curl -v` fetching `path` from the API over HTTPS, trusting only
+/// `cert` (for the name `localhost`, resolved to the API's address): the
+/// body, and curl's account of the connection.
+async fn curl_https(api: std::net::SocketAddr, cert: &SelfSigned, path: &str) -> (String, String) {
     let resolve = format!("localhost:{}:{}", api.port(), api.ip());
     let url = format!("https://localhost:{}{path}", api.port());
     let cacert = cert.certificate.to_str().unwrap();
     let run = run_tool(
         "curl",
         &[
-            "-sS",
+            "-sSv",
             "--fail",
             "--cacert",
             cacert,
@@ -403,7 +404,7 @@ async fn curl_https(api: std::net::SocketAddr, cert: &SelfSigned, path: &str) ->
     )
     .await;
     assert!(run.status.success(), "curl {url}: {}", run.stderr);
-    run.stdout
+    (run.stdout, run.stderr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -426,7 +427,15 @@ async fn the_api_serves_https_with_the_rtsps_certificate() {
     })
     .await;
     let api = server.api_addr.expect("the API is on");
-    assert_eq!(curl_https(api, &cert, "/health").await, "ok\n");
+    let (health, account) = curl_https(api, &cert, "/health").await;
+    assert_eq!(health, "ok\n");
+    // HTTP/1.1 agreed by ALPN ("server did not agree" without it).
+    assert!(
+        account.lines().any(|line| line.contains("ALPN")
+            && line.contains("accepted")
+            && line.contains("http/1.1")),
+        "{account}"
+    );
 
     // Plain HTTP on the HTTPS port: the handshake fails, the connection
     // closes with no HTTP answer.
@@ -448,7 +457,7 @@ async fn the_api_serves_https_with_the_rtsps_certificate() {
     client
         .request_ok("OPTIONS", &url(&server, "sample"), &[])
         .await;
-    let metrics = curl_https(api, &cert, "/metrics").await;
+    let (metrics, _) = curl_https(api, &cert, "/metrics").await;
     assert_eq!(
         metric_value(
             &metrics,
