@@ -437,6 +437,15 @@ async fn the_api_serves_https_with_the_rtsps_certificate() {
         "{account}"
     );
 
+    // A client that starts a handshake and goes silent holds up no other
+    // (handshakes run side by side): the requests below are answered at
+    // once, not after its handshake timeout.
+    let mut stalled = TcpStream::connect(api).await.unwrap();
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x00, 0xc8])
+        .await
+        .unwrap();
+    let started = Instant::now();
     // Plain HTTP on the HTTPS port: the handshake fails, the connection
     // closes with no HTTP answer.
     let mut plain = TcpStream::connect(api).await.unwrap();
@@ -458,6 +467,11 @@ async fn the_api_serves_https_with_the_rtsps_certificate() {
         .request_ok("OPTIONS", &url(&server, "sample"), &[])
         .await;
     let (metrics, _) = curl_https(api, &cert, "/metrics").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "held up by the stalled handshake: {:?}",
+        started.elapsed()
+    );
     assert_eq!(
         metric_value(
             &metrics,
@@ -467,4 +481,6 @@ async fn the_api_serves_https_with_the_rtsps_certificate() {
         Some(1.0),
         "{metrics}"
     );
+    let (closed, _) = closed_within(&mut stalled, Duration::from_secs(12)).await;
+    assert!(closed, "a stalled handshake was never dropped");
 }
