@@ -231,6 +231,9 @@ pub struct ApiConfig {
     /// Who may use it: networks, and users authenticated with the
     /// server's realm and schemes ([`Config::auth`]).
     pub access: AccessRule,
+    /// Serve HTTPS instead of plain HTTP, with the RTSPS certificate and
+    /// key ([`Config::tls`], which must then be set).
+    pub tls: bool,
 }
 
 /// The address the API usually listens on: localhost only.

@@ -188,7 +188,12 @@ async fn serve(source: &ConfigSource, settings: Settings) -> anyhow::Result<()> 
         tracing::info!("RTSPS (TLS, interleaved media only) on {rtsps}");
     }
     if let Some(api) = server.api_addr {
-        tracing::info!("HTTP API, metrics and status page on http://{api}/");
+        let scheme = if config.api.as_ref().is_some_and(|api| api.tls) {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!("HTTP API, metrics and status page on {scheme}://{api}/");
         server.enable_api_reload(source.clone(), log_level.clone());
     }
     let mut terminate =

@@ -161,6 +161,10 @@ pub struct Args {
     /// it an `[api_access]` rule in the configuration file.
     #[arg(long, value_name = "ADDR:PORT", num_args = 0..=1, default_missing_value = DEFAULT_API_ADDR)]
     pub api_addr: Option<std::net::SocketAddr>,
+    /// Serve the HTTP API over HTTPS (TLS) with the RTSPS certificate and
+    /// key (--tls-cert, --tls-key), instead of plain HTTP.
+    #[arg(long)]
+    pub api_tls: bool,
     /// Print the access-rule entry of user USER with a password read from
     /// standard input (its first line), hashed for Digest and Basic, and
     /// exit.
@@ -413,9 +417,19 @@ pub fn merge(
         }
         _ => AccessRule::default(),
     };
+    let api_tls = pick(given("api_tls"), args.api_tls, options.api_tls);
+    if api_tls && tls.is_none() {
+        let message = "HTTPS for the API needs the RTSPS certificate and key \
+             (tls_cert and tls_key, or --tls-cert and --tls-key)";
+        return Err(match &source {
+            Some(source) if !given("api_tls") => source.error(&[key("api_tls")], message),
+            _ => cli_error("--api-tls", message),
+        });
+    }
     let api = api_addr.map(|addr| crate::config::ApiConfig {
         addr,
         access: api_access,
+        tls: api_tls,
     });
     let multicast_range = pick(
         given("multicast_range"),

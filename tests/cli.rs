@@ -407,6 +407,53 @@ async fn api_addr_serves_the_health_check_and_a_taken_port_stops_the_start() {
     assert!(stderr.contains("binding the HTTP API"), "{stderr}");
 }
 
+#[tokio::test]
+async fn api_tls_serves_https_and_needs_the_certificate() {
+    let output = Command::new(env!("CARGO_BIN_EXE_rtpcast"))
+        .args(["--bind", "127.0.0.1", "--rtsp-port", "0", "--rtp-port", "0"])
+        .args(["--api-addr", "127.0.0.1:0", "--api-tls"])
+        .output()
+        .await
+        .expect("rtpcast runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--api-tls"), "{stderr}");
+
+    if !require_tool("curl") {
+        return;
+    }
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (certificate, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&certificate, pair.cert.pem()).unwrap();
+    std::fs::write(&key, pair.key_pair.serialize_pem()).unwrap();
+    let api = SocketAddr::from(([127, 0, 0, 1], free_tcp_port().await));
+    let server = Server::start(&[
+        "--api-addr",
+        &api.to_string(),
+        "--api-tls",
+        "--tls-cert",
+        certificate.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--rtsps-port",
+        "0",
+    ])
+    .await;
+    let health = run_tool(
+        "curl",
+        &["-sSk", &format!("https://{api}/health")],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(health.stdout, "ok\n", "{}", health.stderr);
+    let log = server.stop().await;
+    assert!(
+        log.contains(&format!("status page on https://{api}/")),
+        "{log}"
+    );
+}
+
 /// `--hash-password USER` prints an access-rule entry whose hash holds
 /// MD5 and SHA-256 of `USER:realm:password` (worked out here with the
 /// hash crates directly), and never the password.

@@ -20,6 +20,7 @@ fn api_on_loopback(access: AccessRule) -> impl FnOnce(&mut Config) {
         config.api = Some(ApiConfig {
             addr: "127.0.0.1:0".parse().unwrap(),
             access,
+            tls: false,
         });
     }
 }

@@ -1,8 +1,9 @@
 //! RTSPS (RTSP over TLS): ffmpeg and GStreamer play `rtsps://` and decode
 //! the pictures of the file; our own TLS client checks the URLs, the 461
 //! for UDP, and that plain-RTSP and garbage clients on the TLS port are
-//! turned away without disturbing a playing viewer. Certificates are made
-//! at test time (rcgen), self-signed.
+//! turned away without disturbing a playing viewer; the HTTP API serves
+//! HTTPS with the same certificate. Certificates are made at test time
+//! (rcgen), self-signed.
 
 // Tests and benches are the I/O side: clocks, sockets and files (clippy.toml).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rtpcast::config::TlsConfig;
+use rtpcast::config::{AccessRule, ApiConfig, TlsConfig};
 use rtpcast::server::RunningServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -379,4 +380,107 @@ async fn rtsps_plays_interleaved_and_bad_clients_do_not_disturb_it() {
     assert!(described
         .expect_header("Content-Base")
         .starts_with("rtsp://"));
+}
+
+/// `curl -v` fetching `path` from the API over HTTPS, trusting only
+/// `cert` (for the name `localhost`, resolved to the API's address): the
+/// body, and curl's account of the connection.
+async fn curl_https(api: std::net::SocketAddr, cert: &SelfSigned, path: &str) -> (String, String) {
+    let resolve = format!("localhost:{}:{}", api.port(), api.ip());
+    let url = format!("https://localhost:{}{path}", api.port());
+    let cacert = cert.certificate.to_str().unwrap();
+    let run = run_tool(
+        "curl",
+        &[
+            "-sSv",
+            "--fail",
+            "--cacert",
+            cacert,
+            "--resolve",
+            &resolve,
+            &url,
+        ],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(run.status.success(), "curl {url}: {}", run.stderr);
+    (run.stdout, run.stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_serves_https_with_the_rtsps_certificate() {
+    if !require_tool("curl") {
+        return;
+    }
+    let cert = self_signed();
+    let server = start_server_with(|config| {
+        config.tls = Some(TlsConfig {
+            certificate: cert.certificate.clone(),
+            key: cert.key.clone(),
+            rtsps_port: 0,
+        });
+        config.api = Some(ApiConfig {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            access: AccessRule::default(),
+            tls: true,
+        });
+    })
+    .await;
+    let api = server.api_addr.expect("the API is on");
+    let (health, account) = curl_https(api, &cert, "/health").await;
+    assert_eq!(health, "ok\n");
+    // HTTP/1.1 agreed by ALPN ("server did not agree" without it).
+    assert!(
+        account.lines().any(|line| line.contains("ALPN")
+            && line.contains("accepted")
+            && line.contains("http/1.1")),
+        "{account}"
+    );
+
+    // A client that starts a handshake and goes silent holds up no other
+    // (handshakes run side by side): the requests below are answered at
+    // once, not after its handshake timeout.
+    let mut stalled = TcpStream::connect(api).await.unwrap();
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x00, 0xc8])
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // Plain HTTP on the HTTPS port: the handshake fails, the connection
+    // closes with no HTTP answer.
+    let mut plain = TcpStream::connect(api).await.unwrap();
+    plain
+        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (closed, said) = closed_within(&mut plain, Duration::from_secs(5)).await;
+    assert!(closed, "a plain-HTTP client on the HTTPS port stays open");
+    assert!(
+        !String::from_utf8_lossy(&said).contains("HTTP/"),
+        "answered in plain HTTP: {said:?}"
+    );
+
+    // The failed handshake ended nothing: the API still serves, and its
+    // metrics count this server's requests.
+    let mut client = RtspClient::connect(server.rtsp_addr).await;
+    client
+        .request_ok("OPTIONS", &url(&server, "sample"), &[])
+        .await;
+    let (metrics, _) = curl_https(api, &cert, "/metrics").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "held up by the stalled handshake: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "rtpcast_rtsp_requests_total",
+            "method=\"OPTIONS\",status=\"200\""
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    let (closed, _) = closed_within(&mut stalled, Duration::from_secs(12)).await;
+    assert!(closed, "a stalled handshake was never dropped");
 }

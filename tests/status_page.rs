@@ -101,6 +101,7 @@ async fn the_status_page_shows_both_viewers_with_rising_counters() {
         config.api = Some(ApiConfig {
             addr: "127.0.0.1:0".parse().unwrap(),
             access: AccessRule::default(),
+            tls: false,
         });
     })
     .await;

@@ -392,15 +392,29 @@ pub async fn start(config: &Config, catalog: Catalog) -> anyhow::Result<RunningS
 /// Like [`start`], also streaming `cameras`, each at its mount.
 ///
 /// Errors: a port that cannot be bound, a channel's file that cannot be
-/// opened, a TLS certificate or key that cannot be used, or a mount given
-/// twice (channels, relays and cameras together). A camera that cannot be
-/// opened is no error: its task keeps trying.
+/// opened, a TLS certificate or key that cannot be used (or the API's TLS
+/// asked for without one), or a mount given twice (channels, relays and
+/// cameras together). A camera that cannot be opened is no error: its
+/// task keeps trying.
 pub async fn start_with_cameras(
     config: &Config,
     catalog: Catalog,
     cameras: Vec<camera::Camera>,
 ) -> anyhow::Result<RunningServer> {
     crate::rtsp::access::check(&config.access, &config.auth).map_err(anyhow::Error::msg)?;
+    let server_tls = match &config.tls {
+        Some(tls) => Some(tls::load_server_config(&tls.certificate, &tls.key)?),
+        None => None,
+    };
+    let api_tls = match (&config.api, &server_tls) {
+        (Some(api), Some(server_tls)) if api.tls => Some(api::tls_acceptor(server_tls)),
+        (Some(api), None) if api.tls => {
+            anyhow::bail!(
+                "the HTTP API's TLS needs the RTSPS certificate and key (tls_cert, tls_key)"
+            )
+        }
+        _ => None,
+    };
     // Bound first: once RTSP accepts connections, the API does too.
     let api_listener = match &config.api {
         Some(api) => Some(api::bind(api.addr).await?),
@@ -413,9 +427,8 @@ pub async fn start_with_cameras(
     let listener = TcpListener::bind((config.bind, config.rtsp_port))
         .await
         .with_context(|| format!("binding RTSP port {}:{}", config.bind, config.rtsp_port))?;
-    let rtsps = match &config.tls {
-        Some(tls) => {
-            let server_config = tls::load_server_config(&tls.certificate, &tls.key)?;
+    let rtsps = match (&config.tls, server_tls) {
+        (Some(tls), Some(server_config)) => {
             let listener = TcpListener::bind((config.bind, tls.rtsps_port))
                 .await
                 .with_context(|| {
@@ -423,7 +436,7 @@ pub async fn start_with_cameras(
                 })?;
             Some((listener, TlsAcceptor::from(Arc::new(server_config))))
         }
-        None => None,
+        _ => None,
     };
     let udp = UdpPair::bind(config.bind, config.rtp_port)
         .await
@@ -518,6 +531,7 @@ pub async fn start_with_cameras(
     if let (Some(listener), Some(api)) = (api_listener, &config.api) {
         tasks.push(tokio::spawn(api::serve(
             listener,
+            api_tls,
             shared.clone(),
             api.access.clone(),
         )));

@@ -164,7 +164,7 @@ fn sources(config: &Config) -> BTreeMap<String, PathSource> {
 /// The file keys of settings that differ between `running` and `new` and
 /// cannot change while the server runs.
 fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 14] = [
+    let checks: [(&'static str, bool); 15] = [
         ("bind", running.bind != new.bind),
         ("rtsp_port", running.rtsp_port != new.rtsp_port),
         ("rtp_port", running.rtp_port != new.rtp_port),
@@ -197,6 +197,11 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
             "api_addr",
             running.api.as_ref().map(|api| api.addr) != new.api.as_ref().map(|api| api.addr),
         ),
+        (
+            "api_tls",
+            running.api.as_ref().is_some_and(|api| api.tls)
+                != new.api.as_ref().is_some_and(|api| api.tls),
+        ),
     ];
     checks
         .into_iter()
@@ -214,7 +219,8 @@ fn applicable(running: &Config, new: Config) -> Config {
         relays: new.relays,
         access: new.access,
         auth: new.auth,
-        // The API keeps its address until a restart; its rule applies now.
+        // The API keeps its address and TLS until a restart; its rule
+        // applies now.
         api: match (running.api.clone(), new.api) {
             (Some(mut api), Some(new_api)) => {
                 api.access = new_api.access;
@@ -386,7 +392,7 @@ fn apply(shared: &Arc<super::Shared>, new: Config) -> Result<ReloadSummary, Relo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ChannelConfig, Limit};
+    use crate::config::{AccessRule, ApiConfig, ChannelConfig, Limit};
 
     #[test]
     fn settings_needing_a_restart_are_listed_and_kept() {
@@ -422,6 +428,35 @@ mod tests {
         assert_eq!(applied.tls, None);
         assert_eq!(applied.channels.len(), 1, "paths apply");
         assert!(restart_needed(&running, &applied).is_empty());
+    }
+
+    #[test]
+    fn the_apis_tls_needs_a_restart_and_its_rule_applies_now() {
+        let api = ApiConfig {
+            addr: "127.0.0.1:9997".parse().unwrap(),
+            access: AccessRule::default(),
+            tls: false,
+        };
+        let running = Config {
+            api: Some(api.clone()),
+            ..Config::default()
+        };
+        let lan: ipnet::IpNet = "10.0.0.0/8".parse().unwrap();
+        let new = Config {
+            api: Some(ApiConfig {
+                tls: true,
+                access: AccessRule {
+                    networks: vec![lan],
+                    ..AccessRule::default()
+                },
+                ..api
+            }),
+            ..Config::default()
+        };
+        assert_eq!(restart_needed(&running, &new), ["api_tls"]);
+        let applied = applicable(&running, new).api.unwrap();
+        assert!(!applied.tls, "kept as running");
+        assert_eq!(applied.access.networks, [lan]);
     }
 
     #[test]

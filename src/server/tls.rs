@@ -65,7 +65,7 @@ pub enum TlsSetupError {
 /// client certificates, no ALPN) serving the certificate chain in the PEM
 /// file `certificate` (leaf first) with the private key in the PEM file
 /// `key`. Callers set `alpn_protocols` for their own protocol if they need
-/// to (the HTTP API: `h2`, `http/1.1`); RTSP uses none.
+/// to (the HTTP API: `http/1.1`); RTSP uses none.
 ///
 /// # Errors
 ///

@@ -55,6 +55,8 @@ pub struct FileOptions {
     pub rtsps_port: Option<u16>,
     /// `--api-addr`.
     pub api_addr: Option<std::net::SocketAddr>,
+    /// `--api-tls`.
+    pub api_tls: Option<bool>,
     /// The realm of authentication challenges and password hashes.
     pub auth_realm: Option<String>,
     /// The authentication schemes offered, most preferred first:

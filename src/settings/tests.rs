@@ -388,6 +388,7 @@ fn the_example_file_loads_and_covers_every_key() {
         "tls_key",
         "rtsps_port",
         "api_addr",
+        "api_tls",
         "auth_realm",
         "auth_schemes",
         "api_access",
@@ -448,6 +449,7 @@ fn every_option_has_a_key() {
         "tls_key",
         "rtsps_port",
         "api_addr",
+        "api_tls",
         "config",
         // One-shot commands, not settings: `--realm` goes with
         // `--hash-password` (the server's realm is `auth_realm`).
@@ -537,6 +539,43 @@ fn the_api_takes_its_address_and_access_rule() {
     assert_eq!(
         (bad.line, bad.key.as_str()),
         (Some(3), "api_access.networks[0]")
+    );
+}
+
+#[test]
+fn the_api_serves_https_with_the_rtsps_certificate_only() {
+    let pair = "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n";
+    let from_file = load(
+        &[],
+        &format!("{pair}api_addr = \"0.0.0.0:9997\"\napi_tls = true\n"),
+    )
+    .unwrap()
+    .config;
+    assert!(from_file.api.unwrap().tls);
+    let plain = load(&["--api-addr"], pair).unwrap().config;
+    assert!(!plain.api.unwrap().tls, "plain HTTP by default");
+    // The command line's flag over the file's `false`.
+    let from_cli = load(
+        &["--api-addr", "--api-tls"],
+        &format!("{pair}api_tls = false\n"),
+    )
+    .unwrap()
+    .config;
+    assert!(from_cli.api.unwrap().tls);
+
+    let no_certificate = refused("api_addr = \"127.0.0.1:9997\"\n\napi_tls = true\n");
+    assert_eq!(
+        (no_certificate.line, no_certificate.key.as_str()),
+        (Some(3), "api_tls")
+    );
+    assert!(
+        no_certificate.message.contains("tls_cert"),
+        "{no_certificate}"
+    );
+    let on_the_command_line = load(&["--api-addr", "--api-tls"], "").expect_err("refused");
+    assert_eq!(
+        (on_the_command_line.line, on_the_command_line.key.as_str()),
+        (None, "--api-tls")
     );
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP server of the operations API, the Prometheus metrics and the
-//! status page, on its own port (`--api-addr`).
+//! status page, on its own port (`--api-addr`), over HTTPS with the RTSPS
+//! certificate when asked (`--api-tls`).
 //!
 //! Reading (paths, sessions, metrics, the page) copies the snapshots the
 //! session tasks, live paths and publishers keep: it never takes the RTSP
@@ -7,6 +8,7 @@
 //! nothing but those copies. Kicking a session is control and goes through
 //! the handler like a TEARDOWN.
 
+mod https;
 mod rates;
 
 use std::collections::HashMap;
@@ -14,20 +16,25 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use serde::Serialize;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use super::{session_task, Shared};
 use crate::config::AccessRule;
 use crate::metrics::{self, MetricsInput};
 use crate::rtsp::auth::{Attempt, Authenticator, Denial};
 use crate::stats::{SessionStats, TrackStats};
+pub(super) use https::acceptor as tls_acceptor;
+use https::TlsListener;
 use rates::Rates;
 
 /// What reloading the configuration does, given to the API by whoever
@@ -84,8 +91,32 @@ pub(super) async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("binding the HTTP API to {addr}"))
 }
 
-/// Serves the API on `listener` until aborted, with its bitrate sampler.
-pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>, access: AccessRule) {
+/// The address of an API client, for its access rule. axum knows the
+/// peer's `SocketAddr` of its own listeners only, so the API names it
+/// with a type of its own for both of its listeners.
+#[derive(Debug, Clone, Copy)]
+struct Peer(SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+/// Serves the API on `listener` until aborted, with its bitrate sampler:
+/// HTTPS when `tls` is given, else plain HTTP.
+pub(super) async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    access: AccessRule,
+) {
     let local = listener.local_addr().ok();
     if access.is_open() && local.is_some_and(|addr| !addr.ip().is_loopback()) {
         tracing::warn!(
@@ -115,12 +146,12 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>, access: Ac
     let router = guarded
         .route("/health", get(|| async { "ok\n" }))
         .with_state(api);
-    if let Err(error) = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
-    {
+    let service = router.into_make_service_with_connect_info::<Peer>();
+    let served = match tls {
+        None => axum::serve(listener, service).await,
+        Some(acceptor) => axum::serve(TlsListener::new(listener, acceptor), service).await,
+    };
+    if let Err(error) = served {
         tracing::error!(%error, "the HTTP API stopped");
     }
 }
@@ -162,7 +193,7 @@ async fn sample_loop(api: std::sync::Weak<Api>) {
 /// a client must authenticate as one of them (401 with challenges).
 async fn admit(
     State(api): State<Arc<Api>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     request: Request,
     next: Next,
 ) -> Response {
