@@ -10,63 +10,11 @@ use std::time::Duration;
 
 use common::*;
 
-/// Lines `H:MM:SS.nnnnnnnnn <md5>` that checksumsink prints per buffer.
-fn checksums(stdout: &str) -> Vec<String> {
-    stdout
-        .lines()
-        .filter_map(|line| {
-            let (time, hash) = line.trim().split_once(' ')?;
-            let is_time = time.contains(':')
-                && time
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || c == ':' || c == '.');
-            let is_md5 = hash.len() == 32 && hash.chars().all(|c| c.is_ascii_hexdigit());
-            (is_time && is_md5).then(|| hash.to_string())
-        })
-        .collect()
-}
-
-/// MD5 of every picture of the sample decoded straight from the file.
-async fn reference_checksums() -> Vec<String> {
-    let file = format!("location={}/media/sample.mp4", env!("CARGO_MANIFEST_DIR"));
-    let run = run_tool(
-        "gst-launch-1.0",
-        &[
-            "-q",
-            "filesrc",
-            &file,
-            "!",
-            "qtdemux",
-            "!",
-            "h264parse",
-            "!",
-            "avdec_h264",
-            "!",
-            "checksumsink",
-            "hash=md5",
-        ],
-        Duration::from_secs(30),
-    )
-    .await;
-    assert!(
-        run.status.success(),
-        "decoding the file failed:\n{}",
-        run.stderr
-    );
-    let sums = checksums(&run.stdout);
-    assert_eq!(
-        sums.len(),
-        SAMPLE_VIDEO_FRAMES,
-        "pictures decoded from the file"
-    );
-    sums
-}
-
 async fn play(protocol: &str) {
     if !require_tool("gst-launch-1.0") {
         return;
     }
-    let reference = reference_checksums().await;
+    let reference = gstreamer_file_checksums().await;
     let server = start_server().await;
     let location = format!("location={}", url(&server, "sample"));
     let protocols = format!("protocols={protocol}");
@@ -135,7 +83,7 @@ async fn play(protocol: &str) {
         output.contains("Got EOS from element \"pipeline0\""),
         "{protocol}: pipeline did not reach EOS:\n{output}"
     );
-    let received = checksums(&run.stdout);
+    let received = gstreamer_checksums(&run.stdout);
     assert_eq!(
         received.len(),
         SAMPLE_VIDEO_FRAMES,

@@ -145,7 +145,7 @@ async fn gstreamer_decodes_the_files_pictures_over_rtsps() {
     if !require_tool("gst-launch-1.0") {
         return;
     }
-    let reference = gstreamer_reference().await;
+    let reference = gstreamer_file_checksums().await;
     let (server, _cert) = start_tls_server().await;
     let location = format!("location={}", rtsps_url(&server, "sample"));
     // tls-validation-flags=0: accept the self-signed certificate. No
@@ -180,49 +180,8 @@ async fn gstreamer_decodes_the_files_pictures_over_rtsps() {
         output.contains("Got EOS from element \"pipeline0\""),
         "rtsps: pipeline did not reach EOS:\n{output}"
     );
-    let received = md5_lines(&run.stdout);
+    let received = gstreamer_checksums(&run.stdout);
     assert_eq!(received, reference, "rtsps: pictures against the file's");
-}
-
-/// MD5 of each picture checksumsink printed (`H:MM:SS.nnnnnnnnn <md5>`).
-fn md5_lines(stdout: &str) -> Vec<String> {
-    stdout
-        .lines()
-        .filter_map(|line| {
-            let (time, hash) = line.trim().split_once(' ')?;
-            let is_time = time.contains(':') && time.chars().all(|c| "0123456789:.".contains(c));
-            let is_md5 = hash.len() == 32 && hash.chars().all(|c| c.is_ascii_hexdigit());
-            (is_time && is_md5).then(|| hash.to_string())
-        })
-        .collect()
-}
-
-/// MD5 of every picture of the sample decoded by GStreamer from the file.
-async fn gstreamer_reference() -> Vec<String> {
-    let file = format!("location={}/media/sample.mp4", env!("CARGO_MANIFEST_DIR"));
-    let run = run_tool(
-        "gst-launch-1.0",
-        &[
-            "-q",
-            "filesrc",
-            &file,
-            "!",
-            "qtdemux",
-            "!",
-            "h264parse",
-            "!",
-            "avdec_h264",
-            "!",
-            "checksumsink",
-            "hash=md5",
-        ],
-        Duration::from_secs(30),
-    )
-    .await;
-    assert!(run.status.success(), "decoding the file:\n{}", run.stderr);
-    let sums = md5_lines(&run.stdout);
-    assert_eq!(sums.len(), SAMPLE_VIDEO_FRAMES);
-    sums
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1034,3 +1034,57 @@ pub fn metric_value(text: &str, metric: &str, labels: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(series.as_str()))
         .map(|value| value.parse().expect("a number"))
 }
+
+/// The MD5 of each picture GStreamer's checksumsink printed: its lines
+/// `H:MM:SS.nnnnnnnnn <md5>`, one per buffer.
+pub fn gstreamer_checksums(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let (time, hash) = line.trim().split_once(' ')?;
+            let is_time = time.contains(':')
+                && time
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == ':' || c == '.');
+            let is_md5 = hash.len() == 32 && hash.chars().all(|c| c.is_ascii_hexdigit());
+            (is_time && is_md5).then(|| hash.to_string())
+        })
+        .collect()
+}
+
+/// The MD5 of every picture of the sample, decoded by GStreamer straight
+/// from the file: what a stream of it must decode to.
+pub async fn gstreamer_file_checksums() -> Vec<String> {
+    let file = format!("location={}/media/sample.mp4", env!("CARGO_MANIFEST_DIR"));
+    let run = run_tool(
+        "gst-launch-1.0",
+        &[
+            "-q",
+            "filesrc",
+            &file,
+            "!",
+            "qtdemux",
+            "!",
+            "h264parse",
+            "!",
+            "avdec_h264",
+            "!",
+            "checksumsink",
+            "hash=md5",
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        run.status.success(),
+        "decoding the file failed:\n{}",
+        run.stderr
+    );
+    let sums = gstreamer_checksums(&run.stdout);
+    assert_eq!(
+        sums.len(),
+        SAMPLE_VIDEO_FRAMES,
+        "pictures decoded from the file"
+    );
+    sums
+}
