@@ -126,6 +126,17 @@ async fn help_documents_every_option_with_its_default() {
         "404 Not Found",
         "--api-addr [<ADDR:PORT>]",
         "127.0.0.1:9997",
+        "--api-tls",
+        "--config <FILE>",
+        "--tls-cert <PEM>",
+        "--tls-key <PEM>",
+        "--rtsps-port <RTSPS_PORT>",
+        "[default: 322]",
+        "answered 461",
+        "--log-format <LOG_FORMAT>",
+        "[default: text]",
+        "json",
+        "--hash-password <USER>",
     ] {
         assert!(
             help.contains(expected),
