@@ -443,3 +443,31 @@ async fn the_api_serves_https_with_the_rtsps_certificate() {
     let (closed, _) = closed_within(&mut stalled, Duration::from_secs(12)).await;
     assert!(closed, "a stalled handshake was never dropped");
 }
+
+/// Connections from one address that never finish their TLS handshake
+/// take at most that address's share of the handshake slots: a client
+/// from another address still gets in at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_stalling_handshakes_cannot_keep_others_out() {
+    let (server, cert) = start_tls_server().await;
+    let addr = server.rtsps_addr.unwrap();
+    // More than every slot of the server (256), from 127.0.0.2.
+    let mut stalled = Vec::new();
+    for _ in 0..300 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        stalled.push(socket.connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let mut client = tokio::time::timeout(Duration::from_secs(3), tls_client(&server, &cert))
+        .await
+        .expect("the handshake of a client from 127.0.0.1 is not held up");
+    let answer = client
+        .request("OPTIONS", &rtsps_url(&server, "/"), &[])
+        .await;
+    assert_eq!(answer.status, 200);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(stalled);
+    server.shutdown();
+}

@@ -409,4 +409,3 @@ async fn hadolint_finds_nothing_in_the_dockerfile() {
         run.stderr
     );
 }
-

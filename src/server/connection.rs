@@ -226,12 +226,15 @@ pub(super) async fn serve<R, W>(
                 Ok(Some(Incoming::Response)) => {}
                 Err(error) => {
                     let refusal = Refusal::from(error);
-                    tracing::info!(
-                        %peer,
-                        %error,
-                        status = u16::from(refusal.status()),
-                        "closing connection after unparseable input"
-                    );
+                    if let Some(unlogged) = shared.noisy_logs.admit(std::time::Instant::now()) {
+                        tracing::info!(
+                            %peer,
+                            %error,
+                            status = u16::from(refusal.status()),
+                            unlogged,
+                            "closing connection after unparseable input"
+                        );
+                    }
                     shared.count_request("other", u16::from(refusal.status()));
                     let mut bytes = Vec::new();
                     if refusal.response(None).write(&mut bytes).is_ok() {

@@ -12,6 +12,7 @@ pub mod catalog;
 mod channel_task;
 mod connection;
 mod live_hub;
+mod log_budget;
 pub mod media_file;
 mod publisher_table;
 mod relay_task;
@@ -91,6 +92,11 @@ struct Shared {
     /// The last connection id given, over both listeners: sessions are
     /// owned by connection id, so ids must not repeat across them.
     last_connection: AtomicU64,
+    /// Log lines of events a client can provoke at will: unparseable
+    /// input, refused connections, failed TLS handshakes.
+    noisy_logs: log_budget::LogBudget,
+    /// TLS handshakes in progress per client address.
+    handshakes_per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
     /// RTSP requests answered, by method label and status.
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     /// What `POST /api/v1/reload` calls; `None` answers 501.
@@ -509,6 +515,8 @@ pub async fn start_with_cameras(
         camera_mounts,
         config: Mutex::new(config.clone()),
         last_connection: AtomicU64::new(0),
+        noisy_logs: log_budget::LogBudget::default(),
+        handshakes_per_ip: Mutex::new(HashMap::new()),
         requests: Mutex::new(BTreeMap::new()),
         reload: ReloadSlot::default(),
     });
@@ -644,11 +652,14 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tls: Option<Tls
                 .unwrap_or_else(|p| p.into_inner());
             let count = counts.entry(peer.ip()).or_insert(0);
             if !shared.max_connections_per_address.admits_one_more(*count) {
-                tracing::warn!(
-                    %peer,
-                    limit = %shared.max_connections_per_address,
-                    "too many connections from this address (--max-connections-per-address); refusing"
-                );
+                if let Some(unlogged) = shared.noisy_logs.admit(std::time::Instant::now()) {
+                    tracing::warn!(
+                        %peer,
+                        limit = %shared.max_connections_per_address,
+                        unlogged,
+                        "too many connections from this address (--max-connections-per-address); refusing"
+                    );
+                }
                 // A TLS client could not read a plain answer: it is just
                 // closed.
                 if tls.is_none() {
@@ -675,18 +686,33 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tls: Option<Tls
                 });
             }
             Some(acceptor) => {
+                let Some(own) = HandshakeSlot::take(&shared, peer.ip()) else {
+                    if let Some(unlogged) = shared.noisy_logs.admit(std::time::Instant::now()) {
+                        tracing::warn!(
+                            %peer,
+                            limit = tls::MAX_HANDSHAKES_PER_ADDRESS,
+                            unlogged,
+                            "too many TLS handshakes in progress from this address; closing"
+                        );
+                    }
+                    continue;
+                };
                 let Ok(permit) = handshakes.clone().try_acquire_owned() else {
-                    tracing::warn!(
-                        %peer,
-                        limit = tls::MAX_HANDSHAKES,
-                        "too many TLS handshakes in progress; closing"
-                    );
+                    if let Some(unlogged) = shared.noisy_logs.admit(std::time::Instant::now()) {
+                        tracing::warn!(
+                            %peer,
+                            limit = tls::MAX_HANDSHAKES,
+                            unlogged,
+                            "too many TLS handshakes in progress; closing"
+                        );
+                    }
                     continue;
                 };
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let stream = handshake(&acceptor, socket, peer).await;
+                    let stream = handshake(&acceptor, socket, peer, &shared).await;
                     drop(permit);
+                    drop(own);
                     if let Some(stream) = stream {
                         let halves = tokio::io::split(stream);
                         connection::serve(shared, halves, peer, local, id, true).await;
@@ -704,20 +730,53 @@ async fn handshake(
     acceptor: &TlsAcceptor,
     socket: TcpStream,
     peer: SocketAddr,
+    shared: &Shared,
 ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
-    match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
-        Ok(Ok(stream)) => Some(stream),
-        Ok(Err(error)) => {
-            tracing::info!(%peer, %error, "TLS handshake failed; closing");
-            None
+    let outcome = tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await;
+    let failure = match outcome {
+        Ok(Ok(stream)) => return Some(stream),
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => format!("not finished within {:?}", tls::HANDSHAKE_TIMEOUT),
+    };
+    if let Some(unlogged) = shared.noisy_logs.admit(std::time::Instant::now()) {
+        tracing::info!(%peer, error = %failure, unlogged, "TLS handshake failed; closing");
+    }
+    None
+}
+
+/// One of a client address's TLS handshakes in progress, counted until
+/// dropped: one address cannot take every handshake slot and keep others
+/// out of RTSPS.
+struct HandshakeSlot {
+    shared: Arc<Shared>,
+    ip: std::net::IpAddr,
+}
+
+impl HandshakeSlot {
+    /// A slot for `ip`, or `None` when it already has
+    /// [`tls::MAX_HANDSHAKES_PER_ADDRESS`] in progress.
+    fn take(shared: &Arc<Shared>, ip: std::net::IpAddr) -> Option<HandshakeSlot> {
+        let mut counts = lock(&shared.handshakes_per_ip);
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= tls::MAX_HANDSHAKES_PER_ADDRESS {
+            return None;
         }
-        Err(_) => {
-            tracing::info!(
-                %peer,
-                timeout_s = tls::HANDSHAKE_TIMEOUT.as_secs(),
-                "TLS handshake not finished in time; closing"
-            );
-            None
+        *count += 1;
+        Some(HandshakeSlot {
+            shared: shared.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut counts = lock(&self.shared.handshakes_per_ip);
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
         }
     }
 }

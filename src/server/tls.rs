@@ -21,6 +21,11 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// flood of them must not starve the playing viewers.
 pub const MAX_HANDSHAKES: usize = 256;
 
+/// TLS handshakes in progress at once from one client address: one
+/// address cannot hold every slot of [`MAX_HANDSHAKES`] and keep everybody
+/// else out of RTSPS.
+pub const MAX_HANDSHAKES_PER_ADDRESS: usize = 16;
+
 /// Why a certificate and key cannot serve TLS.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
