@@ -48,20 +48,6 @@ fn capture_device(
     )
 }
 
-/// Characters escaped in a URL path when printing a mount (RFC 3986 §3.3
-/// allows the rest, `/` included).
-const URL_PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}');
-
 /// `--hash-password USER`: reads the password from standard input and
 /// prints the access-rule entry to paste into the configuration file.
 ///
@@ -154,10 +140,11 @@ async fn serve(source: &ConfigSource, settings: Settings) -> anyhow::Result<()> 
         None => Catalog::bundled_sample().context("opening the bundled sample")?,
     };
     let server = rtpcast::server::start_with_cameras(&config, catalog, cameras(&config)?).await?;
-    let host = if config.bind.is_unspecified() {
-        "localhost".to_string()
-    } else {
-        config.bind.to_string()
+    let host = match config.bind {
+        bind if bind.is_unspecified() => "localhost".to_string(),
+        // A URL writes an IPv6 host in brackets (RFC 3986 §3.2.2).
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        std::net::IpAddr::V4(v4) => v4.to_string(),
     };
     let mut mounts = server.media_mounts();
     mounts.extend(config.channels.iter().map(|c| c.mount.clone()));
@@ -165,14 +152,14 @@ async fn serve(source: &ConfigSource, settings: Settings) -> anyhow::Result<()> 
     mounts.extend(config.cameras.iter().map(|c| c.mount.clone()));
     for mount in mounts {
         // Escaped as a URL, so a name with spaces can be pasted into a client.
-        let path = percent_encoding::utf8_percent_encode(&mount, URL_PATH);
+        let path = percent_encoding::utf8_percent_encode(&mount, rtpcast::rtsp::url::PATH_ESCAPES);
         tracing::info!("serving rtsp://{host}:{}{path}", server.rtsp_addr.port());
         if let Some(rtsps) = server.rtsps_addr {
             tracing::info!("serving rtsps://{host}:{}{path}", rtsps.port());
         }
     }
     for path in &config.publish_paths {
-        let path = percent_encoding::utf8_percent_encode(path, URL_PATH);
+        let path = percent_encoding::utf8_percent_encode(path, rtpcast::rtsp::url::PATH_ESCAPES);
         tracing::info!(
             "publishers take rtsp://{host}:{}{path}/…",
             server.rtsp_addr.port()

@@ -537,6 +537,10 @@ pub fn merge(
         ..Config::default()
     };
     check_mounts(&config)?;
+    check_ports(&config).map_err(|(id, message)| match &source {
+        Some(source) if file_gave(&options, id) && !given(id) => source.error(&[key(id)], message),
+        _ => cli_error(&format!("--{}", id.replace('_', "-")), message),
+    })?;
     // What the file's keys could not say alone: users with no scheme to
     // authenticate them.
     crate::rtsp::access::check(&config.access, &config.auth).map_err(|why| match &source {
@@ -625,8 +629,44 @@ fn file_gave(options: &FileOptions, id: &str) -> bool {
         "multicast_range" => options.multicast_range.is_some(),
         "multicast_port" => options.multicast_port.is_some(),
         "multicast_ttl" => options.multicast_ttl.is_some(),
+        "rtp_port" => options.rtp_port.is_some(),
+        "api_addr" => options.api_addr.is_some(),
         _ => false,
     }
+}
+
+/// Ports that cannot all be bound: an RTP port with no RTCP port after
+/// it, or the API on the port of RTSP or RTSPS.
+///
+/// Errors: the option's key (`rtp_port`, `api_addr`) and why.
+fn check_ports(config: &Config) -> Result<(), (&'static str, String)> {
+    if config.rtp_port == u16::MAX {
+        return Err((
+            "rtp_port",
+            "65535 leaves no port for RTCP, which takes the next one".to_string(),
+        ));
+    }
+    let Some(api) = &config.api else {
+        return Ok(());
+    };
+    let shares_address = |ip: std::net::IpAddr| {
+        ip == config.bind || ip.is_unspecified() || config.bind.is_unspecified()
+    };
+    let rtsps_port = config.tls.as_ref().map(|tls| tls.rtsps_port);
+    let taken = [Some(config.rtsp_port), rtsps_port]
+        .into_iter()
+        .flatten()
+        .any(|port| port != 0 && port == api.addr.port());
+    if taken && shares_address(api.addr.ip()) {
+        return Err((
+            "api_addr",
+            format!(
+                "{} is the port of RTSP or RTSPS: give the API a port of its own",
+                api.addr
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Ranges the file's scalar values must be in (the command line checks

@@ -22,6 +22,21 @@ pub struct Target {
     pub track: Option<usize>,
 }
 
+/// Characters escaped in a URL path when writing a mount as a URL (RFC
+/// 3986 §3.3 allows the rest, `/` included): in the start-up log and the
+/// HTTP API's path list, so a name with spaces reads as clients send it.
+pub const PATH_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
 /// The presentation and track `url` names: a track control is the last
 /// segment of the path, or else the last `/`-separated part of the query.
 pub fn target(url: &Url) -> Target {

@@ -31,12 +31,13 @@ pub const MAX_HANDSHAKES_PER_ADDRESS: usize = 16;
 pub enum TlsSetupError {
     /// The certificate file cannot be read or holds a malformed PEM
     /// section.
-    #[error("reading the TLS certificate {}: {source}", path.display())]
+    #[error("reading the TLS certificate {}: {reason}", path.display())]
     Certificate {
         /// The file.
         path: PathBuf,
-        /// What went wrong.
-        source: rustls::pki_types::pem::Error,
+        /// What went wrong (in the message, not an error source, so a
+        /// report of the chain says it once).
+        reason: rustls::pki_types::pem::Error,
     },
     /// The certificate file holds no `CERTIFICATE` section.
     #[error("the TLS certificate file {} holds no PEM CERTIFICATE", path.display())]
@@ -46,23 +47,24 @@ pub enum TlsSetupError {
     },
     /// The key file cannot be read or holds no private key (PKCS#8,
     /// PKCS#1 or SEC1 PEM).
-    #[error("reading the TLS private key {}: {source}", path.display())]
+    #[error("reading the TLS private key {}: {reason}", path.display())]
     Key {
         /// The file.
         path: PathBuf,
-        /// What went wrong.
-        source: rustls::pki_types::pem::Error,
+        /// What went wrong (in the message, not an error source, so a
+        /// report of the chain says it once).
+        reason: rustls::pki_types::pem::Error,
     },
     /// rustls refused the pair: a key it cannot use, or one that does not
     /// belong to the certificate.
-    #[error("the TLS certificate {} and key {} cannot be used together: {source}", certificate.display(), key.display())]
+    #[error("the TLS certificate {} and key {} cannot be used together: {reason}", certificate.display(), key.display())]
     Rejected {
         /// The certificate file.
         certificate: PathBuf,
         /// The key file.
         key: PathBuf,
-        /// rustls's reason.
-        source: rustls::Error,
+        /// rustls's reason (in the message, not an error source).
+        reason: rustls::Error,
     },
 }
 
@@ -82,23 +84,23 @@ pub fn load_server_config(
 ) -> Result<rustls::ServerConfig, TlsSetupError> {
     let chain = CertificateDer::pem_file_iter(certificate)
         .and_then(|sections| sections.collect::<Result<Vec<_>, _>>())
-        .map_err(|source| TlsSetupError::Certificate {
+        .map_err(|reason| TlsSetupError::Certificate {
             path: certificate.to_path_buf(),
-            source,
+            reason,
         })?;
     if chain.is_empty() {
         return Err(TlsSetupError::NoCertificate {
             path: certificate.to_path_buf(),
         });
     }
-    let private_key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsSetupError::Key {
+    let private_key = PrivateKeyDer::from_pem_file(key).map_err(|reason| TlsSetupError::Key {
         path: key.to_path_buf(),
-        source,
+        reason,
     })?;
-    let rejected = |source| TlsSetupError::Rejected {
+    let rejected = |reason| TlsSetupError::Rejected {
         certificate: certificate.to_path_buf(),
         key: key.to_path_buf(),
-        source,
+        reason,
     };
     rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()

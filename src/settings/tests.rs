@@ -319,8 +319,8 @@ fn file_cameras_take_the_command_lines_camera_options() {
 }
 
 /// The shipped example loads, and names every key of the schema (the
-/// camera's commented out, as most builds have no camera support: they
-/// load too once uncommented).
+/// camera's commented out, as most builds have no camera support, and the
+/// relays, whose origin is an example: they load too once uncommented).
 #[test]
 fn the_example_file_loads_and_covers_every_key() {
     let settings = load(&[], EXAMPLE).expect("the example loads");
@@ -331,7 +331,7 @@ fn the_example_file_loads_and_covers_every_key() {
     );
     assert_eq!(config.media_paths.len(), 2);
     assert_eq!(config.channels.len(), 1);
-    assert_eq!(config.relays.len(), 2);
+    assert!(config.relays.is_empty(), "commented out");
     assert_eq!(config.publish_paths, ["/live"]);
     assert_eq!(config.access.len(), 2);
     let uncommented: String = EXAMPLE
@@ -345,6 +345,7 @@ fn the_example_file_loads_and_covers_every_key() {
     // Comment lines that happen to read as keys are not keys of the schema.
     let with_camera = load(&[], &uncommented).expect("the example with its camera loads");
     assert_eq!(with_camera.config.cameras.len(), 1);
+    assert_eq!(with_camera.config.relays.len(), 2);
     let tls = with_camera
         .config
         .tls
@@ -611,5 +612,35 @@ fn password_hashes_and_the_realm_are_checked_with_their_line() {
     assert_eq!(
         (bad_realm.line, bad_realm.key.as_str()),
         (Some(2), "auth_realm")
+    );
+}
+
+#[test]
+fn ports_that_cannot_all_be_bound_are_refused() {
+    let rtp = refused("\nrtp_port = 65535\n");
+    assert_eq!((rtp.line, rtp.key.as_str()), (Some(2), "rtp_port"));
+    assert!(load(&[], "rtp_port = 65534\n").is_ok());
+    let from_cli = load(&["--rtp-port", "65535"], "").unwrap_err();
+    assert_eq!((from_cli.file, from_cli.key.as_str()), (None, "--rtp-port"));
+
+    let api = refused("rtsp_port = 8554\napi_addr = \"127.0.0.1:8554\"\n");
+    assert_eq!((api.line, api.key.as_str()), (Some(2), "api_addr"));
+    let on_rtsps = load(
+        &["--api-addr", "0.0.0.0:322"],
+        "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(on_rtsps.key, "--api-addr");
+    assert!(
+        load(&["--api-addr", "127.0.0.1:9997"], "rtsp_port = 8554\n").is_ok(),
+        "another port"
+    );
+    assert!(
+        load(&["--bind", "10.0.0.1", "--api-addr", "127.0.0.1:5544"], "").is_ok(),
+        "the same port on another address"
+    );
+    assert!(
+        load(&["--rtsp-port", "0", "--api-addr", "127.0.0.1:0"], "").is_ok(),
+        "both on any free port"
     );
 }

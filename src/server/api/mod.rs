@@ -177,7 +177,13 @@ async fn sample_loop(api: std::sync::Weak<Api>) {
                         } else {
                             SourceKind::File
                         };
-                        (path, kind)
+                        // As clients request it, so a file's viewers
+                        // count on its own entry.
+                        let url_path = percent_encoding::utf8_percent_encode(
+                            &path,
+                            crate::rtsp::url::PATH_ESCAPES,
+                        );
+                        (url_path.to_string(), kind)
                     })
                     .collect();
             }
