@@ -201,6 +201,16 @@ mod tests {
             .unwrap_err()
             .contains("no authentication scheme"));
         assert_eq!(check(&[], &no_scheme), Ok(()));
+        let networks_only = PathAccess {
+            path: "/lan".into(),
+            read: rule("10.0.0.0/8"),
+            publish: AccessRule::default(),
+        };
+        assert_eq!(
+            check(&[networks_only], &no_scheme),
+            Ok(()),
+            "a rule without users needs no scheme"
+        );
     }
 
     #[test]

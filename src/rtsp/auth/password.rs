@@ -201,7 +201,13 @@ mod tests {
                 "$DIGEST$R=TESTREALM@HOST.COM",
                 "$digest$r=testrealm@host.com"
             )),
-            Ok(stored)
+            Ok(stored.clone())
+        );
+        let shown = format!("{stored:?}");
+        assert!(shown.contains("testrealm@host.com"), "{shown}");
+        assert!(
+            !shown.contains("939e7578"),
+            "the hashes stand in for the password"
         );
         let sha = StoredPassword::new("Mufasa", "http-auth@example.org", "Circle of Life");
         assert_eq!(
