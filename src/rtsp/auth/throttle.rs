@@ -144,4 +144,16 @@ mod tests {
         attempts.record_failure(address(MAX_TRACKED + 1), much_later);
         assert_eq!(attempts.tracked(), 1);
     }
+
+    #[test]
+    fn failures_exactly_a_window_old_have_expired() {
+        let mut attempts = FailedAttempts::default();
+        let start = Instant::now();
+        let address = |n: usize| IpAddr::from(std::net::Ipv6Addr::from(n as u128 + 1));
+        for n in 0..MAX_TRACKED {
+            attempts.record_failure(address(n), start);
+        }
+        attempts.record_failure(address(MAX_TRACKED), start + WINDOW);
+        assert_eq!(attempts.tracked(), 1, "every full window dropped at once");
+    }
 }
