@@ -29,30 +29,13 @@ impl Server {
     /// Starts the binary on free loopback ports with `args` and waits until
     /// it accepts RTSP connections.
     async fn start(args: &[&str]) -> Server {
-        let rtsp_port = free_tcp_port().await;
-        let rtp_port = free_udp_pair().await;
-        let child = Command::new(env!("CARGO_BIN_EXE_rtpcast"))
-            .args(["--bind", "127.0.0.1"])
-            .args(["--rtsp-port", &rtsp_port.to_string()])
-            .args(["--rtp-port", &rtp_port.to_string()])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("rtpcast starts");
-        let rtsp = SocketAddr::from(([127, 0, 0, 1], rtsp_port));
-        for _ in 0..100 {
-            if TcpStream::connect(rtsp).await.is_ok() {
-                return Server {
-                    child,
-                    rtsp,
-                    rtp_port,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let (child, rtsp, rtp_port) = spawn_rtpcast(args).await;
+        wait_until_listening(rtsp).await;
+        Server {
+            child,
+            rtsp,
+            rtp_port,
         }
-        panic!("rtpcast did not listen on {rtsp}");
     }
 
     fn url(&self, path: &str) -> String {
@@ -77,16 +60,6 @@ impl Server {
         }
         log
     }
-}
-
-async fn free_tcp_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-async fn free_udp_pair() -> u16 {
-    let (rtp, _rtcp) = udp_pair().await;
-    rtp.local_addr().unwrap().port()
 }
 
 fn copy_sample(to: &Path) {

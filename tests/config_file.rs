@@ -11,12 +11,12 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use common::*;
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::process::{Child, Command};
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/media/sample.mp4");
@@ -35,29 +35,10 @@ impl Server {
     /// the command line, which wins over the file) and waits until it
     /// accepts RTSP connections.
     async fn start(config: &Path) -> Server {
-        let rtsp_port = free_tcp_port().await;
-        let (rtp, rtcp) = udp_pair().await;
-        let rtp_port = rtp.local_addr().unwrap().port();
-        drop((rtp, rtcp));
-        let child = Command::new(env!("CARGO_BIN_EXE_rtpcast"))
-            .arg("--config")
-            .arg(config)
-            .args(["--bind", "127.0.0.1"])
-            .args(["--rtsp-port", &rtsp_port.to_string()])
-            .args(["--rtp-port", &rtp_port.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("rtpcast starts");
-        let rtsp = SocketAddr::from(([127, 0, 0, 1], rtsp_port));
-        for _ in 0..100 {
-            if TcpStream::connect(rtsp).await.is_ok() {
-                return Server { child, rtsp };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("rtpcast did not listen on {rtsp}");
+        let (child, rtsp, _) =
+            spawn_rtpcast(&[std::ffi::OsStr::new("--config"), config.as_os_str()]).await;
+        wait_until_listening(rtsp).await;
+        Server { child, rtsp }
     }
 
     fn url(&self, path: &str) -> String {
@@ -129,11 +110,6 @@ impl Server {
         }
         log
     }
-}
-
-async fn free_tcp_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 /// Writes `text` as `rtpcast.toml` in `dir`.

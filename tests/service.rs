@@ -8,19 +8,12 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
-use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
-
-async fn free_tcp_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 /// A running `rtpcast`, killed on drop, and what it has logged so far.
 struct Server {
@@ -33,20 +26,7 @@ struct Server {
 /// it has logged its last start-up line, which names `ready`; returns it
 /// and its RTSP address.
 async fn start(args: &[&str], ready: &str) -> (Server, SocketAddr) {
-    let rtsp_port = free_tcp_port().await;
-    let (rtp, rtcp) = udp_pair().await;
-    let rtp_port = rtp.local_addr().unwrap().port();
-    drop((rtp, rtcp));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rtpcast"))
-        .args(["--bind", "127.0.0.1"])
-        .args(["--rtsp-port", &rtsp_port.to_string()])
-        .args(["--rtp-port", &rtp_port.to_string()])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("rtpcast starts");
+    let (mut child, rtsp, _) = spawn_rtpcast(args).await;
     let stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let mut server = Server {
         child,
@@ -71,7 +51,7 @@ async fn start(args: &[&str], ready: &str) -> (Server, SocketAddr) {
     );
     // The SIGTERM handler is installed right after the last start-up line.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    (server, SocketAddr::from(([127, 0, 0, 1], rtsp_port)))
+    (server, rtsp)
 }
 
 /// Stops the server with SIGTERM and returns its standard output.

@@ -1088,3 +1088,48 @@ pub async fn gstreamer_file_checksums() -> Vec<String> {
     );
     sums
 }
+
+/// A TCP port nobody listens on now, on loopback.
+pub async fn free_tcp_port() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The `rtpcast` binary started on loopback with free RTSP and RTP/RTCP
+/// ports, then `args` (options given later win), its output piped and
+/// killed on drop; returns it with its RTSP address and RTP port. Waiting
+/// for it to be ready is the caller's.
+pub async fn spawn_rtpcast<S: AsRef<std::ffi::OsStr>>(
+    args: &[S],
+) -> (tokio::process::Child, SocketAddr, u16) {
+    let rtsp_port = free_tcp_port().await;
+    let (rtp, rtcp) = udp_pair().await;
+    let rtp_port = rtp.local_addr().unwrap().port();
+    drop((rtp, rtcp));
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rtpcast"))
+        .args(["--bind", "127.0.0.1"])
+        .args(["--rtsp-port", &rtsp_port.to_string()])
+        .args(["--rtp-port", &rtp_port.to_string()])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("rtpcast starts");
+    (
+        child,
+        SocketAddr::from(([127, 0, 0, 1], rtsp_port)),
+        rtp_port,
+    )
+}
+
+/// Waits until `rtsp` accepts connections, for up to 5 s.
+pub async fn wait_until_listening(rtsp: SocketAddr) {
+    for _ in 0..100 {
+        if TcpStream::connect(rtsp).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("rtpcast did not listen on {rtsp}");
+}
