@@ -109,7 +109,7 @@ struct ReloadSlot(Mutex<Option<ReloadHook>>);
 
 impl std::fmt::Debug for ReloadSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let set = self.0.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+        let set = lock(&self.0).is_some();
         f.debug_struct("ReloadSlot").field("set", &set).finish()
     }
 }
@@ -172,13 +172,13 @@ impl Shared {
 
     /// Counts one answered RTSP request for the metrics.
     fn count_request(&self, method: &'static str, status: u16) {
-        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let mut requests = lock(&self.requests);
         *requests.entry((method, status)).or_insert(0) += 1;
     }
 
     /// The RTSP requests answered so far.
     fn request_counts(&self) -> Vec<RequestCount> {
-        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let requests = lock(&self.requests);
         requests
             .iter()
             .map(|(&(method, status), &count)| RequestCount {
@@ -190,11 +190,7 @@ impl Shared {
     }
 
     fn reload_hook(&self) -> Option<ReloadHook> {
-        self.reload
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.reload.0).clone()
     }
 
     fn wake(&self, session_id: &str) {
@@ -298,12 +294,7 @@ impl RunningServer {
     /// Gives the HTTP API's `POST /api/v1/reload` what to call; without
     /// one it answers 501 Not Implemented.
     pub fn set_reload(&self, hook: ReloadHook) {
-        *self
-            .shared
-            .reload
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(hook);
+        *lock(&self.shared.reload.0) = Some(hook);
     }
 
     /// The latest stats every session task published (at most a second

@@ -28,7 +28,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use super::{session_task, Shared};
+use super::{lock, session_task, Shared};
 use crate::config::AccessRule;
 use crate::metrics::{self, MetricsInput};
 use crate::rtsp::auth::{Attempt, Authenticator, Denial};
@@ -76,10 +76,6 @@ struct Api {
     /// The on-demand paths and what serves each, listed again every
     /// [`FILE_LIST_INTERVAL`].
     files: Mutex<Vec<(String, SourceKind)>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Binds the API's port: done before the server is reported started, so a
